@@ -1,0 +1,35 @@
+# The README's commands. Each target installs what it needs on a fresh machine with Python:
+# uv itself (from PyPI, when absent), then the locked environment in .venv.
+STACK ?= dev
+PYTHON ?= python3
+UV = $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
+VENV_PY = .venv/bin/python
+
+.PHONY: setup plan plan-all test lint clean
+
+setup: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
+		|| { echo "installing uv"; $(PYTHON) -m pip install --quiet uv; }
+	$(UV) sync --frozen
+	@touch $@
+
+## plan: the offline plan of one stack (STACK=dev by default) into out/$(STACK)/
+plan: setup
+	$(VENV_PY) -m tools.plan $(STACK)
+
+plan-all: setup
+	@for stack in $$(ls stacks | sed -n 's/^Pulumi\.\(.*\)\.yaml$$/\1/p'); do \
+		$(VENV_PY) -m tools.plan $$stack || exit $$?; done
+
+## test: the whole suite (unit tests, every stack's plan, manifest validation)
+test: setup
+	$(VENV_PY) -m pytest -n auto
+
+lint: setup
+	$(VENV_PY) -m ruff check .
+	$(VENV_PY) -m ruff format --check .
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

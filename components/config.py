@@ -1,0 +1,434 @@
+"""The typed stack configuration: the only reader of `pulumi.Config`.
+
+Every stack file (`stacks/Pulumi.<stack>.yaml`) says only what differs for its environment;
+every default lives here, once, with its reason. `load_stack_config()` validates the whole
+configuration before any resource is declared and turns the first problem into one
+`ConfigError` line: the key path, the value, and what is allowed.
+
+Keys (all in the `slm-deploy:` namespace):
+
+    environment   the tier this stack is: local, dev, staging or prod (drives the defaults)
+    cluster       where the platform runs: a new AKS cluster, or an existing kubeconfig context
+    gpuPools      GPU node pools (AKS only)
+    models        the models to serve, each on an engine and, for GPUs, a pool
+    monitoring    which Prometheus/Grafana the platform uses
+    secrets       secret values (set with `pulumi config set --secret --path secrets.<name>`)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+PROJECT = "slm-deploy"
+ENVIRONMENTS = ("local", "dev", "staging", "prod")
+Environment = Literal["local", "dev", "staging", "prod"]
+
+# Kubernetes minor versions we can check the rendered manifests against offline
+# (kubernetes-validate ships schemas for 1.25-1.37). AKS itself supports a narrower window.
+SUPPORTED_KUBERNETES = tuple(f"1.{minor}" for minor in range(25, 38))
+# 1.33 is inside AKS's standard support window in late 2026 and has schemas for validation.
+DEFAULT_KUBERNETES_VERSION = "1.33"
+
+# AKS Linux agent pool names: 1-12 lowercase letters and digits, starting with a letter.
+AGENT_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+# Model names become Kubernetes object names and label values: a DNS-1123 label, short
+# enough to leave room for suffixes such as "-metrics" within the 63-character limit.
+MODEL_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+HF_REPO = re.compile(r"^[A-Za-z0-9][-\w.]*/[-\w.]+$")
+OLLAMA_TAG = re.compile(r"^[a-z0-9][-a-z0-9_./]*(:[-\w.]+)?$")
+AZURE_VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
+GIT_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+LOCATION = re.compile(r"^[a-z0-9]+$")
+PATTERN_MEANINGS = {
+    AGENT_POOL_NAME.pattern: "1-12 lowercase letters and digits, starting with a letter",
+    MODEL_NAME.pattern: "a DNS label of at most 40 characters: lowercase letters, digits, '-'",
+    AZURE_VM_SIZE.pattern: "an Azure VM size such as Standard_NC24ads_A100_v4",
+    GIT_COMMIT.pattern: "a full 40-character commit hash of the model repository",
+    LOCATION.pattern: "an Azure region name such as swedencentral",
+}
+
+
+class ConfigError(pulumi.RunError):
+    """A stack configuration problem, as one line: key path, value, what is allowed.
+
+    A RunError, so that `pulumi preview`/`up` print the line alone, without a traceback."""
+
+
+class _FieldError(ValueError):
+    """Raised inside validators to name a precise sub-path, value and allowed values."""
+
+    def __init__(self, path: str | None, value: Any, allowed: str):
+        self.path, self.value, self.allowed = path, value, allowed
+        super().__init__(f"{path}: {value!r}, allowed: {allowed}")
+
+
+def _check_bounds(low: int, high: int, low_key: str, high_key: str) -> None:
+    if low > high:
+        raise _FieldError(low_key, low, f"at most {high_key} ({high})")
+
+
+def _check_unique(names: list[str], key: str, field: str) -> None:
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            raise _FieldError(
+                f"{key}[{index}].{field}", name, "a name not used earlier in the list"
+            )
+
+
+def _check_kubernetes_version(version: str) -> None:
+    if version not in SUPPORTED_KUBERNETES:
+        raise _FieldError(
+            "cluster.kubernetesVersion",
+            version,
+            f"a minor version from {SUPPORTED_KUBERNETES[0]} to {SUPPORTED_KUBERNETES[-1]}",
+        )
+
+
+class _Strict(BaseModel):
+    """Base of every config object: camelCase keys, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=False,
+        strict=True,
+    )
+
+
+class SystemPool(_Strict):
+    # Two D4s_v5 nodes hold the AKS system add-ons (CoreDNS, metrics-server, CSI drivers,
+    # KEDA) with room for monitoring; three zones keep the control plane's helpers up during
+    # a zone outage.
+    vm_size: str = Field("Standard_D4s_v5", pattern=AZURE_VM_SIZE.pattern)
+    min_count: int = Field(2, ge=1, le=100)
+    max_count: int = Field(3, ge=1, le=100)
+    zones: list[Literal["1", "2", "3"]] = ["1", "2", "3"]
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SystemPool:
+        _check_bounds(self.min_count, self.max_count, "minCount", "maxCount")
+        return self
+
+
+class AksCluster(_Strict):
+    mode: Literal["aks"]
+    # Sweden Central offers every GPU family in the catalog (T4, A10, A100, H100 NVL).
+    location: str = Field("swedencentral", pattern=LOCATION.pattern)
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    # Free tier has no uptime SLA; Standard is what production clusters should run.
+    sku_tier: Literal["Free", "Standard", "Premium"] = "Standard"
+    system_pool: SystemPool = Field(default_factory=SystemPool)
+    # Who may reach the API server (CIDRs). Empty means "anyone", allowed only outside prod.
+    authorized_ip_ranges: list[str] = []
+    private: bool = False
+
+    @field_validator("authorized_ip_ranges")
+    @classmethod
+    def _cidrs(cls, ranges: list[str]) -> list[str]:
+        for cidr in ranges:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise _FieldError(None, cidr, "CIDR ranges such as 203.0.113.0/24") from None
+        return ranges
+
+
+class ExistingCluster(_Strict):
+    mode: Literal["existing"]
+    # A context in the deployer's kubeconfig ($KUBECONFIG or ~/.kube/config), e.g. kind-slm.
+    context: str = Field(min_length=1)
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+
+
+class GpuPool(_Strict):
+    name: str = Field(pattern=AGENT_POOL_NAME.pattern)
+    vm_size: str = Field(pattern=AZURE_VM_SIZE.pattern)
+    # 0 lets an idle GPU pool cost nothing; the cluster autoscaler adds nodes on demand.
+    min_count: int = Field(0, ge=0, le=100)
+    max_count: int = Field(1, ge=1, le=100)
+    spot: bool = False
+    zones: list[Literal["1", "2", "3"]] = []
+    # Room for the container images (vLLM's is about 10 GB) and a node-local model cache.
+    os_disk_size_gb: int = Field(256, ge=64, le=4096)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> GpuPool:
+        _check_bounds(self.min_count, self.max_count, "minCount", "maxCount")
+        return self
+
+
+class Replicas(_Strict):
+    min: int = Field(1, ge=0, le=100)
+    max: int = Field(1, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Replicas:
+        _check_bounds(self.min, self.max, "min", "max")
+        return self
+
+
+class ModelConfig(_Strict):
+    # The served model name: clients send it as "model" in OpenAI requests.
+    name: str = Field(pattern=MODEL_NAME.pattern)
+    engine: Literal["vllm", "ollama"]
+    # A Hugging Face repository (vllm) or an Ollama library tag (ollama).
+    source: str = Field(min_length=1)
+    # The Hugging Face commit to serve: pinned so that a redeploy serves the same weights.
+    revision: str | None = Field(None, pattern=GIT_COMMIT.pattern)
+    # The GPU pool to run on; omitted means CPU (Ollama only).
+    pool: str | None = None
+    replicas: Replicas = Field(default_factory=Replicas)
+    max_model_len: int | None = Field(None, ge=256, le=1_048_576)
+    max_num_seqs: int | None = Field(None, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _source_matches_engine(self) -> ModelConfig:
+        if self.engine == "vllm" and not HF_REPO.match(self.source):
+            raise _FieldError(
+                "source",
+                self.source,
+                "a Hugging Face repository such as microsoft/Phi-4-mini-instruct",
+            )
+        if self.engine == "ollama" and not OLLAMA_TAG.match(self.source):
+            raise _FieldError("source", self.source, "an Ollama tag such as phi4-mini:3.8b")
+        if self.engine == "vllm" and self.pool is None:
+            raise _FieldError("pool", None, "a GPU pool name: vLLM models run on GPUs")
+        if self.engine == "ollama" and self.revision is not None:
+            raise _FieldError("revision", self.revision, "nothing: Ollama tags have no revision")
+        return self
+
+
+class Monitoring(_Strict):
+    # in-cluster: kube-prometheus-stack; azure-managed: Azure Monitor managed Prometheus and
+    # Managed Grafana (AKS only); none: no monitoring (local experiments only).
+    mode: Literal["in-cluster", "azure-managed", "none"] = "in-cluster"
+    retention_days: int = Field(15, ge=1, le=365)
+
+
+class Secrets(_Strict):
+    # For gated models (Gemma 3); set with
+    # `pulumi config set --secret --path secrets.huggingFaceToken hf_...`.
+    hugging_face_token: SecretStr | None = None
+
+
+class StackConfig(_Strict):
+    stack: str
+    environment: Environment
+    cluster: Annotated[AksCluster | ExistingCluster, Field(discriminator="mode")]
+    gpu_pools: list[GpuPool] = []
+    models: list[ModelConfig] = Field(min_length=1)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    secrets: Secrets = Field(default_factory=Secrets)
+
+    @property
+    def is_aks(self) -> bool:
+        return isinstance(self.cluster, AksCluster)
+
+    @property
+    def protect_stateful(self) -> bool:
+        """Production keeps stateful resources (Key Vault, model caches) from deletion."""
+        return self.environment == "prod"
+
+    def pool(self, name: str) -> GpuPool:
+        return next(pool for pool in self.gpu_pools if pool.name == name)
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment(cls, value: Any) -> Any:
+        if value not in ENVIRONMENTS:
+            raise _FieldError(None, value, "one of " + ", ".join(ENVIRONMENTS))
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> StackConfig:
+        _check_kubernetes_version(self.cluster.kubernetes_version)
+        _check_unique([p.name for p in self.gpu_pools], "gpuPools", "name")
+        _check_unique([m.name for m in self.models], "models", "name")
+        pool_names = [p.name for p in self.gpu_pools]
+        for index, model in enumerate(self.models):
+            if model.pool is not None and model.pool not in pool_names:
+                allowed = ", ".join(pool_names) if pool_names else "none (gpuPools is empty)"
+                raise _FieldError(
+                    f"models[{index}].pool", model.pool, f"a gpuPools name: {allowed}"
+                )
+        if not self.is_aks and self.gpu_pools:
+            raise _FieldError(
+                "gpuPools",
+                "[...]",
+                "empty with cluster.mode existing: pools are created on AKS only",
+            )
+        self._check_environment_rules()
+        return self
+
+    def _check_environment_rules(self) -> None:
+        """What each tier demands. dev may relax cost, never security."""
+        if self.environment == "local" and self.is_aks:
+            raise _FieldError("cluster.mode", "aks", "existing for the local environment")
+        if self.environment in ("staging", "prod") and not self.is_aks:
+            raise _FieldError(
+                "cluster.mode", "existing", f"aks for the {self.environment} environment"
+            )
+        cluster = self.cluster
+        if (
+            self.environment == "prod"
+            and isinstance(cluster, AksCluster)
+            and not (cluster.private or cluster.authorized_ip_ranges)
+        ):
+            raise _FieldError(
+                "cluster.authorizedIpRanges",
+                [],
+                "at least one CIDR, or cluster.private: true, for prod (no public API server)",
+            )
+        if self.monitoring.mode == "azure-managed" and not self.is_aks:
+            raise _FieldError("monitoring.mode", "azure-managed", "in-cluster or none off AKS")
+
+
+# -- reading pulumi.Config -----------------------------------------------------------------
+
+TOP_LEVEL_KEYS = {
+    "environment": "environment",
+    "cluster": "cluster",
+    "gpuPools": "gpu_pools",
+    "models": "models",
+    "monitoring": "monitoring",
+    "secrets": "secrets",
+}
+SECRET_FREE_KEYS = tuple(k for k in TOP_LEVEL_KEYS if k != "secrets")
+
+
+def load_stack_config() -> StackConfig:
+    """Read and validate this stack's configuration; raise ConfigError on the first problem."""
+    raw = {"stack": pulumi.get_stack()}
+    unknown = sorted(
+        key.split(":", 1)[1]
+        for key in _all_config_keys()
+        if key.startswith(f"{PROJECT}:") and key.split(":", 1)[1] not in TOP_LEVEL_KEYS
+    )
+    if unknown:
+        raise ConfigError(
+            f"{PROJECT}:{unknown[0]}: unknown key, allowed: " + ", ".join(TOP_LEVEL_KEYS)
+        )
+    config = pulumi.Config(PROJECT)
+    for key in TOP_LEVEL_KEYS:
+        value = _read(config, key)
+        if value is not None:
+            raw[key] = value
+    return parse_stack_config(raw)
+
+
+def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
+    """Validate already-decoded values (keys as in the stack file) into a StackConfig."""
+    try:
+        return StackConfig.model_validate(raw, by_alias=True, by_name=False)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, raw)) from None
+
+
+def _all_config_keys() -> set[str]:
+    # The CLI hands the program its config as a JSON map in PULUMI_CONFIG; automation and
+    # mocks set it in-process. pulumi.Config can only read keys it is asked for, so unknown
+    # (misspelt) top-level keys are found here.
+    return set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+
+
+def _read(config: pulumi.Config, key: str) -> Any:
+    text = config.get(key)
+    if text is None:
+        return None
+    if key == "environment":
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        # A scalar where an object or list belongs: let validation name the key and type.
+        return text
+
+
+def _describe(err: ValidationError, raw: dict[str, Any]) -> str:
+    """One line for the first validation error: key path, value, what is allowed."""
+    first = err.errors(include_url=False)[0]
+    loc = [part for part in first["loc"] if part not in ("aks", "existing")]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, _FieldError):
+        parent = _path(loc)
+        path = ".".join(p for p in (parent, cause.path) if p)
+        return f"{_qualified(path)}: {_show(cause.value)} is not allowed; expected {cause.allowed}"
+    path, value = _path(loc), first.get("input")
+    if first["type"] == "missing":
+        return f"{_qualified(path)}: missing; this key is required"
+    if first["type"] == "union_tag_invalid":
+        path, value = f"{path}.mode", value.get("mode")
+    if path.split(".")[0].split("[")[0] == "secrets":
+        value = "[secret]"
+    return f"{_qualified(path)}: {_show(value)} is not allowed; expected {_allowed(first)}"
+
+
+def _path(loc: list[Any]) -> str:
+    fields = {v: k for k, v in TOP_LEVEL_KEYS.items()}
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            name = fields.get(part, part) if not text else part
+            text += f".{name}" if text else name
+    return text
+
+
+def _qualified(path: str) -> str:
+    return f"{PROJECT}:{path}" if path else PROJECT
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return "[secret]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(sorted(value)) + "}" if value else "{}"
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed(error: dict[str, Any]) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    messages = {
+        "missing": "a value: this key is required",
+        "extra_forbidden": "no such key (check the spelling against components/config.py)",
+        "greater_than_equal": f"a number >= {ctx.get('ge')}",
+        "less_than_equal": f"a number <= {ctx.get('le')}",
+        "string_pattern_mismatch": PATTERN_MEANINGS.get(
+            ctx.get("pattern"), f"text matching {ctx.get('pattern')}"
+        ),
+        "literal_error": f"one of {ctx.get('expected')}",
+        "too_short": "at least one entry",
+        "union_tag_invalid": f"one of {ctx.get('expected_tags')}",
+        "union_tag_not_found": "a mode key: aks or existing",
+    }
+    if kind in messages:
+        return messages[kind]
+    if kind.endswith("_type"):
+        return {
+            "int_type": "a whole number",
+            "bool_type": "true or false",
+            "string_type": "text",
+            "list_type": "a list",
+            "model_type": "an object with keys",
+            "dict_type": "an object with keys",
+        }.get(kind, kind.removesuffix("_type"))
+    return error["msg"]

@@ -1,0 +1,251 @@
+"""Stack configuration: defaults, and one clear line for every kind of bad input."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError, parse_stack_config
+from tests.conftest import read_stack, write_stack
+from tools.mock_engine import Recording, run_program
+from tools.plan import ROOT, PlanConfigError, build_plan
+from tools.stack_files import load_stack_config_values
+
+P = "slm-deploy:"
+
+
+def test_dev_defaults_come_from_code(config_root: Path) -> None:
+    values = load_stack_config_values(config_root, "dev")
+    assert values.values[f"{P}environment"] == "dev"
+    raw = {"stack": "dev", "environment": "dev", "cluster": {"mode": "aks"}}
+    raw["models"] = [{"name": "m", "engine": "ollama", "source": "qwen3:0.6b"}]
+    config = parse_stack_config(raw)
+    assert config.cluster.location == "swedencentral"
+    assert config.cluster.kubernetes_version == "1.33"
+    assert config.cluster.system_pool.min_count == 2
+    assert config.cluster.system_pool.zones == ["1", "2", "3"]
+    assert config.models[0].replicas.min == 1
+    assert config.monitoring.mode == "in-cluster"
+    assert config.protect_stateful is False
+
+
+def test_prod_protects_stateful_resources() -> None:
+    raw = {
+        "stack": "prod",
+        "environment": "prod",
+        "cluster": {"mode": "aks", "private": True},
+        "models": [{"name": "m", "engine": "ollama", "source": "qwen3:0.6b"}],
+    }
+    assert parse_stack_config(raw).protect_stateful is True
+
+
+def _set(path: str, value: Any) -> Callable[[dict], None]:
+    """Set `slm-deploy:<key>` then a dotted / indexed path inside it."""
+
+    def mutate(config: dict) -> None:
+        parts = [p for p in path.replace("]", "").replace("[", ".").split(".") if p]
+        parts[0] = f"{P}{parts[0]}"
+        node: Any = config
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        last = parts[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return mutate
+
+
+def _drop(key: str) -> Callable[[dict], None]:
+    return lambda config: config.pop(f"{P}{key}")
+
+
+def _add_model_copy(config: dict) -> None:
+    config[f"{P}models"].append(copy.deepcopy(config[f"{P}models"][0]))
+
+
+# (mutation of the dev stack's config, the exact first line we expect)
+BAD_DEV_CONFIGS = [
+    (
+        _set("environment", "qa"),
+        'slm-deploy:environment: "qa" is not allowed; expected one of local, dev, staging, prod',
+    ),
+    (
+        _drop("environment"),
+        "Stack 'dev' is missing configuration value 'environment' (Pulumi.yaml declares it)",
+    ),
+    (
+        _set("clustr", {"mode": "aks"}),
+        "slm-deploy:clustr: unknown key, allowed: environment, cluster, gpuPools, models, monitoring, secrets",
+    ),
+    (
+        _set("cluster.mode", "gke"),
+        "slm-deploy:cluster.mode: \"gke\" is not allowed; expected one of 'aks', 'existing'",
+    ),
+    (
+        _set("cluster.locaton", "westeurope"),
+        'slm-deploy:cluster.locaton: "westeurope" is not allowed; expected no such key (check the spelling against components/config.py)',
+    ),
+    (
+        _set("cluster.systemPool.vmSzie", "Standard_D8s_v5"),
+        'slm-deploy:cluster.systemPool.vmSzie: "Standard_D8s_v5" is not allowed; expected no such key (check the spelling against components/config.py)',
+    ),
+    (
+        _set("cluster.kubernetesVersion", "1.20"),
+        'slm-deploy:cluster.kubernetesVersion: "1.20" is not allowed; expected a minor version from 1.25 to 1.37',
+    ),
+    (
+        _set("gpuPools[0].minCount", -1),
+        "slm-deploy:gpuPools[0].minCount: -1 is not allowed; expected a number >= 0",
+    ),
+    (
+        _set("gpuPools[0].minCount", 3),
+        "slm-deploy:gpuPools[0].minCount: 3 is not allowed; expected at most maxCount (2)",
+    ),
+    (
+        _set("gpuPools[0].maxCount", "two"),
+        'slm-deploy:gpuPools[0].maxCount: "two" is not allowed; expected a whole number',
+    ),
+    (
+        _set("gpuPools[0].name", "T4_spot"),
+        'slm-deploy:gpuPools[0].name: "T4_spot" is not allowed; expected 1-12 lowercase letters and digits, starting with a letter',
+    ),
+    (
+        _set("gpuPools[0].spot", "yes"),
+        'slm-deploy:gpuPools[0].spot: "yes" is not allowed; expected true or false',
+    ),
+    (
+        _set("gpuPools[0].vmSize", "NC4as_T4_v3"),
+        'slm-deploy:gpuPools[0].vmSize: "NC4as_T4_v3" is not allowed; expected an Azure VM size such as Standard_NC24ads_A100_v4',
+    ),
+    (
+        _set("models[0].pool", "a100"),
+        'slm-deploy:models[0].pool: "a100" is not allowed; expected a gpuPools name: t4spot',
+    ),
+    (
+        _set("models[0].engine", "tgi"),
+        "slm-deploy:models[0].engine: \"tgi\" is not allowed; expected one of 'vllm' or 'ollama'",
+    ),
+    (
+        _set("models[0].replicas", {"min": 3, "max": 1}),
+        "slm-deploy:models[0].replicas.min: 3 is not allowed; expected at most max (1)",
+    ),
+    (
+        _set("models[0].maxModelLen", 0),
+        "slm-deploy:models[0].maxModelLen: 0 is not allowed; expected a number >= 256",
+    ),
+    (
+        _set("models[0].source", "phi4"),
+        'slm-deploy:models[0].source: "phi4" is not allowed; expected a Hugging Face repository such as microsoft/Phi-4-mini-instruct',
+    ),
+    (
+        _set("models[0].pool", None),
+        "slm-deploy:models[0].pool: null is not allowed; expected a GPU pool name: vLLM models run on GPUs",
+    ),
+    (
+        _set("models[0].revision", "main"),
+        'slm-deploy:models[0].revision: "main" is not allowed; expected a full 40-character commit hash of the model repository',
+    ),
+    (
+        _add_model_copy,
+        'slm-deploy:models[1].name: "phi4-mini" is not allowed; expected a name not used earlier in the list',
+    ),
+    (_set("models", []), "slm-deploy:models: [] is not allowed; expected at least one entry"),
+    (_set("models", "phi4-mini"), 'slm-deploy:models: "phi4-mini" is not allowed; expected a list'),
+    (_drop("models"), "slm-deploy:models: missing; this key is required"),
+    (
+        _set("monitoring.mode", "datadog"),
+        "slm-deploy:monitoring.mode: \"datadog\" is not allowed; expected one of 'in-cluster', 'azure-managed' or 'none'",
+    ),
+    (
+        _set("monitoring.retentionDays", 0),
+        "slm-deploy:monitoring.retentionDays: 0 is not allowed; expected a number >= 1",
+    ),
+    (
+        _set("cluster.authorizedIpRanges", ["10.0.0.1/8"]),
+        'slm-deploy:cluster.authorizedIpRanges: "10.0.0.1/8" is not allowed; expected CIDR ranges such as 203.0.113.0/24',
+    ),
+    (
+        _set("environment", "local"),
+        'slm-deploy:cluster.mode: "aks" is not allowed; expected existing for the local environment',
+    ),
+    (
+        _set("environment", "prod"),
+        "slm-deploy:cluster.authorizedIpRanges: [] is not allowed; expected at least one CIDR, or cluster.private: true, for prod (no public API server)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), BAD_DEV_CONFIGS)
+def test_bad_config_stops_with_one_line(config_root: Path, mutate, expected: str) -> None:
+    document = read_stack(config_root, "dev")
+    mutate(document["config"])
+    write_stack(config_root, "dev", document)
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("dev", config_root=config_root)
+    assert str(raised.value) == expected
+    assert "\n" not in str(raised.value)
+
+
+def test_bad_config_declares_nothing(config_root: Path) -> None:
+    document = read_stack(config_root, "dev")
+    document["config"][f"{P}gpuPools"][0]["maxCount"] = -5
+    write_stack(config_root, "dev", document)
+    values = load_stack_config_values(config_root, "dev")
+    recording = Recording()
+    with pytest.raises(ConfigError):
+        run_program(
+            ROOT / "__main__.py",
+            values.project,
+            "dev",
+            values.values,
+            values.secret_keys,
+            recording,
+        )
+    assert recording.resources == []
+
+
+def test_secret_value_is_never_echoed_in_an_error() -> None:
+    raw = {
+        "stack": "dev",
+        "environment": "dev",
+        "cluster": {"mode": "existing", "context": "kind"},
+        "models": [{"name": "m", "engine": "ollama", "source": "qwen3:0.6b"}],
+        "secrets": {"huggingFaceToken": 12345678},
+    }
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(raw)
+    assert "12345678" not in str(raised.value)
+    assert str(raised.value) == (
+        'slm-deploy:secrets.huggingFaceToken: "[secret]" is not allowed; expected text'
+    )
+
+
+def test_malformed_yaml_names_file_and_line(config_root: Path) -> None:
+    path = config_root / "stacks" / "Pulumi.dev.yaml"
+    path.write_text("config:\n  slm-deploy:environment: dev\n   bad: [\n")
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("dev", config_root=config_root)
+    assert str(raised.value).startswith("Pulumi.dev.yaml: line 3, column 7: malformed YAML")
+
+
+def test_unknown_stack_lists_the_stacks(config_root: Path) -> None:
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("qa", config_root=config_root)
+    assert str(raised.value) == (
+        "stack 'qa': no file stacks/Pulumi.qa.yaml; stacks: dev, local, prod, staging"
+    )
+
+
+def test_secure_values_reach_the_program_as_secret_keys(config_root: Path) -> None:
+    document = read_stack(config_root, "dev")
+    document["config"][f"{P}secrets"] = {"huggingFaceToken": {"secure": "v1:AAAA"}}
+    write_stack(config_root, "dev", document)
+    values = load_stack_config_values(config_root, "dev")
+    assert values.secret_keys == [f"{P}secrets"]
+    assert values.values[f"{P}secrets"] == '{"huggingFaceToken": "[secret]"}'

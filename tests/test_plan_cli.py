@@ -1,0 +1,119 @@
+"""The offline plan as a command: files written, exit statuses, determinism."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import read_stack, write_stack
+from tools.plan import ROOT
+
+REPOSITORY_FILES = ["__main__.py", "Pulumi.yaml", "components", "stacks", "tools"]
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A copy of the program and its stacks, so a test can break a stack file safely."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in REPOSITORY_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, copy / name)
+    return copy
+
+
+def run_plan(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.plan", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    result = run_plan("dev", "--out", str(first))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("plan dev: 11 resources (3 azure-native, 3 kubernetes,")
+    assert run_plan("dev", "--out", str(second), "--quiet").returncode == 0
+    files = sorted(p.relative_to(first / "dev") for p in (first / "dev").rglob("*") if p.is_file())
+    assert [str(f) for f in files] == [
+        "manifests/_cluster/namespace-slm-gpu-system.yaml",
+        "manifests/_cluster/namespace-slm-inference.yaml",
+        "manifests/_cluster/namespace-slm-monitoring.yaml",
+        "outputs.json",
+        "resources.json",
+        "summary.md",
+    ]
+    for relative in files:
+        assert (first / "dev" / relative).read_bytes() == (second / "dev" / relative).read_bytes()
+    resources = json.loads((first / "dev" / "resources.json").read_text())
+    assert set(resources[0]) == {
+        "urn",
+        "type",
+        "name",
+        "parent",
+        "provider",
+        "protect",
+        "retainOnDelete",
+        "inputs",
+    }
+    manifest = yaml.safe_load(
+        (first / "dev" / "manifests/_cluster/namespace-slm-inference.yaml").read_text()
+    )
+    assert list(manifest)[:3] == ["apiVersion", "kind", "metadata"]
+    summary = (first / "dev" / "summary.md").read_text()
+    assert "| t4spot | Standard_NC4as_T4_v3 | 0-2 | True |" in summary
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda cfg: cfg.update(
+                {
+                    "slm-deploy:gpuPools": [
+                        {"name": "t4", "vmSize": "Standard_NC4as_T4_v3", "maxCount": -1}
+                    ]
+                }
+            ),
+            "plan dev: slm-deploy:gpuPools[0].maxCount: -1 is not allowed; expected a number >= 1\n",
+        ),
+        (
+            lambda cfg: cfg.update({"slm-deploy:environment": "qa"}),
+            'plan dev: slm-deploy:environment: "qa" is not allowed; expected one of local, dev, staging, prod\n',
+        ),
+    ],
+)
+def test_config_error_exits_2_with_one_line_and_writes_nothing(
+    repo_copy: Path, edit, expected: str
+) -> None:
+    document = read_stack(repo_copy, "dev")
+    edit(document["config"])
+    write_stack(repo_copy, "dev", document)
+    out = repo_copy / "out"
+    result = run_plan("dev", "--out", str(out), cwd=repo_copy)
+    assert result.returncode == 2
+    assert result.stderr == expected
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not out.exists()
+
+
+def test_unknown_stack_and_bad_arguments_exit_2(tmp_path: Path) -> None:
+    result = run_plan("qa", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        "plan qa: stack 'qa': no file stacks/Pulumi.qa.yaml; stacks: dev, local, prod, staging\n"
+    )
+    assert run_plan("--no-such-flag").returncode == 2

@@ -1,0 +1,135 @@
+"""Every stack plans, and what it declares holds the properties the template promises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.conftest import STACKS, resources_of
+from tools.plan import kubernetes_manifests
+
+AKS_STACKS = ["dev", "staging", "prod"]
+
+
+def test_the_four_environments_exist() -> None:
+    assert STACKS == ["dev", "local", "prod", "staging"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_manifest_validates_strictly(plans: dict[str, Any], stack: str) -> None:
+    plan = plans[stack]
+    version = plan["outputs"]["kubernetesVersion"]
+    manifests = kubernetes_manifests(plan["resources"])
+    assert manifests, f"{stack} declares no Kubernetes object"
+    for path, manifest in manifests.items():
+        try:
+            kubernetes_validate.validate(manifest, version, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            pytest.fail(f"{stack}/{path}: {err.message} at {list(err.path)}")
+        except kubernetes_validate.SchemaNotFoundError:
+            pytest.fail(f"{stack}/{path}: no schema for {manifest['kind']} (a CRD we don't list?)")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_components_follow_the_conventions(plans: dict[str, Any], stack: str) -> None:
+    resources = plans[stack]["resources"]
+    urns = {r["urn"] for r in resources}
+    for resource in resources:
+        if resource["type"].startswith("slm:"):
+            package, module, cls = resource["type"].split(":")
+            assert module.islower() and cls[0].isupper(), resource["type"]
+        if resource["type"] != "slm:platform:Platform":
+            # Everything hangs under the one Platform component, never loose on the stack.
+            assert resource["parent"] in urns, resource["urn"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_object_uses_the_cluster_provider(plans: dict[str, Any], stack: str):
+    resources = plans[stack]["resources"]
+    providers = resources_of(plans[stack], "pulumi:providers:kubernetes")
+    assert len(providers) == 1
+    for resource in resources:
+        if resource["type"].startswith("kubernetes:"):
+            assert resource["provider"] == providers[0]["urn"], resource["urn"]
+
+
+def test_local_declares_no_azure_resource(plans: dict[str, Any]) -> None:
+    types = {r["type"] for r in plans["local"]["resources"]}
+    assert not [t for t in types if t.startswith("azure-native:")]
+    provider = resources_of(plans["local"], "pulumi:providers:kubernetes")[0]
+    assert provider["inputs"] == {"context": "kind-slm", "clusterIdentifier": "kind-slm"}
+
+
+@pytest.mark.parametrize("stack", AKS_STACKS)
+def test_aks_provider_kubeconfig_is_secret_and_pinned_to_the_cluster(plans, stack: str) -> None:
+    provider = resources_of(plans[stack], "pulumi:providers:kubernetes")[0]
+    assert provider["inputs"]["kubeconfig"] == "[secret]"
+    assert provider["inputs"]["clusterIdentifier"] == "slm-cluster-aks-id"
+
+
+@pytest.mark.parametrize("stack", AKS_STACKS)
+def test_aks_cluster_is_entra_only_with_workload_identity(plans, stack: str) -> None:
+    cluster = resources_of(plans[stack], "azure-native:containerservice:ManagedCluster")[0]
+    inputs = cluster["inputs"]
+    assert inputs["resourceName"] == f"aks-slm-{stack}"
+    assert inputs["disableLocalAccounts"] is True
+    assert inputs["aadProfile"] == {"enableAzureRBAC": True, "managed": True}
+    assert inputs["oidcIssuerProfile"] == {"enabled": True}
+    assert inputs["securityProfile"]["workloadIdentity"] == {"enabled": True}
+    assert inputs["networkProfile"]["networkPolicy"] == "cilium"
+    system = inputs["agentPoolProfiles"][0]
+    assert system["mode"] == "System"
+    assert system["nodeTaints"] == ["CriticalAddonsOnly=true:NoSchedule"]
+
+
+def test_prod_api_server_is_restricted_and_zonal(plans: dict[str, Any]) -> None:
+    cluster = resources_of(plans["prod"], "azure-native:containerservice:ManagedCluster")[0]
+    access = cluster["inputs"]["apiServerAccessProfile"]
+    assert access["authorizedIPRanges"] == ["203.0.113.0/24"]
+    assert cluster["inputs"]["agentPoolProfiles"][0]["availabilityZones"] == ["1", "2", "3"]
+    assert cluster["inputs"]["sku"] == {"name": "Base", "tier": "Standard"}
+    pool = resources_of(plans["prod"], "azure-native:containerservice:AgentPool")[0]
+    assert pool["inputs"]["availabilityZones"] == ["1", "2", "3"]
+
+
+def test_dev_gpu_pool_is_spot_and_scales_to_zero(plans: dict[str, Any]) -> None:
+    pools = resources_of(plans["dev"], "azure-native:containerservice:AgentPool")
+    assert len(pools) == 1
+    inputs = pools[0]["inputs"]
+    assert inputs["agentPoolName"] == "t4spot"
+    assert inputs["vmSize"] == "Standard_NC4as_T4_v3"
+    assert inputs["minCount"] == 0  # a deliberate 0 survives (no `or default`)
+    assert inputs["count"] == 0
+    assert inputs["maxCount"] == 2
+    assert inputs["scaleSetPriority"] == "Spot"
+    assert inputs["scaleSetEvictionPolicy"] == "Delete"
+    assert inputs["spotMaxPrice"] == -1
+
+
+@pytest.mark.parametrize("stack", AKS_STACKS)
+def test_every_gpu_pool_is_tainted_autoscaled_and_separate(plans, stack: str) -> None:
+    cluster = resources_of(plans[stack], "azure-native:containerservice:ManagedCluster")[0]
+    assert [p["name"] for p in cluster["inputs"]["agentPoolProfiles"]] == ["system"]
+    pools = resources_of(plans[stack], "azure-native:containerservice:AgentPool")
+    assert pools
+    for pool in pools:
+        assert pool["inputs"]["nodeTaints"] == ["nvidia.com/gpu=present:NoSchedule"]
+        assert pool["inputs"]["enableAutoScaling"] is True
+        assert pool["inputs"]["mode"] == "User"
+        assert pool["inputs"]["resourceName"] == f"aks-slm-{stack}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_inference_namespace_enforces_restricted_pod_security(plans, stack: str) -> None:
+    namespaces = {
+        r["inputs"]["metadata"]["name"]: r["inputs"]["metadata"]["labels"]
+        for r in resources_of(plans[stack], "kubernetes:core/v1:Namespace")
+    }
+    labels = namespaces["slm-inference"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/enforce-version"] == "v1.33"
+    assert labels["slm-deploy/environment"] == plans[stack]["outputs"]["environment"]
+    assert ("slm-gpu-system" in namespaces) == (stack != "local")
+    assert ("slm-monitoring" in namespaces) == (stack != "local")

@@ -1,0 +1,223 @@
+"""Run the program under Pulumi's mock engine and record every resource it declares.
+
+The program is `__main__.py`, run exactly as the Pulumi language host runs it; only the
+engine differs. Resources get deterministic ids and echo their inputs as outputs; invokes
+(provider functions such as AKS credentials) answer from `INVOKE_RESPONSES`, and an invoke
+with no response stops the plan so that a new provider call is never silently mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import runpy
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func
+
+SECRET = "[secret]"
+
+
+@dataclass
+class RecordedResource:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    provider: str
+    protect: bool
+    retain_on_delete: bool
+    custom: bool
+    inputs: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "provider": self.provider,
+            "protect": self.protect,
+            "retainOnDelete": self.retain_on_delete,
+            "inputs": self.inputs,
+        }
+
+
+@dataclass
+class Recording:
+    resources: list[RecordedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class PlanMocks(mocks.Mocks):
+    """Deterministic stand-ins for what the cloud would return."""
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
+        state = dict(args.inputs)
+        name_input = _azure_name_input(args.typ)
+        if name_input and name_input in state and "name" not in state:
+            # azure-native resources take their name in "<type>Name" (or "resourceName")
+            # and return it as the "name" output.
+            state["name"] = state[name_input]
+        return f"{args.name}-id", state
+
+    def call(self, args: mocks.MockCallArgs) -> dict:
+        respond = INVOKE_RESPONSES.get(args.token)
+        if respond is None:
+            raise MissingInvokeMock(
+                f"the offline plan has no response for invoke {args.token}: "
+                "add one to INVOKE_RESPONSES in tools/mock_engine.py"
+            )
+        return respond(args.args)
+
+
+class MissingInvokeMock(Exception):
+    pass
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """The mock monitor, also keeping what the engine would see of each registration."""
+
+    def __init__(self, plan_mocks: PlanMocks, recording: Recording):
+        super().__init__(plan_mocks)
+        self.recording = recording
+
+    def RegisterResource(self, request):  # noqa: N802 (the gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+            self.recording.resources.append(
+                RecordedResource(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    provider=request.provider.rsplit("::", 1)[0] if request.provider else "",
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    custom=bool(request.custom),
+                    inputs=scrub_secrets(inputs),
+                )
+            )
+        return response
+
+
+def run_program(
+    program: Path,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    recording: Recording | None = None,
+) -> Recording:
+    """Run `program` as `pulumi up` would, against the mock engine, on a fresh event loop.
+
+    Pass `recording` to inspect what was declared even when the program raises."""
+    recording = Recording() if recording is None else recording
+    loop = asyncio.new_event_loop()
+    # The SDK sends each registration to the engine from the loop's default executor. One
+    # worker serialises them in the order the program's tasks reach the engine, so that two
+    # runs record the same order (with many workers, threads race and the order varies).
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine"))
+    asyncio.set_event_loop(loop)
+    try:
+        settings.reset_options(project=project, stack=stack, preview=False)
+        set_all_config(config, secret_keys)
+        plan_mocks = PlanMocks()
+        mocks.set_mocks(
+            plan_mocks,
+            project,
+            stack,
+            preview=False,
+            monitor=RecordingMonitor(plan_mocks, recording),
+        )
+        loop.run_until_complete(
+            run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__"))
+        )
+        recording.outputs = loop.run_until_complete(_stack_outputs())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        asyncio.set_event_loop(None)
+    return recording
+
+
+async def _stack_outputs() -> dict[str, Any]:
+    root = settings.get_root_resource()
+    outputs = {}
+    for name, value in root.outputs.items():
+        output = pulumi.Output.from_input(value)
+        resolved = await output.future()
+        outputs[name] = SECRET if await output.is_secret() else scrub_secrets(resolved)
+    return outputs
+
+
+def scrub_secrets(value: Any) -> Any:
+    """Replace every secret value (and unknown) with a placeholder, recursively."""
+    if rpc.is_rpc_secret(value):
+        return SECRET
+    if isinstance(value, dict):
+        return {k: scrub_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_secrets(v) for v in value]
+    if value is rpc.UNKNOWN or type(value).__name__ == "Unknown":
+        return "[unknown]"
+    if isinstance(value, pulumi.Resource):
+        return f"[resource {type(value).__name__}]"
+    return value
+
+
+def _azure_name_input(token: str) -> str | None:
+    match = re.match(r"^azure-native:[^:]+:(\w+)$", token)
+    if not match:
+        return None
+    resource_type = match.group(1)
+    if resource_type == "ManagedCluster":
+        return "resourceName"
+    return resource_type[0].lower() + resource_type[1:] + "Name"
+
+
+# -- invoke responses ---------------------------------------------------------------------
+
+# A stand-in CA: only ever copied into the kubeconfig, never used to connect.
+_MOCK_CA = base64.b64encode(b"offline-plan mock certificate authority").decode()
+
+
+def _aks_user_credentials(args: dict[str, Any]) -> dict[str, Any]:
+    name = args.get("resourceName") or "cluster"
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": name,
+                "cluster": {
+                    "server": f"https://{name}.hcp.offline-plan.azmk8s.io:443",
+                    "certificate-authority-data": _MOCK_CA,
+                },
+            }
+        ],
+        "users": [{"name": "clusterUser", "user": {}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": "clusterUser"}}],
+    }
+    encoded = base64.b64encode(yaml.safe_dump(kubeconfig).encode()).decode()
+    return {"kubeconfigs": [{"name": "clusterUser", "value": encoded}]}
+
+
+def _azure_client_config(_: dict[str, Any]) -> dict[str, Any]:
+    zero = "00000000-0000-0000-0000-000000000000"
+    return {"clientId": zero, "objectId": zero, "subscriptionId": zero, "tenantId": zero}
+
+
+INVOKE_RESPONSES = {
+    "azure-native:containerservice:listManagedClusterUserCredentials": _aks_user_credentials,
+    "azure-native:authorization:getClientConfig": _azure_client_config,
+}

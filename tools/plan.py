@@ -1,0 +1,209 @@
+"""The offline plan: what a stack would declare, without the Pulumi CLI, a cloud or a cluster.
+
+    python -m tools.plan <stack> [--out DIR]
+
+Runs `__main__.py` under Pulumi's mock engine with the config of `stacks/Pulumi.<stack>.yaml`
+and writes `<out>/<stack>/`:
+
+    resources.json   every resource in declaration order (urn, type, name, parent, provider,
+                     protect, retainOnDelete, inputs as the engine sees them; secrets hidden)
+    outputs.json     the stack outputs
+    manifests/       every Kubernetes object as plain YAML, one file each, by namespace
+    summary.md       resources by type, GPU pools, models, outputs
+
+Exit status: 0 plan written; 2 configuration error (one line on stderr, nothing written);
+1 anything else. Two runs produce byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("stack", help="stack name: the <name> of stacks/Pulumi.<name>.yaml")
+    parser.add_argument("--out", type=Path, default=ROOT / "out", help="output folder (out/)")
+    parser.add_argument("--quiet", action="store_true", help="print nothing on success")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_CONFIG if exit_.code else 0
+    started = time.perf_counter()
+    try:
+        plan = build_plan(args.stack)
+    except PlanConfigError as err:
+        print(f"plan {args.stack}: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    target = args.out / args.stack
+    write_plan(plan, target)
+    if not args.quiet:
+        elapsed = time.perf_counter() - started
+        print(console_summary(plan, target, elapsed))
+    return 0
+
+
+class PlanConfigError(Exception):
+    """The stack's configuration is invalid: exit status 2."""
+
+
+def build_plan(stack: str, config_root: Path = ROOT) -> dict[str, Any]:
+    """Run the program for `stack` under the mock engine; return what it declared.
+
+    `config_root` holds Pulumi.yaml and the stack files (tests point it at a copy); the
+    program is always this repository's `__main__.py`."""
+    # Imported here so that `--help` and bad arguments answer without loading the SDK.
+    from components.config import ConfigError
+    from tools.mock_engine import run_program
+    from tools.stack_files import StackFileError, load_stack_config_values
+
+    try:
+        values = load_stack_config_values(config_root, stack)
+    except StackFileError as err:
+        raise PlanConfigError(str(err)) from None
+    try:
+        recording = run_program(
+            ROOT / "__main__.py", values.project, stack, values.values, values.secret_keys
+        )
+    except ConfigError as err:
+        raise PlanConfigError(str(err)) from None
+    resources = [r.as_json() for r in recording.resources]
+    return {"stack": stack, "resources": resources, "outputs": recording.outputs}
+
+
+def write_plan(plan: dict[str, Any], target: Path) -> None:
+    """Write the plan files into a fresh folder, then swap it in place of `target`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        _write_json(staging / "resources.json", plan["resources"])
+        _write_json(staging / "outputs.json", plan["outputs"])
+        for relative, manifest in kubernetes_manifests(plan["resources"]).items():
+            path = staging / "manifests" / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        (staging / "summary.md").write_text(summary_markdown(plan))
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def kubernetes_manifests(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every declared Kubernetes object, keyed by `<namespace or _cluster>/<kind>-<name>.yaml`."""
+    manifests = {}
+    for resource in resources:
+        inputs = resource["inputs"]
+        if not resource["type"].startswith("kubernetes:") or "kind" not in inputs:
+            continue
+        manifest = canonical_manifest(plain_numbers(inputs))
+        metadata = manifest.get("metadata", {})
+        folder = metadata.get("namespace", "_cluster")
+        manifests[f"{folder}/{manifest['kind'].lower()}-{metadata['name']}.yaml"] = manifest
+    return manifests
+
+
+MANIFEST_HEAD = ("apiVersion", "kind", "metadata")
+
+
+def canonical_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """apiVersion, kind, metadata first, then every key sorted: a stable, readable diff."""
+    ordered = _sorted_keys(manifest)
+    head = {key: ordered[key] for key in MANIFEST_HEAD if key in ordered}
+    return head | {key: value for key, value in ordered.items() if key not in head}
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
+def plain_numbers(value: Any) -> Any:
+    """The engine carries every number as a float; Kubernetes wants integers where whole."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_numbers(v) for v in value]
+    return value
+
+
+def summary_markdown(plan: dict[str, Any]) -> str:
+    outputs = plan["outputs"]
+    lines = [f"# Offline plan: stack `{plan['stack']}`", ""]
+    lines += [
+        f"Environment `{outputs.get('environment')}`, cluster mode `{outputs.get('clusterMode')}`,"
+        f" {len(plan['resources'])} resources.",
+        "",
+        "## Resources by type",
+        "",
+        "| type | count |",
+        "| --- | --- |",
+    ]
+    counts = Counter(r["type"] for r in plan["resources"])
+    lines += [f"| `{kind}` | {count} |" for kind, count in sorted(counts.items())]
+    pools = outputs.get("gpuPools") or {}
+    lines += ["", "## GPU pools", ""]
+    if pools:
+        lines += ["| pool | VM size | nodes | spot |", "| --- | --- | --- | --- |"]
+        for name, pool in sorted(pools.items()):
+            nodes = f"{plain_numbers(pool['minCount'])}-{plain_numbers(pool['maxCount'])}"
+            lines.append(f"| {name} | {pool['vmSize']} | {nodes} | {pool['spot']} |")
+        lines += ["", "A pool's VM size is immutable: changing it replaces the pool and its nodes."]
+    else:
+        lines.append("None: models run on CPU nodes.")
+    lines += [
+        "",
+        "## Models",
+        "",
+        "| model | engine | source | pool |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, model in sorted((outputs.get("models") or {}).items()):
+        lines.append(
+            f"| {name} | {model['engine']} | `{model['source']}` | {model['pool'] or 'CPU'} |"
+        )
+    lines += ["", "## Stack outputs", "", "```json", _dumps(outputs), "```", ""]
+    return "\n".join(lines)
+
+
+def console_summary(plan: dict[str, Any], target: Path, elapsed: float) -> str:
+    counts = Counter(r["type"].split(":")[0] for r in plan["resources"])
+    by_package = ", ".join(f"{n} {pkg}" for pkg, n in sorted(counts.items()))
+    manifests = len(kubernetes_manifests(plan["resources"]))
+    where = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
+    return (
+        f"plan {plan['stack']}: {len(plan['resources'])} resources ({by_package}), "
+        f"{manifests} Kubernetes manifests -> {where}/ in {elapsed:.1f}s\n"
+        f"  see {where}/summary.md"
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(plain_numbers(value), indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(_dumps(value) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
