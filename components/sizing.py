@@ -1,0 +1,466 @@
+"""Pure sizing: will a model fit its GPUs, how far can it stretch, what does it cost.
+
+No Pulumi imports: the plan, the program and the tests call these functions directly.
+
+The memory model, per GPU, for vLLM serving `max_num_seqs` sequences of `max_model_len`
+tokens with tensor-parallel size `tp`:
+
+    required  = weights / tp
+              + kv_cache(max_model_len) * max_num_seqs            (per GPU, below)
+              + activations(max_num_batched_tokens, max_num_seqs)  (one engine step)
+              + CALIBRATION.non_torch_gib + CUDA_GRAPH_ALLOWANCE_GIB
+    usable    = GPU memory * gpu_memory_utilization
+
+    weights   = parameters * bytes per weight (2 for bf16/fp16, 1 for fp8, ~0.5 for 4-bit
+                with its scales), vision tower included
+    kv_cache  = 2 (K and V) * head_dim * kv_heads_per_gpu * bytes per element
+                * (global_layers * max_model_len + local_layers * min(window, max_model_len))
+                kv_heads_per_gpu = ceil(kv_heads / tp): vLLM replicates KV heads when tp
+                exceeds them. Sliding-window layers (Gemma 3) keep only `window` tokens:
+                vLLM's hybrid KV-cache manager allocates them that way.
+    activations = the peak of one forward pass over `max_num_batched_tokens` tokens:
+                tokens * 2 bytes * (hidden_factor * hidden + intermediate_factor *
+                intermediate / tp), the factors fitted to measurements (CALIBRATION), plus
+                the sampler's fp32 logits for every running sequence
+                (max_num_seqs * vocab * 4 bytes), which vLLM's profiling run reserves.
+
+KAITO's published estimator uses the same weights and KV terms with fixed runtime constants;
+ours measures them instead (tools/calibrate_memory.py, docs/memory-calibration.md).
+
+`fits` means required <= usable: after its own profiling vLLM then has at least the KV
+budget for max_num_seqs full-length sequences, so no request is preempted at full load.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from components.catalog import GpuSku, HourlyPrice, ModelSpec
+
+GIB = 1024**3
+# Azure bills and quotes monthly prices on 730 hours a month (8,760 hours / 12).
+HOURS_PER_MONTH = 730
+
+# The fraction of each GPU's memory vLLM may use for everything. We always pass it, so the
+# budget checked here is the one the engine runs with: 0.90 was vLLM's long-standing default
+# (recent releases default to 0.92; the extra margin is ours).
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.90
+# On GPUs under 20 GB (KAITO lowers the fraction there too) fixed overheads weigh more:
+# 0.85 leaves 2.25 GiB of a T4's 15 GiB to the driver, other processes and fragmentation.
+SMALL_GPU_MEMORY_UTILIZATION = 0.85
+SMALL_GPU_GIB = 20 * 1e9 / GIB
+# Prompt tokens per engine step (chunked prefill). We pass it to vLLM explicitly, so the
+# activation peak budgeted here is the one the engine runs with; 2,048 keeps that peak small
+# (a few hundred MiB, docs/memory-calibration.md) at a modest cost in prefill throughput.
+DEFAULT_MAX_NUM_BATCHED_TOKENS = 2048
+# vLLM's own default for --max-num-seqs: the most sequences we ever suggest.
+MAX_NUM_SEQS_LIMIT = 256
+# Contexts are suggested in steps of 256 tokens (sixteen of vLLM's 16-token KV blocks).
+CONTEXT_STEP = 256
+
+# Memory outside the tensors: the CUDA context, cuBLAS workspaces and CUDA-graph pools.
+# Measured part: CUDA context + workspaces (docs/memory-calibration.md, "non-torch").
+# Allowance part: vLLM captures CUDA graphs for decode batch sizes; KAITO budgets 0.6 GiB
+# "outside PyTorch" for this; we keep that published figure on top of the measurement.
+CUDA_GRAPH_ALLOWANCE_GIB = 0.6
+
+# Compute capability needed per dtype (NVIDIA: bf16 tensor cores from Ampere 8.0, fp8 from
+# Ada/Hopper 8.9).
+MIN_COMPUTE_CAPABILITY = {"float16": 7.0, "bfloat16": 8.0, "fp8": 8.9}
+# vLLM's quantization kernels: AWQ and GPTQ (Marlin or the plain kernels) from Turing 7.5.
+QUANTIZATION_MIN_COMPUTE_CAPABILITY = {"awq": 7.5, "gptq": 7.5, "fp8": 8.9}
+
+# Startup budget: weights must download (once per cache) and load, then vLLM profiles and
+# captures CUDA graphs. production-stack's proven default is 10 minutes (10 s x 60 tries);
+# we never go below it and add one minute per 2 GiB of weights for larger checkpoints.
+STARTUP_FLOOR_SECONDS = 600
+STARTUP_SECONDS_PER_GIB = 30
+STARTUP_PROBE_PERIOD_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-token activation bytes and non-torch overhead, fitted to measurements."""
+
+    # activations(tokens) = tokens * (hidden_factor * hidden + intermediate_factor *
+    # intermediate) * 2 bytes, the shape of a decoder layer's widest intermediate tensors.
+    hidden_factor: float
+    intermediate_factor: float
+    non_torch_gib: float
+
+
+# Least-squares fit over the 27 measurements in docs/memory-calibration.json (9 models x
+# 512/2,048/8,192 tokens; transformers' eager modules, an upper bound for vLLM's fused
+# kernels); non_torch_gib is the largest non-torch figure measured (730,660,864 bytes).
+CALIBRATION = Calibration(hidden_factor=3.18, intermediate_factor=3.47, non_torch_gib=0.69)
+
+
+@dataclass(frozen=True)
+class ServingShape:
+    """What the stack asks of one model on one pool."""
+
+    max_model_len: int
+    max_num_seqs: int
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None
+    max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """The memory requirement of one model on one GPU of its pool, in GiB."""
+
+    weights_gib: float
+    kv_cache_gib: float
+    activations_gib: float
+    overhead_gib: float
+    usable_gib: float
+    gpu_memory_utilization: float
+
+    @property
+    def required_gib(self) -> float:
+        return self.weights_gib + self.kv_cache_gib + self.activations_gib + self.overhead_gib
+
+    @property
+    def headroom_gib(self) -> float:
+        return self.usable_gib - self.required_gib
+
+    @property
+    def fits(self) -> bool:
+        return self.headroom_gib >= 0
+
+
+def batched_tokens(shape: ServingShape) -> int:
+    """Tokens per engine step: vLLM needs at least one per running sequence."""
+    return max(shape.max_num_batched_tokens, shape.max_num_seqs)
+
+
+def weight_bytes(model: ModelSpec) -> float:
+    return model.parameters * model.bytes_per_weight
+
+
+def kv_cache_bytes_per_sequence(model: ModelSpec, max_model_len: int, tp: int = 1) -> float:
+    """KV-cache bytes one sequence of `max_model_len` tokens needs on each GPU."""
+    arch = model.architecture
+    kv_heads_per_gpu = math.ceil(arch.kv_heads / tp)
+    per_token_per_layer = 2 * arch.head_dim * kv_heads_per_gpu * model.kv_bytes_per_element
+    local_tokens = min(arch.sliding_window, max_model_len) if arch.sliding_window else 0
+    return per_token_per_layer * (
+        arch.global_layers * max_model_len + arch.local_layers * local_tokens
+    )
+
+
+def forward_activation_bytes(model: ModelSpec, tokens: int, tp: int = 1) -> float:
+    """Peak activation memory of one forward pass over `tokens` prompt tokens."""
+    arch = model.architecture
+    per_token = (
+        CALIBRATION.hidden_factor * arch.hidden
+        + CALIBRATION.intermediate_factor * arch.intermediate / tp
+    ) * 2
+    return tokens * per_token
+
+
+def sampler_logits_bytes(model: ModelSpec, max_num_seqs: int) -> float:
+    """fp32 logits over the vocabulary for every sequence sampled in one step."""
+    return max_num_seqs * model.architecture.vocab * 4
+
+
+def gpu_memory_utilization(sku: GpuSku, requested: float | None = None) -> float:
+    if requested is not None:
+        return requested
+    if sku.gpu_memory_gib < SMALL_GPU_GIB:
+        return SMALL_GPU_MEMORY_UTILIZATION
+    return DEFAULT_GPU_MEMORY_UTILIZATION
+
+
+def memory_fit(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> MemoryFit:
+    """The per-GPU memory requirement of `model` served with `shape` on `sku`."""
+    tp = shape.tensor_parallel_size
+    utilization = gpu_memory_utilization(sku, shape.gpu_memory_utilization)
+    tokens = min(batched_tokens(shape), shape.max_model_len * shape.max_num_seqs)
+    return MemoryFit(
+        weights_gib=weight_bytes(model) / tp / GIB,
+        kv_cache_gib=kv_cache_bytes_per_sequence(model, shape.max_model_len, tp)
+        * shape.max_num_seqs
+        / GIB,
+        activations_gib=(
+            forward_activation_bytes(model, tokens, tp)
+            + sampler_logits_bytes(model, shape.max_num_seqs)
+        )
+        / GIB,
+        overhead_gib=CALIBRATION.non_torch_gib + CUDA_GRAPH_ALLOWANCE_GIB,
+        usable_gib=sku.gpu_memory_gib * utilization,
+        gpu_memory_utilization=utilization,
+    )
+
+
+def max_num_seqs_that_fit(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> int:
+    """How many sequences of `shape.max_model_len` tokens fit at once (0: not even one)."""
+    return _largest(
+        lambda seqs: ServingShape(**{**shape.__dict__, "max_num_seqs": seqs}),
+        model,
+        sku,
+        upper=MAX_NUM_SEQS_LIMIT,
+    )
+
+
+def max_model_len_that_fits(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> int:
+    """The longest context, in steps of 256 tokens, that fits `max_num_seqs` (0: none)."""
+    steps = _largest(
+        lambda step: ServingShape(**{**shape.__dict__, "max_model_len": step * CONTEXT_STEP}),
+        model,
+        sku,
+        upper=model.max_context // CONTEXT_STEP,
+    )
+    return steps * CONTEXT_STEP
+
+
+def _largest(shape_for, model: ModelSpec, sku: GpuSku, upper: int) -> int:
+    """The largest n in [0, upper] whose shape fits (memory grows with n: binary search)."""
+    low, high = 0, upper
+    while low < high:
+        mid = (low + high + 1) // 2
+        if memory_fit(model, sku, shape_for(mid)).fits:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def dtype_for(model: ModelSpec, sku: GpuSku) -> str:
+    """bfloat16 where the GPU has it (the checkpoints' own dtype), float16 on older GPUs."""
+    if sku.compute_capability >= MIN_COMPUTE_CAPABILITY["bfloat16"]:
+        return "bfloat16"
+    return "float16"
+
+
+def unsupported_reason(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> str | None:
+    """Why this model cannot be served this way on this SKU at all (memory aside)."""
+    tp = shape.tensor_parallel_size
+    if sku.gpus == 0:
+        return f"{sku.vm_size} has no GPU; vLLM models need one"
+    if sku.gpus % tp:
+        return f"tensor-parallel size {tp} does not divide the {sku.gpus} GPUs of {sku.vm_size}"
+    if model.architecture.heads % tp:
+        heads = model.architecture.heads
+        return f"tensor-parallel size {tp} does not divide the model's {heads} attention heads"
+    if dtype_for(model, sku) == "float16" and not model.float16_ok:
+        return (
+            f"{model.family} needs bfloat16 (vLLM refuses float16 for it: numerical "
+            f"instability) and the {sku.gpu_model} (compute capability "
+            f"{sku.compute_capability}) has no bfloat16"
+        )
+    if model.quantization:
+        needed = QUANTIZATION_MIN_COMPUTE_CAPABILITY[model.quantization]
+        if sku.compute_capability < needed:
+            return (
+                f"{model.quantization} needs compute capability {needed}; "
+                f"{sku.gpu_model} has {sku.compute_capability}"
+            )
+    if shape.max_model_len > model.max_context:
+        return (
+            f"maxModelLen {shape.max_model_len} exceeds the model's context of "
+            f"{model.max_context} tokens"
+        )
+    return None
+
+
+def startup_budget_seconds(model: ModelSpec) -> int:
+    """How long the startup probe waits: the proven floor, more for large checkpoints."""
+    scaled = weight_bytes(model) / GIB * STARTUP_SECONDS_PER_GIB
+    budget = max(STARTUP_FLOOR_SECONDS, scaled)
+    return int(math.ceil(budget / STARTUP_PROBE_PERIOD_SECONDS) * STARTUP_PROBE_PERIOD_SECONDS)
+
+
+@dataclass(frozen=True)
+class PoolCost:
+    """Estimated monthly cost of one GPU pool (VM hours only: no disks, network or control
+    plane), or unknown where the catalog records no price for the SKU."""
+
+    price: HourlyPrice | None
+    min_nodes: int
+    max_nodes: int
+
+    @property
+    def known(self) -> bool:
+        return self.price is not None
+
+    @property
+    def monthly_min_usd(self) -> float | None:
+        return round(self.price.usd * self.min_nodes * HOURS_PER_MONTH, 2) if self.price else None
+
+    @property
+    def monthly_max_usd(self) -> float | None:
+        return round(self.price.usd * self.max_nodes * HOURS_PER_MONTH, 2) if self.price else None
+
+
+def gpu_pool_monthly_cost(sku: GpuSku, min_nodes: int, max_nodes: int, spot: bool) -> PoolCost:
+    return PoolCost(sku.spot if spot else sku.on_demand, min_nodes, max_nodes)
+
+
+# -- one model on one pool: the decision the components declare ------------------------------
+
+
+class SizingError(ValueError):
+    """A model that cannot be served as configured: one line with numbers and a way out."""
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """Everything decided for one model: its memory fit, engine arguments and budgets."""
+
+    model: ModelSpec
+    sku: GpuSku | None  # None: CPU (Ollama on the local stack)
+    shape: ServingShape
+    fit: MemoryFit | None
+    dtype: str | None
+    max_num_seqs_at_context: int | None
+    engine_args: tuple[str, ...]
+    startup_budget_seconds: int
+
+
+def plan_vllm(
+    name: str,
+    model: ModelSpec,
+    sku: GpuSku,
+    pool: str,
+    shape: ServingShape,
+    revision: str | None,
+    alternatives: list[ModelSpec],
+    skus: list[GpuSku],
+) -> EnginePlan:
+    """Check `model` on `sku` as `shape` asks; raise SizingError with the nearest fit."""
+    where = f"{name} ({model.source}) on pool {pool} ({sku.vm_size}, {sku.gpus}x {sku.gpu_model})"
+    reason = unsupported_reason(model, sku, shape)
+    if reason:
+        ways_out = nearest_fits(model, sku, shape, alternatives, skus, memory=False)
+        raise SizingError(f"{where}: {reason}; works with {ways_out}")
+    fit = memory_fit(model, sku, shape)
+    if not fit.fits:
+        raise SizingError(
+            f"{where}: needs {fit.required_gib:.1f} GiB per GPU (weights {fit.weights_gib:.1f}, "
+            f"KV cache {fit.kv_cache_gib:.1f} for {shape.max_num_seqs} x {shape.max_model_len} "
+            f"tokens, runtime {fit.activations_gib + fit.overhead_gib:.1f}), "
+            f"{fit.usable_gib:.1f} GiB usable at gpu_memory_utilization "
+            f"{fit.gpu_memory_utilization:.2f}; fits with "
+            + nearest_fits(model, sku, shape, alternatives, skus)
+        )
+    dtype = dtype_for(model, sku)
+    return EnginePlan(
+        model=model,
+        sku=sku,
+        shape=shape,
+        fit=fit,
+        dtype=dtype,
+        max_num_seqs_at_context=max_num_seqs_that_fit(model, sku, shape),
+        engine_args=vllm_engine_args(name, model, shape, fit, dtype, revision),
+        startup_budget_seconds=startup_budget_seconds(model),
+    )
+
+
+def nearest_fits(
+    model: ModelSpec,
+    sku: GpuSku,
+    shape: ServingShape,
+    alternatives: list[ModelSpec],
+    skus: list[GpuSku],
+    memory: bool = True,
+) -> str:
+    """The closest changes that make the model fit, as a readable list (or 'nothing').
+
+    With memory=False (the model can't run on this SKU at all) only other checkpoints and
+    other SKUs are offered."""
+    options = []
+    if memory and (context := max_model_len_that_fits(model, sku, shape)):
+        options.append(f"maxModelLen <= {context}")
+    if memory and (seqs := max_num_seqs_that_fit(model, sku, shape)):
+        options.append(f"maxNumSeqs <= {seqs}")
+    whole_node = ServingShape(**{**shape.__dict__, "tensor_parallel_size": sku.gpus})
+    if shape.tensor_parallel_size != sku.gpus and _serves(model, sku, whole_node):
+        options.append(f"tensorParallelSize {sku.gpus}")
+    for variant in alternatives:
+        if _serves(variant, sku, shape):
+            options.append(f"source {variant.source}")
+            break
+    others = [other for other in skus if other.vm_size != sku.vm_size and other.gpus]
+    for other in sorted(others, key=lambda s: (s.gpus * s.gpu_memory_gib, s.vm_size)):
+        whole = ServingShape(**{**shape.__dict__, "tensor_parallel_size": other.gpus})
+        # The same shape elsewhere, or spread over more GPUs than this SKU has.
+        if _serves(model, other, shape) or (other.gpus > sku.gpus and _serves(model, other, whole)):
+            options.append(f"vmSize {other.vm_size}")
+            break
+    return ", or ".join(options) if options else "nothing in the catalog: choose a smaller model"
+
+
+def _serves(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> bool:
+    return unsupported_reason(model, sku, shape) is None and memory_fit(model, sku, shape).fits
+
+
+def vllm_engine_args(
+    name: str,
+    model: ModelSpec,
+    shape: ServingShape,
+    fit: MemoryFit,
+    dtype: str,
+    revision: str | None,
+) -> tuple[str, ...]:
+    args = [
+        f"--model={model.source}",
+        f"--served-model-name={name}",
+        f"--max-model-len={shape.max_model_len}",
+        f"--max-num-seqs={shape.max_num_seqs}",
+        f"--max-num-batched-tokens={batched_tokens(shape)}",
+        f"--gpu-memory-utilization={fit.gpu_memory_utilization:.2f}",
+        f"--tensor-parallel-size={shape.tensor_parallel_size}",
+        f"--dtype={dtype}",
+        "--enable-prefix-caching",
+        "--enable-chunked-prefill",
+    ]
+    if revision:
+        args.append(f"--revision={revision}")
+    if model.quantization:
+        args.append(f"--quantization={model.quantization}")
+    if model.tool_call_parser:
+        args += ["--enable-auto-tool-choice", f"--tool-call-parser={model.tool_call_parser}"]
+    if model.reasoning_parser:
+        args.append(f"--reasoning-parser={model.reasoning_parser}")
+    if model.trust_remote_code:
+        args.append("--trust-remote-code")
+    return tuple(args)
+
+
+def plan_ollama(name: str, model: ModelSpec, sku: GpuSku | None, shape: ServingShape) -> EnginePlan:
+    """Ollama (llama.cpp): GGUF weights + f16 KV cache for OLLAMA_NUM_PARALLEL contexts.
+
+    On a GPU pool the same memory model applies (Ollama offloads every layer when they fit);
+    on CPU (sku None) there is no GPU to check, and the plan reports the memory the
+    container needs instead (MemoryFit with no usable GPU memory)."""
+    if shape.max_model_len > model.max_context:
+        raise SizingError(
+            f"{name} ({model.source}): maxModelLen {shape.max_model_len} exceeds the model's "
+            f"context of {model.max_context} tokens"
+        )
+    fit = memory_fit(model, sku, shape) if sku else None
+    if fit and not fit.fits:
+        raise SizingError(
+            f"{name} ({model.source}) on {sku.vm_size}: needs {fit.required_gib:.1f} GiB of GPU "
+            f"memory, {fit.usable_gib:.1f} GiB usable; fits with "
+            + nearest_fits(model, sku, shape, [], [])
+        )
+    return EnginePlan(
+        model=model,
+        sku=sku,
+        shape=shape,
+        fit=fit,
+        dtype=None,
+        max_num_seqs_at_context=max_num_seqs_that_fit(model, sku, shape) if sku else None,
+        engine_args=(),
+        startup_budget_seconds=startup_budget_seconds(model),
+    )
+
+
+def cpu_memory_gib(model: ModelSpec, shape: ServingShape) -> float:
+    """Memory an engine on CPU needs for weights and the KV cache of `shape` (GiB)."""
+    kv = kv_cache_bytes_per_sequence(model, shape.max_model_len) * shape.max_num_seqs
+    return (weight_bytes(model) + kv) / GIB
