@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 import pulumi
@@ -34,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from components import catalog, sizing
 
 PROJECT = "slm-deploy"
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
@@ -53,6 +56,10 @@ MODEL_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 HF_REPO = re.compile(r"^[A-Za-z0-9][-\w.]*/[-\w.]+$")
 OLLAMA_TAG = re.compile(r"^[a-z0-9][-a-z0-9_./]*(:[-\w.]+)?$")
 AZURE_VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
+# Serving defaults (reasons at ModelConfig.max_model_len).
+VLLM_DEFAULT_MAX_NUM_SEQS = 16
+OLLAMA_DEFAULT_CONTEXT = 4096
+OLLAMA_DEFAULT_PARALLEL = 4
 GIT_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 LOCATION = re.compile(r"^[a-z0-9]+$")
 PATTERN_MEANINGS = {
@@ -62,6 +69,14 @@ PATTERN_MEANINGS = {
     GIT_COMMIT.pattern: "a full 40-character commit hash of the model repository",
     LOCATION.pattern: "an Azure region name such as swedencentral",
 }
+
+
+class SizingProblem(Exception):
+    """A model that does not fit its pool: the path and sizing's one-line explanation."""
+
+    def __init__(self, path: str, message: str):
+        self.path, self.message = path, message
+        super().__init__(f"{path}: {message}")
 
 
 class ConfigError(pulumi.RunError):
@@ -129,8 +144,9 @@ class SystemPool(_Strict):
 
 class AksCluster(_Strict):
     mode: Literal["aks"]
-    # Sweden Central offers every GPU family in the catalog (T4, A10, A100, H100 NVL).
-    location: str = Field("swedencentral", pattern=LOCATION.pattern)
+    # East US offers every GPU family in the catalog (T4, A10, A100, H100 NVL), and the
+    # catalog's recorded prices are East US prices.
+    location: str = Field("eastus", pattern=LOCATION.pattern)
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     # Free tier has no uptime SLA; Standard is what production clusters should run.
     sku_tier: Literal["Free", "Standard", "Premium"] = "Standard"
@@ -159,6 +175,7 @@ class ExistingCluster(_Strict):
 
 class GpuPool(_Strict):
     name: str = Field(pattern=AGENT_POOL_NAME.pattern)
+    # A GPU SKU from components/catalog.py (its GPUs, memory and price drive the checks).
     vm_size: str = Field(pattern=AZURE_VM_SIZE.pattern)
     # 0 lets an idle GPU pool cost nothing; the cluster autoscaler adds nodes on demand.
     min_count: int = Field(0, ge=0, le=100)
@@ -171,7 +188,20 @@ class GpuPool(_Strict):
     @model_validator(mode="after")
     def _bounds(self) -> GpuPool:
         _check_bounds(self.min_count, self.max_count, "minCount", "maxCount")
+        if self.vm_size not in catalog.GPU_SKUS:
+            raise _FieldError(
+                "vmSize",
+                self.vm_size,
+                "a GPU SKU from components/catalog.py: " + ", ".join(catalog.GPU_SKUS),
+            )
         return self
+
+    @property
+    def sku(self) -> catalog.GpuSku:
+        return catalog.GPU_SKUS[self.vm_size]
+
+    def monthly_cost(self) -> sizing.PoolCost:
+        return sizing.gpu_pool_monthly_cost(self.sku, self.min_count, self.max_count, self.spot)
 
 
 class Replicas(_Strict):
@@ -195,8 +225,18 @@ class ModelConfig(_Strict):
     # The GPU pool to run on; omitted means CPU (Ollama only).
     pool: str | None = None
     replicas: Replicas = Field(default_factory=Replicas)
+    # Context and concurrency to guarantee per replica: the KV cache must hold max_num_seqs
+    # sequences of max_model_len tokens at once (checked against the pool's GPU at plan time).
+    # Defaults: the model card's recommended context (vLLM) or 4,096 tokens (Ollama, the
+    # source chapter's setting); 16 sequences (vLLM: interactive chat per replica, autoscaling
+    # adds replicas beyond it) or 4 (Ollama's OLLAMA_NUM_PARALLEL in the source chapter).
     max_model_len: int | None = Field(None, ge=256, le=1_048_576)
     max_num_seqs: int | None = Field(None, ge=1, le=1024)
+    # GPUs one replica spans (vLLM tensor parallelism); must divide the node's GPUs.
+    tensor_parallel_size: int = Field(1, ge=1, le=8)
+    # vLLM's share of each GPU's memory; default from components/sizing.py (0.90, or 0.85 on
+    # GPUs under 20 GB).
+    gpu_memory_utilization: float | None = Field(None, ge=0.5, le=0.95)
 
     @model_validator(mode="after")
     def _source_matches_engine(self) -> ModelConfig:
@@ -212,7 +252,30 @@ class ModelConfig(_Strict):
             raise _FieldError("pool", None, "a GPU pool name: vLLM models run on GPUs")
         if self.engine == "ollama" and self.revision is not None:
             raise _FieldError("revision", self.revision, "nothing: Ollama tags have no revision")
+        catalog_for_engine = sorted(s for s, m in catalog.MODELS.items() if m.engine == self.engine)
+        if self.source not in catalog_for_engine:
+            raise _FieldError(
+                "source",
+                self.source,
+                f"a {self.engine} model from components/catalog.py: "
+                + ", ".join(catalog_for_engine),
+            )
         return self
+
+    @property
+    def spec(self) -> catalog.ModelSpec:
+        return catalog.MODELS[self.source]
+
+    def serving_shape(self) -> sizing.ServingShape:
+        vllm = self.engine == "vllm"
+        return sizing.ServingShape(
+            max_model_len=self.max_model_len
+            or (self.spec.recommended_context if vllm else OLLAMA_DEFAULT_CONTEXT),
+            max_num_seqs=self.max_num_seqs
+            or (VLLM_DEFAULT_MAX_NUM_SEQS if vllm else OLLAMA_DEFAULT_PARALLEL),
+            tensor_parallel_size=self.tensor_parallel_size,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+        )
 
 
 class Monitoring(_Strict):
@@ -248,6 +311,31 @@ class StackConfig(_Strict):
 
     def pool(self, name: str) -> GpuPool:
         return next(pool for pool in self.gpu_pools if pool.name == name)
+
+    @cached_property
+    def engine_plans(self) -> dict[str, sizing.EnginePlan]:
+        """Each model's memory fit, engine arguments and budgets (raises SizingProblem)."""
+        return {model.name: self._plan(index, model) for index, model in enumerate(self.models)}
+
+    def _plan(self, index: int, model: ModelConfig) -> sizing.EnginePlan:
+        pool = self.pool(model.pool) if model.pool else None
+        try:
+            if model.engine == "vllm":
+                return sizing.plan_vllm(
+                    model.name,
+                    model.spec,
+                    pool.sku,
+                    pool.name,
+                    model.serving_shape(),
+                    model.revision,
+                    alternatives=catalog.variants_of(model.spec),
+                    skus=list(catalog.GPU_SKUS.values()),
+                )
+            return sizing.plan_ollama(
+                model.name, model.spec, pool.sku if pool else None, model.serving_shape()
+            )
+        except sizing.SizingError as err:
+            raise SizingProblem(f"models[{index}]", str(err)) from None
 
     @field_validator("environment", mode="before")
     @classmethod
@@ -334,11 +422,18 @@ def load_stack_config() -> StackConfig:
 
 
 def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
-    """Validate already-decoded values (keys as in the stack file) into a StackConfig."""
+    """Validate already-decoded values (keys as in the stack file) into a StackConfig.
+
+    Includes the memory fit of every model on its pool, so that a model that cannot run
+    stops the program here, before any resource is declared."""
     try:
-        return StackConfig.model_validate(raw, by_alias=True, by_name=False)
+        config = StackConfig.model_validate(raw, by_alias=True, by_name=False)
+        config.engine_plans  # noqa: B018 (computed for its checks; cached for the platform)
     except ValidationError as err:
         raise ConfigError(_describe(err, raw)) from None
+    except SizingProblem as problem:
+        raise ConfigError(f"{_qualified(problem.path)}: {problem.message}") from None
+    return config
 
 
 def _all_config_keys() -> set[str]:

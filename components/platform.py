@@ -11,8 +11,9 @@ from typing import Any
 
 import pulumi
 
+from components import sizing
 from components.cluster import Cluster, ClusterArgs
-from components.config import StackConfig
+from components.config import GpuPool, ModelConfig, StackConfig
 from components.gpu_pool import GpuNodePool, GpuPoolArgs
 from components.network import Namespaces, NamespacesArgs, namespace_specs
 
@@ -55,18 +56,56 @@ class Platform(pulumi.ComponentResource):
             "clusterName": cluster.cluster_name,
             "resourceGroup": cluster.resource_group_name,
             "namespaces": sorted(namespaces.namespaces),
-            "gpuPools": {
-                pool.name: {
-                    "vmSize": pool.vm_size,
-                    "minCount": pool.min_count,
-                    "maxCount": pool.max_count,
-                    "spot": pool.spot,
-                }
-                for pool in config.gpu_pools
-            },
+            "gpuPools": {pool.name: pool_summary(pool) for pool in config.gpu_pools},
             "models": {
-                model.name: {"engine": model.engine, "source": model.source, "pool": model.pool}
+                model.name: model_summary(model, config.engine_plans[model.name])
                 for model in config.models
             },
         }
         self.register_outputs(self.outputs)
+
+
+def pool_summary(pool: GpuPool) -> dict[str, Any]:
+    """A GPU pool as the stack outputs and the plan summary show it."""
+    cost = pool.monthly_cost()
+    return {
+        "vmSize": pool.vm_size,
+        "gpu": f"{pool.sku.gpus}x {pool.sku.gpu_model}",
+        "minCount": pool.min_count,
+        "maxCount": pool.max_count,
+        "spot": pool.spot,
+        "monthlyCostUsd": {
+            "min": cost.monthly_min_usd,
+            "max": cost.monthly_max_usd,
+            "hourlyUsd": cost.price.usd if cost.price else None,
+            "priceRegion": cost.price.region if cost.price else None,
+            "priceTaken": cost.price.taken if cost.price else None,
+        },
+    }
+
+
+def model_summary(model: ModelConfig, plan: sizing.EnginePlan) -> dict[str, Any]:
+    """A model's fit as the stack outputs and the plan summary show it."""
+    spec = plan.model
+    summary: dict[str, Any] = {
+        "engine": model.engine,
+        "source": model.source,
+        "pool": model.pool,
+        "tier": spec.tier,
+        "parameters": spec.parameters,
+        "maxModelLen": plan.shape.max_model_len,
+        "maxNumSeqs": plan.shape.max_num_seqs,
+        "startupBudgetSeconds": plan.startup_budget_seconds,
+    }
+    if plan.fit:
+        summary |= {
+            "requiredGiB": round(plan.fit.required_gib, 2),
+            "usableGiB": round(plan.fit.usable_gib, 2),
+            "headroomGiB": round(plan.fit.headroom_gib, 2),
+            "maxNumSeqsAtContext": plan.max_num_seqs_at_context,
+        }
+    else:
+        summary["cpuMemoryGiB"] = round(sizing.cpu_memory_gib(spec, plan.shape), 2)
+    if plan.engine_args:
+        summary["engineArgs"] = list(plan.engine_args)
+    return summary

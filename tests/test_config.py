@@ -24,7 +24,7 @@ def test_dev_defaults_come_from_code(config_root: Path) -> None:
     raw = {"stack": "dev", "environment": "dev", "cluster": {"mode": "aks"}}
     raw["models"] = [{"name": "m", "engine": "ollama", "source": "qwen3:0.6b"}]
     config = parse_stack_config(raw)
-    assert config.cluster.location == "swedencentral"
+    assert config.cluster.location == "eastus"
     assert config.cluster.kubernetes_version == "1.33"
     assert config.cluster.system_pool.min_count == 2
     assert config.cluster.system_pool.zones == ["1", "2", "3"]
@@ -169,6 +169,30 @@ BAD_DEV_CONFIGS = [
     (
         _set("cluster.authorizedIpRanges", ["10.0.0.1/8"]),
         'slm-deploy:cluster.authorizedIpRanges: "10.0.0.1/8" is not allowed; expected CIDR ranges such as 203.0.113.0/24',
+    ),
+    (
+        _set("gpuPools[0].vmSize", "Standard_NC6s_v3"),
+        'slm-deploy:gpuPools[0].vmSize: "Standard_NC6s_v3" is not allowed; expected a GPU SKU from components/catalog.py: Standard_NC4as_T4_v3, Standard_NC8as_T4_v3, Standard_NV36ads_A10_v5, Standard_NC24ads_A100_v4, Standard_NC48ads_A100_v4, Standard_NC40ads_H100_v5, Standard_NC80adis_H100_v5',
+    ),
+    (
+        _set("models[0].source", "microsoft/phi-4"),
+        'slm-deploy:models[0].source: "microsoft/phi-4" is not allowed; expected a vllm model from components/catalog.py: Qwen/Qwen3-0.6B, Qwen/Qwen3-0.6B-FP8, Qwen/Qwen3-1.7B, Qwen/Qwen3-1.7B-FP8, Qwen/Qwen3-14B, Qwen/Qwen3-14B-AWQ, Qwen/Qwen3-14B-FP8, Qwen/Qwen3-4B, Qwen/Qwen3-4B-AWQ, Qwen/Qwen3-4B-FP8, Qwen/Qwen3-8B, Qwen/Qwen3-8B-AWQ, Qwen/Qwen3-8B-FP8, google/gemma-3-12b-it, google/gemma-3-1b-it, google/gemma-3-4b-it, microsoft/Phi-4-mini-instruct',
+    ),
+    (
+        _set("models[0].maxNumSeqs", 64),
+        "slm-deploy:models[0]: phi4-mini (microsoft/Phi-4-mini-instruct) on pool t4spot (Standard_NC4as_T4_v3, 1x T4): needs 40.6 GiB per GPU (weights 7.1, KV cache 32.0 for 64 x 4096 tokens, runtime 1.5), 12.8 GiB usable at gpu_memory_utilization 0.85; fits with maxModelLen <= 512, or maxNumSeqs <= 8, or vmSize Standard_NC24ads_A100_v4",
+    ),
+    (
+        _set("models[0].source", "google/gemma-3-4b-it"),
+        "slm-deploy:models[0]: phi4-mini (google/gemma-3-4b-it) on pool t4spot (Standard_NC4as_T4_v3, 1x T4): gemma-3-4b needs bfloat16 (vLLM refuses float16 for it: numerical instability) and the T4 (compute capability 7.5) has no bfloat16; works with vmSize Standard_NV36ads_A10_v5",
+    ),
+    (
+        _set("models[0].tensorParallelSize", 2),
+        "slm-deploy:models[0]: phi4-mini (microsoft/Phi-4-mini-instruct) on pool t4spot (Standard_NC4as_T4_v3, 1x T4): tensor-parallel size 2 does not divide the 1 GPUs of Standard_NC4as_T4_v3; works with tensorParallelSize 1, or vmSize Standard_NC48ads_A100_v4",
+    ),
+    (
+        _set("models[0].gpuMemoryUtilization", 0.99),
+        "slm-deploy:models[0].gpuMemoryUtilization: 0.99 is not allowed; expected a number <= 0.95",
     ),
     (
         _set("environment", "local"),

@@ -46,6 +46,8 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) ->
     result = run_plan("dev", "--out", str(first))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("plan dev: 11 resources (3 azure-native, 3 kubernetes,")
+    assert "  phi4-mini: fits t4spot, 10.58 of 12.75 GiB per GPU (2.17 spare)\n" in result.stdout
+    assert "  pool t4spot: 0.00-217.83 USD/month\n" in result.stdout
     assert run_plan("dev", "--out", str(second), "--quiet").returncode == 0
     files = sorted(p.relative_to(first / "dev") for p in (first / "dev").rglob("*") if p.is_file())
     assert [str(f) for f in files] == [
@@ -74,7 +76,14 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) ->
     )
     assert list(manifest)[:3] == ["apiVersion", "kind", "metadata"]
     summary = (first / "dev" / "summary.md").read_text()
-    assert "| t4spot | Standard_NC4as_T4_v3 | 0-2 | True |" in summary
+    assert (
+        "| t4spot | Standard_NC4as_T4_v3 | 1x T4 | 0-2 | True | 0.00 | 217.83 |"
+        " 0.1492/h, eastus, 2026-09-26 |" in summary
+    )
+    assert (
+        "| phi4-mini | vllm | `microsoft/Phi-4-mini-instruct` | small | t4spot | 4096 x 4"
+        " | 10.58 | 12.75 | 2.17 | 8 |" in summary
+    )
 
 
 @pytest.mark.parametrize(

@@ -133,3 +133,17 @@ def test_inference_namespace_enforces_restricted_pod_security(plans, stack: str)
     assert labels["slm-deploy/environment"] == plans[stack]["outputs"]["environment"]
     assert ("slm-gpu-system" in namespaces) == (stack != "local")
     assert ("slm-monitoring" in namespaces) == (stack != "local")
+
+
+def test_outputs_show_each_models_fit_and_each_pools_cost(plans: dict[str, Any]) -> None:
+    dev = plans["dev"]["outputs"]
+    phi = dev["models"]["phi4-mini"]
+    assert (phi["requiredGiB"], phi["usableGiB"], phi["headroomGiB"]) == (10.58, 12.75, 2.17)
+    assert phi["maxNumSeqsAtContext"] == 8
+    assert phi["tier"] == "small"
+    assert "--tool-call-parser=phi4_mini_json" in phi["engineArgs"]
+    assert dev["gpuPools"]["t4spot"]["monthlyCostUsd"]["max"] == 217.83
+    staging_cost = plans["staging"]["outputs"]["gpuPools"]["a10"]["monthlyCostUsd"]
+    assert staging_cost["min"] is None and staging_cost["hourlyUsd"] is None
+    local = plans["local"]["outputs"]["models"]["qwen3-tiny"]
+    assert local["cpuMemoryGiB"] > 0 and "requiredGiB" not in local

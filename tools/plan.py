@@ -160,29 +160,63 @@ def summary_markdown(plan: dict[str, Any]) -> str:
     ]
     counts = Counter(r["type"] for r in plan["resources"])
     lines += [f"| `{kind}` | {count} |" for kind, count in sorted(counts.items())]
-    pools = outputs.get("gpuPools") or {}
-    lines += ["", "## GPU pools", ""]
-    if pools:
-        lines += ["| pool | VM size | nodes | spot |", "| --- | --- | --- | --- |"]
-        for name, pool in sorted(pools.items()):
-            nodes = f"{plain_numbers(pool['minCount'])}-{plain_numbers(pool['maxCount'])}"
-            lines.append(f"| {name} | {pool['vmSize']} | {nodes} | {pool['spot']} |")
-        lines += ["", "A pool's VM size is immutable: changing it replaces the pool and its nodes."]
-    else:
-        lines.append("None: models run on CPU nodes.")
-    lines += [
-        "",
-        "## Models",
-        "",
-        "| model | engine | source | pool |",
-        "| --- | --- | --- | --- |",
-    ]
-    for name, model in sorted((outputs.get("models") or {}).items()):
-        lines.append(
-            f"| {name} | {model['engine']} | `{model['source']}` | {model['pool'] or 'CPU'} |"
-        )
+    lines += ["", "## GPU pools", ""] + _pool_lines(outputs.get("gpuPools") or {})
+    lines += ["", "## Models", ""] + _model_lines(outputs.get("models") or {})
     lines += ["", "## Stack outputs", "", "```json", _dumps(outputs), "```", ""]
     return "\n".join(lines)
+
+
+def _pool_lines(pools: dict[str, Any]) -> list[str]:
+    if not pools:
+        return ["None: models run on CPU nodes."]
+    lines = [
+        "| pool | VM size | GPUs | nodes | spot | USD/month at min | at max | price |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, pool in sorted(pools.items()):
+        cost = pool["monthlyCostUsd"]
+        price = (
+            f"{cost['hourlyUsd']}/h, {cost['priceRegion']}, {cost['priceTaken']}"
+            if cost["hourlyUsd"] is not None
+            else "not recorded"
+        )
+        lines.append(
+            f"| {name} | {pool['vmSize']} | {pool['gpu']} | {pool['minCount']}-{pool['maxCount']}"
+            f" | {pool['spot']} | {_money(cost['min'])} | {_money(cost['max'])} | {price} |"
+        )
+    lines += [
+        "",
+        "Costs are VM hours only (730 hours a month), from components/prices.json. A pool's VM"
+        " size is immutable: changing it replaces the pool and its nodes.",
+    ]
+    return lines
+
+
+def _model_lines(models: dict[str, Any]) -> list[str]:
+    lines = [
+        "| model | engine | source | tier | pool | context x seqs | needs GiB | usable GiB"
+        " | headroom GiB | max seqs at context |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, model in sorted(models.items()):
+        shape = f"{model['maxModelLen']} x {model['maxNumSeqs']}"
+        if "requiredGiB" in model:
+            memory = (
+                f"{model['requiredGiB']} | {model['usableGiB']} | {model['headroomGiB']}"
+                f" | {model['maxNumSeqsAtContext']}"
+            )
+        else:
+            memory = f"{model['cpuMemoryGiB']} (CPU RAM) | - | - | -"
+        lines.append(
+            f"| {name} | {model['engine']} | `{model['source']}` | {model['tier']} |"
+            f" {model['pool'] or 'CPU'} | {shape} | {memory} |"
+        )
+    lines += ["", "Memory per GPU for vLLM, as components/sizing.py computes it."]
+    return lines
+
+
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:,.2f}"
 
 
 def console_summary(plan: dict[str, Any], target: Path, elapsed: float) -> str:
@@ -190,11 +224,28 @@ def console_summary(plan: dict[str, Any], target: Path, elapsed: float) -> str:
     by_package = ", ".join(f"{n} {pkg}" for pkg, n in sorted(counts.items()))
     manifests = len(kubernetes_manifests(plan["resources"]))
     where = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
-    return (
+    lines = [
         f"plan {plan['stack']}: {len(plan['resources'])} resources ({by_package}), "
-        f"{manifests} Kubernetes manifests -> {where}/ in {elapsed:.1f}s\n"
-        f"  see {where}/summary.md"
-    )
+        f"{manifests} Kubernetes manifests -> {where}/ in {elapsed:.1f}s"
+    ]
+    for name, model in sorted((plan["outputs"].get("models") or {}).items()):
+        if "requiredGiB" in model:
+            lines.append(
+                f"  {name}: fits {model['pool']}, {model['requiredGiB']} of "
+                f"{model['usableGiB']} GiB per GPU ({model['headroomGiB']} spare)"
+            )
+        else:
+            lines.append(f"  {name}: CPU, {model['cpuMemoryGiB']} GiB of memory")
+    for name, pool in sorted((plan["outputs"].get("gpuPools") or {}).items()):
+        cost = pool["monthlyCostUsd"]
+        estimate = (
+            f"{_money(cost['min'])}-{_money(cost['max'])} USD/month"
+            if cost["hourlyUsd"] is not None
+            else f"cost unknown (no price recorded for {pool['vmSize']})"
+        )
+        lines.append(f"  pool {name}: {estimate}")
+    lines.append(f"  see {where}/summary.md")
+    return "\n".join(lines)
 
 
 def _dumps(value: Any) -> str:
