@@ -200,8 +200,12 @@ class GpuPool(_Strict):
     def sku(self) -> catalog.GpuSku:
         return catalog.GPU_SKUS[self.vm_size]
 
-    def monthly_cost(self) -> sizing.PoolCost:
-        return sizing.gpu_pool_monthly_cost(self.sku, self.min_count, self.max_count, self.spot)
+    def monthly_cost(self, spot: bool | None = None) -> sizing.PoolCost:
+        """The pool's cost as billed (spot or not), or priced the other way with `spot`."""
+        billed_as_spot = self.spot if spot is None else spot
+        return sizing.gpu_pool_monthly_cost(
+            self.sku, self.min_count, self.max_count, billed_as_spot
+        )
 
 
 class Replicas(_Strict):

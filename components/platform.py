@@ -67,20 +67,27 @@ class Platform(pulumi.ComponentResource):
 
 def pool_summary(pool: GpuPool) -> dict[str, Any]:
     """A GPU pool as the stack outputs and the plan summary show it."""
-    cost = pool.monthly_cost()
     return {
         "vmSize": pool.vm_size,
         "gpu": f"{pool.sku.gpus}x {pool.sku.gpu_model}",
         "minCount": pool.min_count,
         "maxCount": pool.max_count,
         "spot": pool.spot,
-        "monthlyCostUsd": {
-            "min": cost.monthly_min_usd,
-            "max": cost.monthly_max_usd,
-            "hourlyUsd": cost.price.usd if cost.price else None,
-            "priceRegion": cost.price.region if cost.price else None,
-            "priceTaken": cost.price.taken if cost.price else None,
-        },
+        # As the pool is billed, and priced the other way for comparison.
+        "monthlyCostUsd": cost_summary(pool.monthly_cost()),
+        "monthlyCostUsdIfSpot" if not pool.spot else "monthlyCostUsdIfOnDemand": cost_summary(
+            pool.monthly_cost(spot=not pool.spot)
+        ),
+    }
+
+
+def cost_summary(cost: sizing.PoolCost) -> dict[str, Any]:
+    return {
+        "min": cost.monthly_min_usd,
+        "max": cost.monthly_max_usd,
+        "hourlyUsd": cost.price.usd if cost.price else None,
+        "priceRegion": cost.price.region if cost.price else None,
+        "priceTaken": cost.price.taken if cost.price else None,
     }
 
 
@@ -103,6 +110,7 @@ def model_summary(model: ModelConfig, plan: sizing.EnginePlan) -> dict[str, Any]
             "usableGiB": round(plan.fit.usable_gib, 2),
             "headroomGiB": round(plan.fit.headroom_gib, 2),
             "maxNumSeqsAtContext": plan.max_num_seqs_at_context,
+            "maxModelLenAtNumSeqs": plan.max_model_len_at_num_seqs,
         }
     else:
         summary["cpuMemoryGiB"] = round(sizing.cpu_memory_gib(spec, plan.shape), 2)

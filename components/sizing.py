@@ -316,6 +316,7 @@ class EnginePlan:
     fit: MemoryFit | None
     dtype: str | None
     max_num_seqs_at_context: int | None
+    max_model_len_at_num_seqs: int | None
     engine_args: tuple[str, ...]
     startup_budget_seconds: int
 
@@ -354,6 +355,7 @@ def plan_vllm(
         fit=fit,
         dtype=dtype,
         max_num_seqs_at_context=max_num_seqs_that_fit(model, sku, shape),
+        max_model_len_at_num_seqs=max_model_len_that_fits(model, sku, shape),
         engine_args=vllm_engine_args(name, model, shape, fit, dtype, revision),
         startup_budget_seconds=startup_budget_seconds(model),
     )
@@ -455,6 +457,7 @@ def plan_ollama(name: str, model: ModelSpec, sku: GpuSku | None, shape: ServingS
         fit=fit,
         dtype=None,
         max_num_seqs_at_context=max_num_seqs_that_fit(model, sku, shape) if sku else None,
+        max_model_len_at_num_seqs=max_model_len_that_fits(model, sku, shape) if sku else None,
         engine_args=(),
         startup_budget_seconds=startup_budget_seconds(model),
     )

@@ -78,11 +78,11 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) ->
     summary = (first / "dev" / "summary.md").read_text()
     assert (
         "| t4spot | Standard_NC4as_T4_v3 | 1x T4 | 0-2 | True | 0.00 | 217.83 |"
-        " 0.1492/h, eastus, 2026-09-26 |" in summary
+        " 0.1492/h, eastus, 2026-09-26 | on-demand 0.00-773.80 |" in summary
     )
     assert (
         "| phi4-mini | vllm | `microsoft/Phi-4-mini-instruct` | small | t4spot | 4096 x 4"
-        " | 10.58 | 12.75 | 2.17 | 8 |" in summary
+        " | 10.58 | 12.75 | 2.17 | 8 | 8448 |" in summary
     )
 
 

@@ -170,19 +170,22 @@ def _pool_lines(pools: dict[str, Any]) -> list[str]:
     if not pools:
         return ["None: models run on CPU nodes."]
     lines = [
-        "| pool | VM size | GPUs | nodes | spot | USD/month at min | at max | price |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| pool | VM size | GPUs | nodes | spot | USD/month at min | at max | price"
+        " | the other pricing, USD/month |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, pool in sorted(pools.items()):
         cost = pool["monthlyCostUsd"]
-        price = (
-            f"{cost['hourlyUsd']}/h, {cost['priceRegion']}, {cost['priceTaken']}"
-            if cost["hourlyUsd"] is not None
-            else "not recorded"
+        other_key = "monthlyCostUsdIfOnDemand" if pool["spot"] else "monthlyCostUsdIfSpot"
+        other = pool[other_key]
+        other_text = (
+            f"{'on-demand' if pool['spot'] else 'spot'} {_money(other['min'])}"
+            f"-{_money(other['max'])}"
         )
         lines.append(
             f"| {name} | {pool['vmSize']} | {pool['gpu']} | {pool['minCount']}-{pool['maxCount']}"
-            f" | {pool['spot']} | {_money(cost['min'])} | {_money(cost['max'])} | {price} |"
+            f" | {pool['spot']} | {_money(cost['min'])} | {_money(cost['max'])} | {_price(cost)}"
+            f" | {other_text} |"
         )
     lines += [
         "",
@@ -195,24 +198,30 @@ def _pool_lines(pools: dict[str, Any]) -> list[str]:
 def _model_lines(models: dict[str, Any]) -> list[str]:
     lines = [
         "| model | engine | source | tier | pool | context x seqs | needs GiB | usable GiB"
-        " | headroom GiB | max seqs at context |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        " | headroom GiB | max seqs at context | max context at seqs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, model in sorted(models.items()):
         shape = f"{model['maxModelLen']} x {model['maxNumSeqs']}"
         if "requiredGiB" in model:
             memory = (
                 f"{model['requiredGiB']} | {model['usableGiB']} | {model['headroomGiB']}"
-                f" | {model['maxNumSeqsAtContext']}"
+                f" | {model['maxNumSeqsAtContext']} | {model['maxModelLenAtNumSeqs']}"
             )
         else:
-            memory = f"{model['cpuMemoryGiB']} (CPU RAM) | - | - | -"
+            memory = f"{model['cpuMemoryGiB']} (CPU RAM) | - | - | - | -"
         lines.append(
             f"| {name} | {model['engine']} | `{model['source']}` | {model['tier']} |"
             f" {model['pool'] or 'CPU'} | {shape} | {memory} |"
         )
     lines += ["", "Memory per GPU for vLLM, as components/sizing.py computes it."]
     return lines
+
+
+def _price(cost: dict[str, Any]) -> str:
+    if cost["hourlyUsd"] is None:
+        return "not recorded"
+    return f"{cost['hourlyUsd']}/h, {cost['priceRegion']}, {cost['priceTaken']}"
 
 
 def _money(value: float | None) -> str:
