@@ -154,6 +154,8 @@ class GpuSku:
     compute_capability: float
     vcpus: int
     ram_gib: int
+    # The local temp disk, where AKS places an ephemeral OS disk on these "d" sizes.
+    temp_disk_gib: int
     # Linux pay-as-you-go and spot prices per VM hour; None where none is recorded yet
     # (tools/refresh_prices.py records them from the Azure Retail Prices API).
     on_demand: HourlyPrice | None = None
@@ -395,17 +397,18 @@ A100_80GB_GIB = 81920 / 1024
 H100_NVL_GIB = 95830 / 1024
 
 
-# Azure's size pages (learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/...):
-# vCPUs, memory (GiB) and GPUs per size. Compute capability: NVIDIA's CUDA GPU list (T4 7.5,
-# A10 8.6, A100 8.0, H100 9.0).
+# Azure's size pages (learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/
+# ncast4v3-series, nvadsa10v5-series, nca100v4-series, ncadsh100v5-series): GPUs, vCPUs,
+# memory (GiB) and temp disk (GiB) per size. Compute capability: NVIDIA's CUDA GPU list
+# (T4 7.5, A10 8.6, A100 8.0, H100 9.0).
 _SKUS = (
-    ("Standard_NC4as_T4_v3", "T4", 1, T4_GIB, 7.5, 4, 28),
-    ("Standard_NC8as_T4_v3", "T4", 1, T4_GIB, 7.5, 8, 56),
-    ("Standard_NV36ads_A10_v5", "A10", 1, A10_GIB, 8.6, 36, 440),
-    ("Standard_NC24ads_A100_v4", "A100 80GB", 1, A100_80GB_GIB, 8.0, 24, 220),
-    ("Standard_NC48ads_A100_v4", "A100 80GB", 2, A100_80GB_GIB, 8.0, 48, 440),
-    ("Standard_NC40ads_H100_v5", "H100 NVL", 1, H100_NVL_GIB, 9.0, 40, 320),
-    ("Standard_NC80adis_H100_v5", "H100 NVL", 2, H100_NVL_GIB, 9.0, 80, 640),
+    ("Standard_NC4as_T4_v3", "T4", 1, T4_GIB, 7.5, 4, 28, 176),
+    ("Standard_NC8as_T4_v3", "T4", 1, T4_GIB, 7.5, 8, 56, 352),
+    ("Standard_NV36ads_A10_v5", "A10", 1, A10_GIB, 8.6, 36, 440, 1440),
+    ("Standard_NC24ads_A100_v4", "A100 80GB", 1, A100_80GB_GIB, 8.0, 24, 220, 64),
+    ("Standard_NC48ads_A100_v4", "A100 80GB", 2, A100_80GB_GIB, 8.0, 48, 440, 128),
+    ("Standard_NC40ads_H100_v5", "H100 NVL", 1, H100_NVL_GIB, 9.0, 40, 320, 3576),
+    ("Standard_NC80adis_H100_v5", "H100 NVL", 2, H100_NVL_GIB, 9.0, 80, 640, 7152),
 )
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
@@ -430,10 +433,11 @@ def _gpu_skus() -> dict[str, GpuSku]:
             capability,
             vcpus,
             ram,
+            temp_disk,
             on_demand=prices.get(vm_size, {}).get("onDemand"),
             spot=prices.get(vm_size, {}).get("spot"),
         )
-        for vm_size, gpu, gpus, memory, capability, vcpus, ram in _SKUS
+        for vm_size, gpu, gpus, memory, capability, vcpus, ram, temp_disk in _SKUS
     }
 
 

@@ -13,10 +13,17 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 import yaml
-from pulumi_azure_native import containerservice, resources
+from pulumi_azure_native import (
+    authorization,
+    containerregistry,
+    containerservice,
+    managedidentity,
+    resources,
+)
 
-from components.config import AksCluster, ExistingCluster
+from components.config import AksCluster, ExistingCluster, MaintenanceWindow
 
 # The application ID of the Azure Kubernetes Service AAD server, the audience kubelogin asks
 # Microsoft Entra ID for when local accounts are disabled (the same for every AKS cluster).
@@ -25,10 +32,26 @@ AKS_AAD_SERVER_APP_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
 CRITICAL_ADDONS_ONLY = "CriticalAddonsOnly=true:NoSchedule"
 
 
+# Built-in Azure role definitions, the same GUIDs in every tenant (Azure built-in roles docs).
+ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+AKS_RBAC_CLUSTER_ADMIN_ROLE = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+IMAGE_CLEANER_INTERVAL_HOURS = 168  # weekly
+# The cluster autoscaler, tuned for expensive GPU nodes.
+GPU_AUTOSCALER_PROFILE = containerservice.ManagedClusterPropertiesAutoScalerProfileArgs(
+    # Of the pools that can host a pending pod, grow the one that leaves the least idle.
+    expander="least-waste",
+    # Pods with emptyDir volumes (vLLM's /dev/shm, caches) must not pin an idle GPU node.
+    skip_nodes_with_local_storage="false",
+    # Let a replica finish its streams (vLLM's graceful shutdown) before a node goes.
+    max_graceful_termination_sec="900",
+)
+
+
 @dataclass(frozen=True)
 class ClusterArgs:
     stack: str
     settings: AksCluster | ExistingCluster
+    monitoring: str = "none"
 
 
 class Cluster(pulumi.ComponentResource):
@@ -37,12 +60,15 @@ class Cluster(pulumi.ComponentResource):
     provider: k8s.Provider
     resource_group_name: pulumi.Output[str] | None = None
     cluster_name: pulumi.Output[str] | None = None
+    oidc_issuer_url: pulumi.Output[str] | None = None
+    registry_login_server: pulumi.Output[str] | None = None
+    kubeconfig: pulumi.Output[str] | None = None
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm:cluster:Cluster", name, None, opts)
         settings = args.settings
         if isinstance(settings, AksCluster):
-            self._declare_aks(name, args.stack, settings)
+            self._declare_aks(name, args.stack, settings, args.monitoring)
         else:
             self.provider = k8s.Provider(
                 f"{name}-k8s",
@@ -50,67 +76,195 @@ class Cluster(pulumi.ComponentResource):
                 cluster_identifier=settings.context,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        self.register_outputs({"clusterName": self.cluster_name})
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "oidcIssuerUrl": self.oidc_issuer_url,
+                "registryLoginServer": self.registry_login_server,
+            }
+        )
 
-    def _declare_aks(self, name: str, stack: str, settings: AksCluster) -> None:
+    def _declare_aks(self, name: str, stack: str, settings: AksCluster, monitoring: str) -> None:
         child = pulumi.ResourceOptions(parent=self)
+        client = authorization.get_client_config_output()
         group = resources.ResourceGroup(
             f"{name}-rg",
             resource_group_name=f"rg-slm-{stack}",
             location=settings.location,
             opts=child,
         )
-        cluster = containerservice.ManagedCluster(
-            f"{name}-aks",
-            resource_name_=f"aks-slm-{stack}",
+        identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity",
+            resource_name_=f"id-slm-{stack}-aks",
             resource_group_name=group.name,
             location=settings.location,
-            dns_prefix=f"slm-{stack}",
-            kubernetes_version=settings.kubernetes_version,
-            sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=settings.sku_tier),
-            identity=containerservice.ManagedClusterIdentityArgs(type="SystemAssigned"),
-            agent_pool_profiles=[_system_pool(settings)],
-            # Entra ID sign-in with Azure RBAC for Kubernetes; no local (certificate) accounts.
-            aad_profile=containerservice.ManagedClusterAADProfileArgs(
-                managed=True, enable_azure_rbac=True
+            opts=child,
+        )
+        cluster = containerservice.ManagedCluster(
+            f"{name}-aks",
+            resource_group_name=group.name,
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type="UserAssigned",
+                user_assigned_identities=[identity.id],
             ),
-            disable_local_accounts=True,
-            enable_rbac=True,
-            oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
-            security_profile=containerservice.ManagedClusterSecurityProfileArgs(
-                workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(
-                    enabled=True
-                )
+            **managed_cluster_args(stack, settings, monitoring),
+            opts=child,
+        )
+        for config_name, channel in (
+            ("aksManagedAutoUpgradeSchedule", "cluster"),
+            ("aksManagedNodeOSUpgradeSchedule", "node-os"),
+        ):
+            containerservice.MaintenanceConfiguration(
+                f"{name}-maintenance-{channel}",
+                config_name=config_name,
+                resource_group_name=group.name,
+                resource_name_=cluster.name,
+                maintenance_window=maintenance_window(settings.maintenance_window),
+                opts=child,
+            )
+        registry = containerregistry.Registry(
+            f"{name}-acr",
+            registry_name=pulumi.Output.concat(
+                "acrslm", stack.replace("-", ""), _suffix(name, child)
             ),
-            # Azure CNI overlay with Cilium: pod IPs outside the VNet, network policy enforced.
-            network_profile=containerservice.ContainerServiceNetworkProfileArgs(
-                network_plugin="azure",
-                network_plugin_mode="overlay",
-                network_dataplane="cilium",
-                network_policy="cilium",
-            ),
-            api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
-                enable_private_cluster=settings.private,
-                authorized_ip_ranges=settings.authorized_ip_ranges or None,
-            ),
+            resource_group_name=group.name,
+            location=settings.location,
+            sku=containerregistry.SkuArgs(name=settings.registry_sku),
+            # Nodes pull with their managed identity; no shared admin password exists.
+            admin_user_enabled=False,
+            anonymous_pull_enabled=False,
+            opts=child,
+        )
+        kubelet = cluster.identity_profile.apply(lambda p: p["kubeletidentity"].object_id)
+        authorization.RoleAssignment(
+            f"{name}-acr-pull",
+            principal_id=kubelet,
+            principal_type="ServicePrincipal",
+            role_definition_id=role_definition(client, ACR_PULL_ROLE),
+            scope=registry.id,
+            opts=child,
+        )
+        # The identity running `pulumi up` administers the cluster through Azure RBAC: with
+        # local accounts disabled there is no other way in.
+        authorization.RoleAssignment(
+            f"{name}-deployer-admin",
+            principal_id=client.object_id,
+            principal_type=settings.deployer_principal_type,
+            role_definition_id=role_definition(client, AKS_RBAC_CLUSTER_ADMIN_ROLE),
+            scope=cluster.id,
             opts=child,
         )
         self.resource_group_name = group.name
         self.cluster_name = cluster.name
+        self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
+            lambda profile: profile.issuer_url if profile else None
+        )
+        self.registry_login_server = registry.login_server
         credentials = containerservice.list_managed_cluster_user_credentials_output(
             resource_group_name=group.name,
             resource_name=cluster.name,
             format="exec",
         )
-        kubeconfig = pulumi.Output.all(cluster.name, credentials.kubeconfigs).apply(
-            lambda parts: kubelogin_kubeconfig(parts[0], parts[1][0]["value"])
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(cluster.name, credentials.kubeconfigs).apply(
+                lambda parts: kubelogin_kubeconfig(parts[0], parts[1][0]["value"])
+            )
         )
         self.provider = k8s.Provider(
             f"{name}-k8s",
-            kubeconfig=pulumi.Output.secret(kubeconfig),
+            kubeconfig=self.kubeconfig,
             cluster_identifier=cluster.id,
             opts=child,
         )
+
+
+def managed_cluster_args(stack: str, settings: AksCluster, monitoring: str) -> dict:
+    """The ManagedCluster's settings: production-shaped, from the stack's cluster config."""
+    return dict(
+        resource_name_=f"aks-slm-{stack}",
+        location=settings.location,
+        dns_prefix=f"slm-{stack}",
+        kubernetes_version=settings.kubernetes_version,
+        sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=settings.sku_tier),
+        agent_pool_profiles=[_system_pool(settings)],
+        # Entra ID sign-in with Azure RBAC for Kubernetes; no local (certificate) accounts.
+        aad_profile=containerservice.ManagedClusterAADProfileArgs(
+            managed=True, enable_azure_rbac=True
+        ),
+        disable_local_accounts=True,
+        enable_rbac=True,
+        oidc_issuer_profile=containerservice.ManagedClusterOIDCIssuerProfileArgs(enabled=True),
+        security_profile=containerservice.ManagedClusterSecurityProfileArgs(
+            workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(
+                enabled=True
+            ),
+            # Removes unused images from nodes weekly: serving images are large.
+            image_cleaner=containerservice.ManagedClusterSecurityProfileImageCleanerArgs(
+                enabled=True, interval_hours=IMAGE_CLEANER_INTERVAL_HOURS
+            ),
+        ),
+        # Azure CNI overlay with Cilium: pod IPs outside the VNet, network policy enforced.
+        network_profile=containerservice.ContainerServiceNetworkProfileArgs(
+            network_plugin="azure",
+            network_plugin_mode="overlay",
+            network_dataplane="cilium",
+            network_policy="cilium",
+        ),
+        api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
+            enable_private_cluster=settings.private,
+            authorized_ip_ranges=settings.authorized_ip_ranges or None,
+        ),
+        auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
+            upgrade_channel=settings.upgrade_channel,
+            node_os_upgrade_channel=settings.node_os_upgrade_channel,
+        ),
+        auto_scaler_profile=GPU_AUTOSCALER_PROFILE,
+        # KEDA as an AKS add-on: its version follows the cluster's, Azure keeps it patched.
+        workload_auto_scaler_profile=containerservice.ManagedClusterWorkloadAutoScalerProfileArgs(
+            keda=containerservice.ManagedClusterWorkloadAutoScalerProfileKedaArgs(enabled=True)
+        ),
+        addon_profiles={
+            # Key Vault secrets through the CSI driver, re-read every two minutes so a rotated
+            # secret reaches the pods without a redeploy.
+            "azureKeyvaultSecretsProvider": containerservice.ManagedClusterAddonProfileArgs(
+                enabled=True,
+                config={"enableSecretRotation": "true", "rotationPollInterval": "2m"},
+            ),
+        },
+        azure_monitor_profile=containerservice.ManagedClusterAzureMonitorProfileArgs(
+            metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(enabled=True)
+        )
+        if monitoring == "azure-managed"
+        else None,
+    )
+
+
+def maintenance_window(window: MaintenanceWindow) -> containerservice.MaintenanceWindowArgs:
+    return containerservice.MaintenanceWindowArgs(
+        schedule=containerservice.ScheduleArgs(
+            weekly=containerservice.WeeklyScheduleArgs(
+                day_of_week=window.day_of_week, interval_weeks=1
+            )
+        ),
+        duration_hours=window.duration_hours,
+        start_time=window.start_time,
+        utc_offset=window.utc_offset,
+    )
+
+
+def role_definition(client: pulumi.Output, role_guid: str) -> pulumi.Output[str]:
+    return client.subscription_id.apply(
+        lambda sub: (
+            f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
+        )
+    )
+
+
+def _suffix(name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """Six random characters, created once and kept in state: ACR names are global."""
+    return random.RandomString(
+        f"{name}-acr-suffix", length=6, special=False, upper=False, opts=opts
+    ).result
 
 
 def _system_pool(settings: AksCluster) -> containerservice.ManagedClusterAgentPoolProfileArgs:

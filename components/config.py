@@ -142,6 +142,18 @@ class SystemPool(_Strict):
         return self
 
 
+class MaintenanceWindow(_Strict):
+    """When AKS may upgrade the cluster and node images: once a week, off-peak."""
+
+    day_of_week: Literal[
+        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"
+    ] = "Sunday"
+    start_time: str = Field("02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    # AKS requires a window of at least 4 hours for its managed upgrade schedules.
+    duration_hours: int = Field(4, ge=4, le=24)
+    utc_offset: str = Field("+00:00", pattern=r"^[+-](0[0-9]|1[0-4]):[0-5][0-9]$")
+
+
 class AksCluster(_Strict):
     mode: Literal["aks"]
     # East US offers every GPU family in the catalog (T4, A10, A100, H100 NVL), and the
@@ -154,6 +166,25 @@ class AksCluster(_Strict):
     # Who may reach the API server (CIDRs). Empty means "anyone", allowed only outside prod.
     authorized_ip_ranges: list[str] = []
     private: bool = False
+    # patch: upgrades within the pinned minor version only, so kubernetesVersion (and the
+    # schemas the plan validates against) stays true; minor upgrades are a reviewed change.
+    upgrade_channel: Literal["patch", "stable", "rapid", "node-image", "none"] = "patch"
+    # NodeImage: weekly node images with OS security fixes, applied in the window below.
+    node_os_upgrade_channel: Literal["NodeImage", "SecurityPatch", "Unmanaged", "None"] = (
+        "NodeImage"
+    )
+    maintenance_window: MaintenanceWindow = Field(default_factory=MaintenanceWindow)
+    # Standard: enough throughput for a few nodes pulling large serving images at once;
+    # Premium adds geo-replication and private endpoints.
+    registry_sku: Literal["Basic", "Standard", "Premium"] = "Standard"
+    # How GPU nodes get their driver: "aks" (AKS installs it; we add NVIDIA's device plugin
+    # and DCGM exporter) or "gpu-operator" (pools with driver None; NVIDIA's GPU Operator
+    # installs driver, toolkit, device plugin and DCGM exporter).
+    gpu_driver: Literal["aks", "gpu-operator"] = "aks"
+    # What kind of identity runs `pulumi up` (it is made cluster admin through Azure RBAC):
+    # a person (User) or a CI workload identity (ServicePrincipal). Azure rejects a role
+    # assignment whose principal type does not match.
+    deployer_principal_type: Literal["User", "ServicePrincipal", "Group"] = "User"
 
     @field_validator("authorized_ip_ranges")
     @classmethod
@@ -182,8 +213,8 @@ class GpuPool(_Strict):
     max_count: int = Field(1, ge=1, le=100)
     spot: bool = False
     zones: list[Literal["1", "2", "3"]] = []
-    # Room for the container images (vLLM's is about 10 GB) and a node-local model cache.
-    os_disk_size_gb: int = Field(256, ge=64, le=4096)
+    # OS disk size; default: sizing.os_disk() (ephemeral on the temp disk where it fits).
+    os_disk_size_gb: int | None = Field(None, ge=64, le=4096)
 
     @model_validator(mode="after")
     def _bounds(self) -> GpuPool:
@@ -199,6 +230,10 @@ class GpuPool(_Strict):
     @property
     def sku(self) -> catalog.GpuSku:
         return catalog.GPU_SKUS[self.vm_size]
+
+    @property
+    def os_disk(self) -> sizing.OsDisk:
+        return sizing.os_disk(self.sku, self.os_disk_size_gb)
 
     def monthly_cost(self, spot: bool | None = None) -> sizing.PoolCost:
         """The pool's cost as billed (spot or not), or priced the other way with `spot`."""

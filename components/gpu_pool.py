@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_kubernetes as k8s
 from pulumi_azure_native import containerservice
 
 from components.config import GpuPool
@@ -17,8 +18,22 @@ from components.config import GpuPool
 # Every GPU node carries this taint so that only pods that ask for a GPU land there. AKS has
 # no ExtendedResourceToleration admission, so GPU workloads tolerate it explicitly.
 GPU_TAINT = "nvidia.com/gpu=present:NoSchedule"
-# Label GPU workloads select their pool by.
+# Labels: GPU workloads select their pool by POOL_LABEL; GPU system DaemonSets (device
+# plugin, DCGM exporter) run wherever GPU_NODE_LABEL is set.
 POOL_LABEL = "slm-deploy/pool"
+GPU_NODE_LABEL = "slm-deploy/gpu"
+# AKS taints spot nodes with this; only pods that accept eviction should tolerate it.
+SPOT_TAINT_KEY = "kubernetes.azure.com/scalesetpriority"
+
+
+def gpu_tolerations(spot: bool) -> list[dict[str, str]]:
+    """What a pod needs to land on a GPU pool's nodes (AKS adds no toleration by itself)."""
+    tolerations = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    if spot:
+        tolerations.append(
+            {"key": SPOT_TAINT_KEY, "operator": "Equal", "value": "spot", "effect": "NoSchedule"}
+        )
+    return tolerations
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,8 @@ class GpuPoolArgs:
     pool: GpuPool
     resource_group_name: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
+    # "aks": AKS installs the NVIDIA driver; "gpu-operator": driver None, the operator does.
+    gpu_driver: str = "aks"
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -59,12 +76,127 @@ class GpuNodePool(pulumi.ComponentResource):
             max_count=pool.max_count,
             enable_auto_scaling=True,
             availability_zones=pool.zones or None,
-            os_disk_size_gb=pool.os_disk_size_gb,
-            node_labels={POOL_LABEL: pool.name},
+            os_disk_size_gb=pool.os_disk.size_gib,
+            os_disk_type=pool.os_disk.kind,
+            node_labels={POOL_LABEL: pool.name, GPU_NODE_LABEL: "nvidia"},
             node_taints=[GPU_TAINT],
+            gpu_profile=containerservice.GPUProfileArgs(
+                driver="Install" if args.gpu_driver == "aks" else "None"
+            ),
             **spot,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs(
             {"vmSize": pool.vm_size, "minCount": pool.min_count, "maxCount": pool.max_count}
         )
+
+
+# -- the NVIDIA software on GPU nodes ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChartPin:
+    """An official Helm chart at a pinned version."""
+
+    chart: str
+    version: str
+    repository: str
+
+
+# NVIDIA's charts; versions released by autumn 2026 (device plugin 0.20.0, August 2026;
+# DCGM exporter 4.8.3, July 2026; GPU Operator v26.7, NVIDIA's supported line).
+DEVICE_PLUGIN_CHART = ChartPin(
+    "nvidia-device-plugin", "0.20.0", "https://nvidia.github.io/k8s-device-plugin"
+)
+DCGM_EXPORTER_CHART = ChartPin(
+    "dcgm-exporter", "4.8.3", "https://nvidia.github.io/dcgm-exporter/helm-charts"
+)
+GPU_OPERATOR_CHART = ChartPin("gpu-operator", "v26.7.0", "https://helm.ngc.nvidia.com/nvidia")
+
+# GPU system DaemonSets run on every GPU node, spot ones included.
+GPU_NODE_TOLERATIONS = [
+    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": SPOT_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+]
+GPU_NODE_AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {
+                    "matchExpressions": [
+                        {"key": GPU_NODE_LABEL, "operator": "In", "values": ["nvidia"]}
+                    ]
+                }
+            ]
+        }
+    }
+}
+
+
+def device_plugin_values() -> dict:
+    # The chart's default affinity asks for Node Feature Discovery labels, which AKS nodes
+    # don't carry: select our own GPU node label instead (a list replaces the default).
+    return {
+        "affinity": GPU_NODE_AFFINITY,
+        "tolerations": GPU_NODE_TOLERATIONS,
+        "gfd": {"enabled": False},
+    }
+
+
+def dcgm_exporter_values() -> dict:
+    # The ServiceMonitor needs Prometheus Operator's CRDs: the monitoring component turns it
+    # on where it installs them.
+    return {
+        "affinity": GPU_NODE_AFFINITY,
+        "tolerations": GPU_NODE_TOLERATIONS,
+        "serviceMonitor": {"enabled": False},
+    }
+
+
+def gpu_operator_values() -> dict:
+    # Pools run with AKS's driver install off (gpuProfile.driver None): the operator installs
+    # the driver and container toolkit, then the device plugin and DCGM exporter.
+    return {
+        "driver": {"enabled": True},
+        "toolkit": {"enabled": True},
+        "dcgmExporter": {"enabled": True, "serviceMonitor": {"enabled": False}},
+        "daemonsets": {"tolerations": GPU_NODE_TOLERATIONS},
+        "node-feature-discovery": {"worker": {"tolerations": GPU_NODE_TOLERATIONS}},
+    }
+
+
+@dataclass(frozen=True)
+class GpuSoftwareArgs:
+    gpu_driver: str  # "aks" or "gpu-operator"
+    namespace: str
+
+
+class GpuSoftware(pulumi.ComponentResource):
+    """What makes GPUs schedulable and observable: device plugin and DCGM exporter, or the
+    GPU Operator (which brings both, and the driver)."""
+
+    def __init__(
+        self, name: str, args: GpuSoftwareArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("slm:gpu_pool:GpuSoftware", name, None, opts)
+        charts = (
+            [(GPU_OPERATOR_CHART, gpu_operator_values())]
+            if args.gpu_driver == "gpu-operator"
+            else [
+                (DEVICE_PLUGIN_CHART, device_plugin_values()),
+                (DCGM_EXPORTER_CHART, dcgm_exporter_values()),
+            ]
+        )
+        self.charts = [
+            k8s.helm.v4.Chart(
+                f"{name}-{pin.chart}",
+                chart=pin.chart,
+                version=pin.version,
+                repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repository),
+                namespace=args.namespace,
+                values=values,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for pin, values in charts
+        ]
+        self.register_outputs({"charts": [pin.chart for pin, _ in charts]})

@@ -14,8 +14,13 @@ import pulumi
 from components import sizing
 from components.cluster import Cluster, ClusterArgs
 from components.config import GpuPool, ModelConfig, StackConfig
-from components.gpu_pool import GpuNodePool, GpuPoolArgs
-from components.network import Namespaces, NamespacesArgs, namespace_specs
+from components.gpu_pool import GpuNodePool, GpuPoolArgs, GpuSoftware, GpuSoftwareArgs
+from components.network import (
+    GPU_SYSTEM_NAMESPACE,
+    Namespaces,
+    NamespacesArgs,
+    namespace_specs,
+)
 
 
 class Platform(pulumi.ComponentResource):
@@ -27,11 +32,20 @@ class Platform(pulumi.ComponentResource):
         super().__init__("slm:platform:Platform", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        cluster = Cluster(f"{name}-cluster", ClusterArgs(config.stack, config.cluster), opts=child)
+        cluster = Cluster(
+            f"{name}-cluster",
+            ClusterArgs(config.stack, config.cluster, config.monitoring.mode),
+            opts=child,
+        )
         pools = [
             GpuNodePool(
                 f"{name}-pool-{pool.name}",
-                GpuPoolArgs(pool, cluster.resource_group_name, cluster.cluster_name),
+                GpuPoolArgs(
+                    pool,
+                    cluster.resource_group_name,
+                    cluster.cluster_name,
+                    config.cluster.gpu_driver,
+                ),
                 opts=pulumi.ResourceOptions(parent=cluster),
             )
             for pool in config.gpu_pools
@@ -49,12 +63,27 @@ class Platform(pulumi.ComponentResource):
             opts=on_cluster,
         )
 
+        if pools:
+            GpuSoftware(
+                f"{name}-gpu-software",
+                GpuSoftwareArgs(config.cluster.gpu_driver, GPU_SYSTEM_NAMESPACE),
+                opts=pulumi.ResourceOptions.merge(
+                    on_cluster,
+                    pulumi.ResourceOptions(
+                        depends_on=[namespaces.namespaces[GPU_SYSTEM_NAMESPACE], *pools]
+                    ),
+                ),
+            )
+
         self.outputs = {
             "environment": config.environment,
             "clusterMode": config.cluster.mode,
             "kubernetesVersion": config.cluster.kubernetes_version,
             "clusterName": cluster.cluster_name,
             "resourceGroup": cluster.resource_group_name,
+            "oidcIssuerUrl": cluster.oidc_issuer_url,
+            "registryLoginServer": cluster.registry_login_server,
+            "kubeconfig": cluster.kubeconfig,
             "namespaces": sorted(namespaces.namespaces),
             "gpuPools": {pool.name: pool_summary(pool) for pool in config.gpu_pools},
             "models": {
@@ -73,6 +102,7 @@ def pool_summary(pool: GpuPool) -> dict[str, Any]:
         "minCount": pool.min_count,
         "maxCount": pool.max_count,
         "spot": pool.spot,
+        "osDisk": f"{pool.os_disk.size_gib} GiB {pool.os_disk.kind.lower()}",
         # As the pool is billed, and priced the other way for comparison.
         "monthlyCostUsd": cost_summary(pool.monthly_cost()),
         "monthlyCostUsdIfSpot" if not pool.spot else "monthlyCostUsdIfOnDemand": cost_summary(

@@ -299,6 +299,35 @@ def gpu_pool_monthly_cost(sku: GpuSku, min_nodes: int, max_nodes: int, spot: boo
     return PoolCost(sku.spot if spot else sku.on_demand, min_nodes, max_nodes)
 
 
+# -- node OS disks ----------------------------------------------------------------------------
+
+# An ephemeral OS disk lives on the VM's temp disk: faster image pulls and node-local model
+# caches, no managed-disk cost, but it must fit there (at most 2,040 GiB, Azure's limit).
+EPHEMERAL_OS_DISK_MAX_GIB = 2040
+# Default OS disk: room for the serving images (vLLM's are several GB) and a node-local copy
+# of the largest catalog checkpoint (Qwen3-14B in bf16, 27.5 GiB) with margin.
+DEFAULT_OS_DISK_GIB = 256
+# Smallest OS disk worth making ephemeral rather than falling back to a managed disk.
+MIN_EPHEMERAL_OS_DISK_GIB = 128
+
+
+@dataclass(frozen=True)
+class OsDisk:
+    size_gib: int
+    kind: str  # "Ephemeral" or "Managed"
+
+
+def os_disk(sku: GpuSku, requested_gib: int | None) -> OsDisk:
+    """Ephemeral where the SKU's temp disk holds it, else a managed disk."""
+    fits_ephemeral = min(sku.temp_disk_gib, EPHEMERAL_OS_DISK_MAX_GIB)
+    if requested_gib is not None:
+        kind = "Ephemeral" if requested_gib <= fits_ephemeral else "Managed"
+        return OsDisk(requested_gib, kind)
+    if fits_ephemeral >= MIN_EPHEMERAL_OS_DISK_GIB:
+        return OsDisk(min(DEFAULT_OS_DISK_GIB, fits_ephemeral), "Ephemeral")
+    return OsDisk(DEFAULT_OS_DISK_GIB, "Managed")
+
+
 # -- one model on one pool: the decision the components declare ------------------------------
 
 

@@ -45,12 +45,13 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) ->
     first, second = tmp_path / "a", tmp_path / "b"
     result = run_plan("dev", "--out", str(first))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("plan dev: 11 resources (3 azure-native, 3 kubernetes,")
+    assert result.stdout.startswith("plan dev: 21 resources (9 azure-native, 5 kubernetes,")
     assert "  phi4-mini: fits t4spot, 10.58 of 12.75 GiB per GPU (2.17 spare)\n" in result.stdout
     assert "  pool t4spot: 0.00-217.83 USD/month\n" in result.stdout
     assert run_plan("dev", "--out", str(second), "--quiet").returncode == 0
     files = sorted(p.relative_to(first / "dev") for p in (first / "dev").rglob("*") if p.is_file())
     assert [str(f) for f in files] == [
+        "helm.json",
         "manifests/_cluster/namespace-slm-gpu-system.yaml",
         "manifests/_cluster/namespace-slm-inference.yaml",
         "manifests/_cluster/namespace-slm-monitoring.yaml",

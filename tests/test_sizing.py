@@ -80,7 +80,12 @@ def test_largest_context_and_concurrency_sit_on_the_edge() -> None:
     context = sizing.max_model_len_that_fits(PHI, T4, shape)
     # By hand: 12.75 usable - 7.145 weights - 0.149 step - 1.29 overhead = 4.167 GiB for the
     # KV cache of 4 sequences at 128 KiB per token each: 8,533 tokens, 8,448 in 256 steps.
-    free = 12.75 - 3_836_021_760 * 2 / GIB - (2048 * (3.18 * 3072 + 3.47 * 8192) * 2 + 4 * 200_064 * 4) / GIB - 1.29
+    free = (
+        12.75
+        - 3_836_021_760 * 2 / GIB
+        - (2048 * (3.18 * 3072 + 3.47 * 8192) * 2 + 4 * 200_064 * 4) / GIB
+        - 1.29
+    )
     assert context == math.floor(free * GIB / (4 * 131_072) / 256) * 256 == 8448
     assert sizing.memory_fit(PHI, T4, ServingShape(context, 4)).fits
     assert not sizing.memory_fit(PHI, T4, ServingShape(context + 256, 4)).fits

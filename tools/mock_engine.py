@@ -67,6 +67,19 @@ class PlanMocks(mocks.Mocks):
             # azure-native resources take their name in "<type>Name" (or "resourceName")
             # and return it as the "name" output.
             state["name"] = state[name_input]
+        identity = state.get("identity")
+        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+            # azure-native takes user-assigned identities as a list of ids and returns them
+            # as a map of id -> {principalId, clientId}.
+            state["identity"] = identity | {
+                "userAssignedIdentities": {
+                    ident: {"principalId": _MOCK_GUID.format(5), "clientId": _MOCK_GUID.format(6)}
+                    for ident in identity["userAssignedIdentities"]
+                }
+            }
+        computed = COMPUTED_OUTPUTS.get(args.typ)
+        if computed:
+            state |= computed(args.name, state)
         return f"{args.name}-id", state
 
     def call(self, args: mocks.MockCallArgs) -> dict:
@@ -183,6 +196,51 @@ def _azure_name_input(token: str) -> str | None:
     if resource_type == "ManagedCluster":
         return "resourceName"
     return resource_type[0].lower() + resource_type[1:] + "Name"
+
+
+# -- outputs a provider computes ------------------------------------------------------------
+
+# What the cloud would fill in after creation, where the program reads it (a kubelet
+# identity to grant a role, a random suffix in a name). Stand-ins, deterministic and
+# recognisable; a resource type missing here simply echoes its inputs.
+_MOCK_GUID = "00000000-0000-0000-0000-0000000000{:02d}"
+
+
+def _managed_cluster_outputs(name: str, state: dict) -> dict:
+    return {
+        "identityProfile": {
+            "kubeletidentity": {
+                "objectId": _MOCK_GUID.format(1),
+                "clientId": _MOCK_GUID.format(2),
+                "resourceId": f"{name}-kubelet-identity-id",
+            }
+        },
+        "oidcIssuerProfile": {
+            **(state.get("oidcIssuerProfile") or {}),
+            "issuerURL": f"https://offline-plan.oic.azure/{state.get('resourceName')}/",
+        },
+        "fqdn": f"{state.get('dnsPrefix')}.hcp.offline-plan.azmk8s.io",
+    }
+
+
+def _random_string_outputs(name: str, state: dict) -> dict:
+    return {"result": "mock" + "0" * max(0, int(state.get("length", 4)) - 4)}
+
+
+def _registry_outputs(name: str, state: dict) -> dict:
+    return {"loginServer": f"{state.get('registryName')}.azurecr.io"}
+
+
+def _identity_outputs(name: str, state: dict) -> dict:
+    return {"principalId": _MOCK_GUID.format(3), "clientId": _MOCK_GUID.format(4)}
+
+
+COMPUTED_OUTPUTS = {
+    "azure-native:containerservice:ManagedCluster": _managed_cluster_outputs,
+    "azure-native:containerregistry:Registry": _registry_outputs,
+    "azure-native:managedidentity:UserAssignedIdentity": _identity_outputs,
+    "random:index/randomString:RandomString": _random_string_outputs,
+}
 
 
 # -- invoke responses ---------------------------------------------------------------------

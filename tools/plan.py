@@ -8,6 +8,7 @@ and writes `<out>/<stack>/`:
     resources.json   every resource in declaration order (urn, type, name, parent, provider,
                      protect, retainOnDelete, inputs as the engine sees them; secrets hidden)
     outputs.json     the stack outputs
+    helm.json        each Helm chart: chart, repository, pinned version, namespace, values
     manifests/       every Kubernetes object as plain YAML, one file each, by namespace
     summary.md       resources by type, GPU pools, models, outputs
 
@@ -91,6 +92,7 @@ def write_plan(plan: dict[str, Any], target: Path) -> None:
     try:
         _write_json(staging / "resources.json", plan["resources"])
         _write_json(staging / "outputs.json", plan["outputs"])
+        _write_json(staging / "helm.json", helm_releases(plan["resources"]))
         for relative, manifest in kubernetes_manifests(plan["resources"]).items():
             path = staging / "manifests" / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +103,27 @@ def write_plan(plan: dict[str, Any], target: Path) -> None:
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def helm_releases(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each Helm chart or release: chart, repository, pinned version, namespace, values."""
+    releases = []
+    for resource in resources:
+        if not resource["type"].startswith("kubernetes:helm.sh/"):
+            continue
+        inputs = resource["inputs"]
+        releases.append(
+            {
+                "name": resource["name"],
+                "type": resource["type"],
+                "chart": inputs.get("chart"),
+                "version": inputs.get("version"),
+                "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
+                "namespace": inputs.get("namespace"),
+                "values": inputs.get("values", {}),
+            }
+        )
+    return releases
 
 
 def kubernetes_manifests(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
