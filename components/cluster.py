@@ -288,7 +288,9 @@ def kubelogin_kubeconfig(cluster_name: str, user_kubeconfig_b64: str) -> str:
 
     AKS returns the user kubeconfig base64-encoded; only its server address and CA are
     kept, so the result changes only when the cluster's endpoint or CA does. `azurecli`
-    works locally after `az login` and in CI after azure/login with OIDC federation.
+    works locally after `az login` and in CI after azure/login with OIDC federation; set
+    AAD_LOGIN_METHOD=workloadidentity (kubelogin honours it over --login) to sign in with a
+    workload identity token instead, without changing the kubeconfig.
     """
     source = yaml.safe_load(base64.b64decode(user_kubeconfig_b64))
     endpoint = source["clusters"][0]["cluster"]

@@ -61,13 +61,17 @@ VLLM_DEFAULT_MAX_NUM_SEQS = 16
 OLLAMA_DEFAULT_CONTEXT = 4096
 OLLAMA_DEFAULT_PARALLEL = 4
 GIT_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+UTC_OFFSET = re.compile(r"^[+-](0[0-9]|1[0-4]):[0-5][0-9]$")
 LOCATION = re.compile(r"^[a-z0-9]+$")
 PATTERN_MEANINGS = {
     AGENT_POOL_NAME.pattern: "1-12 lowercase letters and digits, starting with a letter",
     MODEL_NAME.pattern: "a DNS label of at most 40 characters: lowercase letters, digits, '-'",
     AZURE_VM_SIZE.pattern: "an Azure VM size such as Standard_NC24ads_A100_v4",
     GIT_COMMIT.pattern: "a full 40-character commit hash of the model repository",
-    LOCATION.pattern: "an Azure region name such as swedencentral",
+    LOCATION.pattern: "an Azure region name such as eastus",
+    TIME_OF_DAY.pattern: "a time of day as HH:MM (24-hour clock)",
+    UTC_OFFSET.pattern: "a UTC offset such as +01:00",
 }
 
 
@@ -148,10 +152,10 @@ class MaintenanceWindow(_Strict):
     day_of_week: Literal[
         "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"
     ] = "Sunday"
-    start_time: str = Field("02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    start_time: str = Field("02:00", pattern=TIME_OF_DAY.pattern)
     # AKS requires a window of at least 4 hours for its managed upgrade schedules.
     duration_hours: int = Field(4, ge=4, le=24)
-    utc_offset: str = Field("+00:00", pattern=r"^[+-](0[0-9]|1[0-4]):[0-5][0-9]$")
+    utc_offset: str = Field("+00:00", pattern=UTC_OFFSET.pattern)
 
 
 class AksCluster(_Strict):

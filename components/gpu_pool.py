@@ -24,6 +24,7 @@ POOL_LABEL = "slm-deploy/pool"
 GPU_NODE_LABEL = "slm-deploy/gpu"
 # AKS taints spot nodes with this; only pods that accept eviction should tolerate it.
 SPOT_TAINT_KEY = "kubernetes.azure.com/scalesetpriority"
+SPOT_TAINT = f"{SPOT_TAINT_KEY}=spot:NoSchedule"
 
 
 def gpu_tolerations(spot: bool) -> list[dict[str, str]]:
@@ -79,7 +80,8 @@ class GpuNodePool(pulumi.ComponentResource):
             os_disk_size_gb=pool.os_disk.size_gib,
             os_disk_type=pool.os_disk.kind,
             node_labels={POOL_LABEL: pool.name, GPU_NODE_LABEL: "nvidia"},
-            node_taints=[GPU_TAINT],
+            # AKS adds the spot taint itself; declaring it keeps refresh and diff quiet.
+            node_taints=[GPU_TAINT, SPOT_TAINT] if pool.spot else [GPU_TAINT],
             gpu_profile=containerservice.GPUProfileArgs(
                 driver="Install" if args.gpu_driver == "aks" else "None"
             ),

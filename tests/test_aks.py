@@ -209,3 +209,19 @@ def test_gpu_operator_path_turns_the_aks_driver_off(config_root) -> None:
 def test_os_disk_is_ephemeral_where_the_temp_disk_holds_it(plans, stack, disk) -> None:
     pool = resources_of(plans[stack], "azure-native:containerservice:AgentPool")[0]["inputs"]
     assert (pool["osDiskSizeGB"], pool["osDiskType"]) == disk
+
+
+def test_azure_managed_monitoring_turns_on_managed_prometheus(config_root) -> None:
+    from tests.conftest import read_stack, write_stack
+    from tools.plan import build_plan
+
+    document = read_stack(config_root, "prod")
+    document["config"]["slm-deploy:monitoring"] = {"mode": "azure-managed"}
+    write_stack(config_root, "prod", document)
+    plan = build_plan("prod", config_root=config_root)
+    cluster = resources_of(plan, "azure-native:containerservice:ManagedCluster")[0]["inputs"]
+    assert cluster["azureMonitorProfile"] == {"metrics": {"enabled": True}}
+    namespaces = [
+        r["inputs"]["metadata"]["name"] for r in resources_of(plan, "kubernetes:core/v1:Namespace")
+    ]
+    assert "slm-monitoring" not in namespaces

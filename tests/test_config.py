@@ -195,6 +195,22 @@ BAD_DEV_CONFIGS = [
         "slm-deploy:models[0].gpuMemoryUtilization: 0.99 is not allowed; expected a number <= 0.95",
     ),
     (
+        _set("cluster.maintenanceWindow.startTime", "25:00"),
+        'slm-deploy:cluster.maintenanceWindow.startTime: "25:00" is not allowed; expected a time of day as HH:MM (24-hour clock)',
+    ),
+    (
+        _set("cluster.maintenanceWindow.durationHours", 2),
+        "slm-deploy:cluster.maintenanceWindow.durationHours: 2 is not allowed; expected a number >= 4",
+    ),
+    (
+        _set("cluster.gpuDriver", "nvidia"),
+        "slm-deploy:cluster.gpuDriver: \"nvidia\" is not allowed; expected one of 'aks' or 'gpu-operator'",
+    ),
+    (
+        _set("cluster.deployerPrincipalType", "App"),
+        "slm-deploy:cluster.deployerPrincipalType: \"App\" is not allowed; expected one of 'User', 'ServicePrincipal' or 'Group'",
+    ),
+    (
         _set("environment", "local"),
         'slm-deploy:cluster.mode: "aks" is not allowed; expected existing for the local environment',
     ),

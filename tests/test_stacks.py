@@ -106,6 +106,10 @@ def test_dev_gpu_pool_is_spot_and_scales_to_zero(plans: dict[str, Any]) -> None:
     assert inputs["scaleSetPriority"] == "Spot"
     assert inputs["scaleSetEvictionPolicy"] == "Delete"
     assert inputs["spotMaxPrice"] == -1
+    assert inputs["nodeTaints"] == [
+        "nvidia.com/gpu=present:NoSchedule",
+        "kubernetes.azure.com/scalesetpriority=spot:NoSchedule",
+    ]
 
 
 @pytest.mark.parametrize("stack", AKS_STACKS)
@@ -115,7 +119,7 @@ def test_every_gpu_pool_is_tainted_autoscaled_and_separate(plans, stack: str) ->
     pools = resources_of(plans[stack], "azure-native:containerservice:AgentPool")
     assert pools
     for pool in pools:
-        assert pool["inputs"]["nodeTaints"] == ["nvidia.com/gpu=present:NoSchedule"]
+        assert pool["inputs"]["nodeTaints"][0] == "nvidia.com/gpu=present:NoSchedule"
         assert pool["inputs"]["enableAutoScaling"] is True
         assert pool["inputs"]["mode"] == "User"
         assert pool["inputs"]["resourceName"] == f"aks-slm-{stack}"
