@@ -13,6 +13,8 @@ Keys (all in the `slm-deploy:` namespace):
     models        the models to serve, each on an engine and, for GPUs, a pool
     monitoring    which Prometheus/Grafana the platform uses
     secrets       secret values (set with `pulumi config set --secret --path secrets.<name>`)
+    serving       images, model caches, request timeouts, Ollama and Open WebUI settings
+    ingress       the HTTPS entry point: host, TLS, ingress class
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ MODEL_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 HF_REPO = re.compile(r"^[A-Za-z0-9][-\w.]*/[-\w.]+$")
 OLLAMA_TAG = re.compile(r"^[a-z0-9][-a-z0-9_./]*(:[-\w.]+)?$")
 AZURE_VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
+# Images, pinned: vLLM's OpenAI server at the release before the newest on PyPI (0.33.0,
+# November 2026); Ollama and Open WebUI at releases seen published in 2026.
+VLLM_IMAGE = "vllm/vllm-openai:v0.32.0"
+OLLAMA_IMAGE = "ollama/ollama:0.31.1"
+OPEN_WEBUI_IMAGE = "ghcr.io/open-webui/open-webui:v0.8.12"
+# repository[:tag][@sha256:digest]; pinned_image() also demands a tag other than "latest"
+# or a digest.
+IMAGE_REFERENCE = re.compile(
+    r"^[a-z0-9][-a-z0-9./_]*(:(?P<tag>[\w][\w.-]{0,127}))?(@sha256:(?P<digest>[0-9a-f]{64}))?$"
+)
 # Serving defaults (reasons at ModelConfig.max_model_len).
 VLLM_DEFAULT_MAX_NUM_SEQS = 16
 OLLAMA_DEFAULT_CONTEXT = 4096
@@ -72,6 +84,7 @@ PATTERN_MEANINGS = {
     LOCATION.pattern: "an Azure region name such as eastus",
     TIME_OF_DAY.pattern: "a time of day as HH:MM (24-hour clock)",
     UTC_OFFSET.pattern: "a UTC offset such as +01:00",
+    IMAGE_REFERENCE.pattern: "an image reference: repository[:tag][@sha256:digest]",
 }
 
 
@@ -108,6 +121,14 @@ def _check_unique(names: list[str], key: str, field: str) -> None:
             raise _FieldError(
                 f"{key}[{index}].{field}", name, "a name not used earlier in the list"
             )
+
+
+def pinned_image(reference: str) -> str:
+    """An image pinned by a version tag or a digest: never "latest", never untagged."""
+    match = IMAGE_REFERENCE.match(reference)
+    if match and not match["digest"] and match["tag"] in (None, "latest"):
+        raise _FieldError(None, reference, "a version tag or an @sha256 digest, never latest")
+    return reference
 
 
 def _check_kubernetes_version(version: str) -> None:
@@ -275,6 +296,8 @@ class ModelConfig(_Strict):
     # adds replicas beyond it) or 4 (Ollama's OLLAMA_NUM_PARALLEL in the source chapter).
     max_model_len: int | None = Field(None, ge=256, le=1_048_576)
     max_num_seqs: int | None = Field(None, ge=1, le=1024)
+    # Ollama only: custom variants built from Modelfiles, served beside the base model.
+    variants: list[OllamaVariant] = []
     # GPUs one replica spans (vLLM tensor parallelism); must divide the node's GPUs.
     tensor_parallel_size: int = Field(1, ge=1, le=8)
     # vLLM's share of each GPU's memory; default from components/sizing.py (0.90, or 0.85 on
@@ -295,6 +318,8 @@ class ModelConfig(_Strict):
             raise _FieldError("pool", None, "a GPU pool name: vLLM models run on GPUs")
         if self.engine == "ollama" and self.revision is not None:
             raise _FieldError("revision", self.revision, "nothing: Ollama tags have no revision")
+        if self.engine == "vllm" and self.variants:
+            raise _FieldError("variants", "[...]", "nothing: Modelfile variants are Ollama's")
         catalog_for_engine = sorted(s for s, m in catalog.MODELS.items() if m.engine == self.engine)
         if self.source not in catalog_for_engine:
             raise _FieldError(
@@ -321,6 +346,68 @@ class ModelConfig(_Strict):
         )
 
 
+class OllamaVariant(_Strict):
+    """A custom model built from a Modelfile on top of an Ollama model (FROM <source>)."""
+
+    name: str = Field(pattern=MODEL_NAME.pattern)
+    system: str = Field(min_length=1, max_length=4000)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+
+
+class OpenWebUi(_Strict):
+    """Open WebUI as a chat front end to the Ollama models (off unless asked for)."""
+
+    enabled: bool = False
+    image: str = Field(OPEN_WEBUI_IMAGE, pattern=IMAGE_REFERENCE.pattern)
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        return pinned_image(value)
+
+
+class OllamaSettings(_Strict):
+    # One model in memory at a time: predictable memory, no eviction thrash.
+    max_loaded_models: int = Field(1, ge=1, le=8)
+    # Flash attention lowers KV-cache memory and speeds long prompts (the chapter's setting).
+    flash_attention: bool = True
+    open_webui: OpenWebUi = Field(default_factory=OpenWebUi)
+
+
+class ServingSettings(_Strict):
+    # The longest response (streamed included) a client may wait for: graceful shutdown and
+    # the ingress timeouts allow this much.
+    max_request_seconds: int = Field(600, ge=30, le=3600)
+    # shared: one ReadWriteMany volume per model, so restarts and new replicas read weights
+    # instead of downloading them; node: an emptyDir on the node's disk, downloaded again
+    # when a pod moves (cheaper, for dev).
+    model_cache: Literal["shared", "node"] = "shared"
+    # Storage class for shared caches; default: Azure Files premium on AKS (ReadWriteMany),
+    # the cluster's default class elsewhere.
+    cache_storage_class: str | None = None
+    vllm_image: str = Field(VLLM_IMAGE, pattern=IMAGE_REFERENCE.pattern)
+    ollama_image: str = Field(OLLAMA_IMAGE, pattern=IMAGE_REFERENCE.pattern)
+
+    @field_validator("vllm_image", "ollama_image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        return pinned_image(value)
+    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
+
+
+class IngressSettings(_Strict):
+    """One HTTPS entry point, a path per model: https://<host>/models/<name>/v1/..."""
+
+    enabled: bool = False
+    host: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    # TLS from a Kubernetes Secret, or (AKS application routing) a Key Vault certificate.
+    tls_secret_name: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    tls_key_vault_certificate_uri: str | None = Field(None, pattern=r"^https://[-\w.]+/certificates/[-\w]+.*$")
+    # Default: AKS application routing's managed NGINX on AKS, "nginx" elsewhere.
+    class_name: str | None = None
+
+
 class Monitoring(_Strict):
     # in-cluster: kube-prometheus-stack; azure-managed: Azure Monitor managed Prometheus and
     # Managed Grafana (AKS only); none: no monitoring (local experiments only).
@@ -342,6 +429,8 @@ class StackConfig(_Strict):
     models: list[ModelConfig] = Field(min_length=1)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     secrets: Secrets = Field(default_factory=Secrets)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
 
     @property
     def is_aks(self) -> bool:
@@ -429,6 +518,36 @@ class StackConfig(_Strict):
             )
         if self.monitoring.mode == "azure-managed" and not self.is_aks:
             raise _FieldError("monitoring.mode", "azure-managed", "in-cluster or none off AKS")
+        self._check_serving_rules()
+
+    def _check_serving_rules(self) -> None:
+        production = self.environment in ("staging", "prod")
+        for index, model in enumerate(self.models):
+            if production and model.engine == "vllm" and model.revision is None:
+                raise _FieldError(
+                    f"models[{index}].revision",
+                    None,
+                    f"a pinned commit in {self.environment}: the weights must not change unseen",
+                )
+        names = [m.name for m in self.models] + [
+            v.name for m in self.models for v in m.variants
+        ]
+        _check_unique(names, "models", "name (variants included)")
+        ingress = self.ingress
+        if ingress.enabled and not ingress.host:
+            raise _FieldError("ingress.host", None, "a DNS name when the ingress is enabled")
+        if ingress.enabled and production and not (
+            ingress.tls_secret_name or ingress.tls_key_vault_certificate_uri
+        ):
+            raise _FieldError(
+                "ingress.tlsSecretName",
+                None,
+                f"a TLS secret or tlsKeyVaultCertificateUri in {self.environment}: no plain HTTP",
+            )
+        if ingress.tls_key_vault_certificate_uri and not self.is_aks:
+            raise _FieldError(
+                "ingress.tlsKeyVaultCertificateUri", "...", "tlsSecretName off AKS"
+            )
 
 
 # -- reading pulumi.Config -----------------------------------------------------------------
@@ -440,8 +559,9 @@ TOP_LEVEL_KEYS = {
     "models": "models",
     "monitoring": "monitoring",
     "secrets": "secrets",
+    "serving": "serving",
+    "ingress": "ingress",
 }
-SECRET_FREE_KEYS = tuple(k for k in TOP_LEVEL_KEYS if k != "secrets")
 
 
 def load_stack_config() -> StackConfig:

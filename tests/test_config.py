@@ -81,7 +81,7 @@ BAD_DEV_CONFIGS = [
     ),
     (
         _set("clustr", {"mode": "aks"}),
-        "slm-deploy:clustr: unknown key, allowed: environment, cluster, gpuPools, models, monitoring, secrets",
+        "slm-deploy:clustr: unknown key, allowed: environment, cluster, gpuPools, models, monitoring, secrets, serving, ingress",
     ),
     (
         _set("cluster.mode", "gke"),
