@@ -52,6 +52,8 @@ class ClusterArgs:
     stack: str
     settings: AksCluster | ExistingCluster
     monitoring: str = "none"
+    # The AKS application routing add-on (managed NGINX) serves the model ingress.
+    app_routing: bool = False
 
 
 class Cluster(pulumi.ComponentResource):
@@ -68,7 +70,7 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("slm:cluster:Cluster", name, None, opts)
         settings = args.settings
         if isinstance(settings, AksCluster):
-            self._declare_aks(name, args.stack, settings, args.monitoring)
+            self._declare_aks(name, args.stack, settings, args.monitoring, args.app_routing)
         else:
             self.provider = k8s.Provider(
                 f"{name}-k8s",
@@ -84,7 +86,9 @@ class Cluster(pulumi.ComponentResource):
             }
         )
 
-    def _declare_aks(self, name: str, stack: str, settings: AksCluster, monitoring: str) -> None:
+    def _declare_aks(
+        self, name: str, stack: str, settings: AksCluster, monitoring: str, app_routing: bool
+    ) -> None:
         child = pulumi.ResourceOptions(parent=self)
         client = authorization.get_client_config_output()
         group = resources.ResourceGroup(
@@ -107,7 +111,7 @@ class Cluster(pulumi.ComponentResource):
                 type="UserAssigned",
                 user_assigned_identities=[identity.id],
             ),
-            **managed_cluster_args(stack, settings, monitoring),
+            **managed_cluster_args(stack, settings, monitoring, app_routing),
             opts=child,
         )
         for config_name, channel in (
@@ -178,7 +182,9 @@ class Cluster(pulumi.ComponentResource):
         )
 
 
-def managed_cluster_args(stack: str, settings: AksCluster, monitoring: str) -> dict:
+def managed_cluster_args(
+    stack: str, settings: AksCluster, monitoring: str, app_routing: bool = False
+) -> dict:
     """The ManagedCluster's settings: production-shaped, from the stack's cluster config."""
     return dict(
         resource_name_=f"aks-slm-{stack}",
@@ -235,6 +241,13 @@ def managed_cluster_args(stack: str, settings: AksCluster, monitoring: str) -> d
             metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(enabled=True)
         )
         if monitoring == "azure-managed"
+        else None,
+        ingress_profile=containerservice.ManagedClusterIngressProfileArgs(
+            web_app_routing=containerservice.ManagedClusterIngressProfileWebAppRoutingArgs(
+                enabled=True
+            )
+        )
+        if app_routing
         else None,
     )
 

@@ -320,6 +320,12 @@ class ModelConfig(_Strict):
             raise _FieldError("revision", self.revision, "nothing: Ollama tags have no revision")
         if self.engine == "vllm" and self.variants:
             raise _FieldError("variants", "[...]", "nothing: Modelfile variants are Ollama's")
+        if self.engine == "ollama" and self.replicas.max > 1:
+            raise _FieldError(
+                "replicas.max",
+                self.replicas.max,
+                "1 for Ollama (a ReadWriteOnce model volume, no metrics to scale on)",
+            )
         catalog_for_engine = sorted(s for s, m in catalog.MODELS.items() if m.engine == self.engine)
         if self.source not in catalog_for_engine:
             raise _FieldError(
@@ -393,6 +399,7 @@ class ServingSettings(_Strict):
     @classmethod
     def _pinned(cls, value: str) -> str:
         return pinned_image(value)
+
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
 
 
@@ -403,7 +410,9 @@ class IngressSettings(_Strict):
     host: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     # TLS from a Kubernetes Secret, or (AKS application routing) a Key Vault certificate.
     tls_secret_name: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    tls_key_vault_certificate_uri: str | None = Field(None, pattern=r"^https://[-\w.]+/certificates/[-\w]+.*$")
+    tls_key_vault_certificate_uri: str | None = Field(
+        None, pattern=r"^https://[-\w.]+/certificates/[-\w]+.*$"
+    )
     # Default: AKS application routing's managed NGINX on AKS, "nginx" elsewhere.
     class_name: str | None = None
 
@@ -529,15 +538,15 @@ class StackConfig(_Strict):
                     None,
                     f"a pinned commit in {self.environment}: the weights must not change unseen",
                 )
-        names = [m.name for m in self.models] + [
-            v.name for m in self.models for v in m.variants
-        ]
+        names = [m.name for m in self.models] + [v.name for m in self.models for v in m.variants]
         _check_unique(names, "models", "name (variants included)")
         ingress = self.ingress
         if ingress.enabled and not ingress.host:
             raise _FieldError("ingress.host", None, "a DNS name when the ingress is enabled")
-        if ingress.enabled and production and not (
-            ingress.tls_secret_name or ingress.tls_key_vault_certificate_uri
+        if (
+            ingress.enabled
+            and production
+            and not (ingress.tls_secret_name or ingress.tls_key_vault_certificate_uri)
         ):
             raise _FieldError(
                 "ingress.tlsSecretName",
@@ -545,9 +554,7 @@ class StackConfig(_Strict):
                 f"a TLS secret or tlsKeyVaultCertificateUri in {self.environment}: no plain HTTP",
             )
         if ingress.tls_key_vault_certificate_uri and not self.is_aks:
-            raise _FieldError(
-                "ingress.tlsKeyVaultCertificateUri", "...", "tlsSecretName off AKS"
-            )
+            raise _FieldError("ingress.tlsKeyVaultCertificateUri", "...", "tlsSecretName off AKS")
 
 
 # -- reading pulumi.Config -----------------------------------------------------------------

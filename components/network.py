@@ -61,3 +61,111 @@ class Namespaces(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs({"namespaces": sorted(self.namespaces)})
+
+
+# -- ingress: one HTTPS host, a path per model ----------------------------------------------
+
+# AKS application routing add-on's managed NGINX class.
+AKS_APP_ROUTING_CLASS = "webapprouting.kubernetes.azure.com"
+# Prompts of a full 128K-token context are well under this; larger bodies are refused early.
+MAX_BODY_SIZE = "16m"
+
+
+@dataclass(frozen=True)
+class ExposedModel:
+    name: str
+    service_port: int
+
+
+@dataclass(frozen=True)
+class ModelIngressArgs:
+    namespace: str
+    host: str
+    class_name: str
+    models: tuple[ExposedModel, ...]
+    max_request_seconds: int
+    tls_secret_name: str | None
+    tls_key_vault_certificate_uri: str | None
+
+
+def model_path(model: str) -> str:
+    return f"/models/{model}"
+
+
+def ingress_annotations(args: ModelIngressArgs) -> dict[str, str]:
+    timeout = str(args.max_request_seconds)
+    annotations = {
+        # /models/<name>/v1/... reaches the server as /v1/...
+        "nginx.ingress.kubernetes.io/use-regex": "true",
+        "nginx.ingress.kubernetes.io/rewrite-target": "/$2",
+        # Streamed completions: pass tokens on as they come, wait as long as a response may.
+        "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
+        "nginx.ingress.kubernetes.io/proxy-body-size": MAX_BODY_SIZE,
+    }
+    if args.tls_secret_name or args.tls_key_vault_certificate_uri:
+        annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] = "true"
+    if args.tls_key_vault_certificate_uri:
+        # Application routing copies the Key Vault certificate into the TLS secret.
+        annotations["kubernetes.azure.com/tls-cert-keyvault-uri"] = (
+            args.tls_key_vault_certificate_uri
+        )
+    return annotations
+
+
+def tls_secret(args: ModelIngressArgs) -> str | None:
+    if args.tls_secret_name:
+        return args.tls_secret_name
+    if args.tls_key_vault_certificate_uri:
+        return "keyvault-slm-ingress"  # the secret application routing creates
+    return None
+
+
+class ModelIngress(pulumi.ComponentResource):
+    """An Ingress per exposed model: https://<host>/models/<name>/v1/..."""
+
+    def __init__(
+        self, name: str, args: ModelIngressArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("slm:network:ModelIngress", name, None, opts)
+        secret = tls_secret(args)
+        self.urls: dict[str, str] = {}
+        scheme = "https" if secret else "http"
+        for model in args.models:
+            spec: dict = {
+                "ingressClassName": args.class_name,
+                "rules": [
+                    {
+                        "host": args.host,
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": f"{model_path(model.name)}(/|$)(.*)",
+                                    "pathType": "ImplementationSpecific",
+                                    "backend": {
+                                        "service": {
+                                            "name": model.name,
+                                            "port": {"number": model.service_port},
+                                        }
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ],
+            }
+            if secret:
+                spec["tls"] = [{"hosts": [args.host], "secretName": secret}]
+            k8s.networking.v1.Ingress(
+                f"{name}-{model.name}",
+                metadata={
+                    "name": model.name,
+                    "namespace": args.namespace,
+                    "annotations": ingress_annotations(args),
+                },
+                spec=spec,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.urls[model.name] = f"{scheme}://{args.host}{model_path(model.name)}/v1"
+        self.register_outputs({"urls": self.urls})

@@ -1,8 +1,9 @@
 """The one place that wires the components together from the validated stack config.
 
-Order: cluster -> Kubernetes provider -> GPU pools -> namespaces -> (secrets, services,
-autoscaling, monitoring as they are added). Components receive plain typed args and the
-provider once, at their boundary; children inherit it.
+Order: cluster -> Kubernetes provider -> GPU pools -> namespaces -> GPU software ->
+secrets -> model services -> ingress (autoscaling and monitoring as they are added).
+Components receive plain typed args and the provider once, at their boundary; children
+inherit it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,22 @@ from components.cluster import Cluster, ClusterArgs
 from components.config import GpuPool, ModelConfig, StackConfig
 from components.gpu_pool import GpuNodePool, GpuPoolArgs, GpuSoftware, GpuSoftwareArgs
 from components.network import (
+    AKS_APP_ROUTING_CLASS,
     GPU_SYSTEM_NAMESPACE,
+    INFERENCE_NAMESPACE,
+    ExposedModel,
+    ModelIngress,
+    ModelIngressArgs,
     Namespaces,
     NamespacesArgs,
     namespace_specs,
 )
+from components.ollama import PORT as OLLAMA_PORT
+from components.ollama import OllamaArgs, OllamaService, OpenWebUi, OpenWebUiArgs
+from components.secrets import ServingSecrets, ServingSecretsArgs, api_key_command
+from components.vllm import PORT as VLLM_PORT
+from components.vllm import VllmArgs, VllmService
+from components.workload import ModelCache
 
 
 class Platform(pulumi.ComponentResource):
@@ -31,10 +43,14 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm:platform:Platform", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-
         cluster = Cluster(
             f"{name}-cluster",
-            ClusterArgs(config.stack, config.cluster, config.monitoring.mode),
+            ClusterArgs(
+                config.stack,
+                config.cluster,
+                config.monitoring.mode,
+                app_routing=config.is_aks and config.ingress.enabled,
+            ),
             opts=child,
         )
         pools = [
@@ -62,18 +78,29 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=on_cluster,
         )
-
         if pools:
             GpuSoftware(
                 f"{name}-gpu-software",
                 GpuSoftwareArgs(config.cluster.gpu_driver, GPU_SYSTEM_NAMESPACE),
-                opts=pulumi.ResourceOptions.merge(
-                    on_cluster,
-                    pulumi.ResourceOptions(
-                        depends_on=[namespaces.namespaces[GPU_SYSTEM_NAMESPACE], *pools]
-                    ),
-                ),
+                opts=_after(on_cluster, namespaces.namespaces[GPU_SYSTEM_NAMESPACE], *pools),
             )
+        in_inference = _after(on_cluster, namespaces.namespaces[INFERENCE_NAMESPACE])
+        secrets = ServingSecrets(
+            f"{name}-secrets",
+            ServingSecretsArgs(
+                INFERENCE_NAMESPACE, config.secrets.hugging_face_token, config.protect_stateful
+            ),
+            opts=in_inference,
+        )
+        services = _model_services(name, config, _after(in_inference, secrets, *pools))
+        endpoints = {model: service.url for model, service in services.items()}
+        if config.ingress.enabled:
+            ingress = ModelIngress(
+                f"{name}-ingress",
+                _ingress_args(config, services),
+                opts=_after(in_inference, *services.values()),
+            )
+            endpoints |= ingress.urls
 
         self.outputs = {
             "environment": config.environment,
@@ -90,8 +117,112 @@ class Platform(pulumi.ComponentResource):
                 model.name: model_summary(model, config.engine_plans[model.name])
                 for model in config.models
             },
+            "endpoints": endpoints,
+            "servedModelNames": served_model_names(config),
+            "apiKeyCommand": api_key_command(INFERENCE_NAMESPACE),
         }
         self.register_outputs(self.outputs)
+
+
+def _after(opts: pulumi.ResourceOptions, *resources: pulumi.Resource) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(resources)))
+
+
+def _model_services(
+    name: str, config: StackConfig, opts: pulumi.ResourceOptions
+) -> dict[str, VllmService | OllamaService]:
+    services: dict[str, VllmService | OllamaService] = {}
+    for model in config.models:
+        plan = config.engine_plans[model.name]
+        pool = config.pool(model.pool) if model.pool else None
+        cache = model_cache(config, model)
+        if model.engine == "vllm":
+            args = VllmArgs(
+                model,
+                plan,
+                pool,
+                INFERENCE_NAMESPACE,
+                config.serving.vllm_image,
+                config.serving.max_request_seconds,
+                cache,
+            )
+            services[model.name] = VllmService(f"{name}-{model.name}", args, opts=opts)
+        else:
+            args = OllamaArgs(
+                model,
+                plan,
+                pool,
+                INFERENCE_NAMESPACE,
+                config.serving.ollama_image,
+                config.serving.ollama,
+                cache,
+            )
+            service = OllamaService(f"{name}-{model.name}", args, opts=opts)
+            services[model.name] = service
+            if config.serving.ollama.open_webui.enabled:
+                OpenWebUi(
+                    f"{name}-{model.name}-webui",
+                    OpenWebUiArgs(
+                        INFERENCE_NAMESPACE,
+                        config.serving.ollama.open_webui.image,
+                        service.url,
+                        model.variants[0].name if model.variants else model.source,
+                        config.protect_stateful,
+                    ),
+                    opts=opts,
+                )
+    return services
+
+
+# Azure Files premium: ReadWriteMany, so every replica of a model reads one cache.
+AKS_SHARED_CACHE_CLASS = "azurefile-csi-premium"
+
+
+def model_cache(config: StackConfig, model: ModelConfig) -> ModelCache:
+    spec = model.spec
+    serving = config.serving
+    shared = serving.model_cache == "shared"
+    storage_class = serving.cache_storage_class or (
+        AKS_SHARED_CACHE_CLASS if config.is_aks and model.engine == "vllm" else None
+    )
+    minimum = sizing.AZURE_FILES_PREMIUM_MIN_GIB if storage_class == AKS_SHARED_CACHE_CLASS else 0
+    return ModelCache(
+        shared=shared,
+        size_gib=sizing.model_cache_gib(spec, minimum if shared else 0),
+        storage_class=storage_class if shared else None,
+        # Ollama runs one replica; vLLM replicas on several nodes share the weights.
+        access_mode="ReadWriteMany" if model.engine == "vllm" else "ReadWriteOnce",
+        protect=config.protect_stateful,
+    )
+
+
+def _ingress_args(config: StackConfig, services: dict) -> ModelIngressArgs:
+    ingress = config.ingress
+    exposed = tuple(
+        ExposedModel(model.name, VLLM_PORT if model.engine == "vllm" else OLLAMA_PORT)
+        for model in config.models
+        # Ollama has no authentication: it is reachable from outside only in local and dev.
+        if model.engine == "vllm" or config.environment in ("local", "dev")
+    )
+    return ModelIngressArgs(
+        namespace=INFERENCE_NAMESPACE,
+        host=ingress.host,
+        class_name=ingress.class_name or (AKS_APP_ROUTING_CLASS if config.is_aks else "nginx"),
+        models=exposed,
+        max_request_seconds=config.serving.max_request_seconds,
+        tls_secret_name=ingress.tls_secret_name,
+        tls_key_vault_certificate_uri=ingress.tls_key_vault_certificate_uri,
+    )
+
+
+def served_model_names(config: StackConfig) -> dict[str, list[str]]:
+    """The names clients send as "model", per endpoint (Ollama variants included)."""
+    return {
+        model.name: [model.name]
+        if model.engine == "vllm"
+        else [model.source, *(v.name for v in model.variants)]
+        for model in config.models
+    }
 
 
 def pool_summary(pool: GpuPool) -> dict[str, Any]:

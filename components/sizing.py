@@ -328,6 +328,59 @@ def os_disk(sku: GpuSku, requested_gib: int | None) -> OsDisk:
     return OsDisk(DEFAULT_OS_DISK_GIB, "Managed")
 
 
+# -- pod resources on GPU nodes ---------------------------------------------------------------
+
+# A replica on a GPU node requests half of its GPUs' share of the node's vCPUs and memory and
+# may use three quarters: the rest stays for the kubelet, AKS's reservations and the GPU
+# DaemonSets, so a replica always schedules on an empty node of its pool.
+NODE_SHARE_REQUESTED = 0.5
+NODE_SHARE_LIMIT = 0.75
+
+
+@dataclass(frozen=True)
+class ReplicaResources:
+    cpu_request: int
+    cpu_limit: int
+    memory_request_gib: int
+    memory_limit_gib: int
+    gpus: int
+
+
+def replica_resources(sku: GpuSku, tensor_parallel_size: int) -> ReplicaResources:
+    share = tensor_parallel_size / sku.gpus
+    return ReplicaResources(
+        cpu_request=max(1, math.floor(sku.vcpus * share * NODE_SHARE_REQUESTED)),
+        cpu_limit=max(1, math.floor(sku.vcpus * share * NODE_SHARE_LIMIT)),
+        memory_request_gib=max(1, math.floor(sku.ram_gib * share * NODE_SHARE_REQUESTED)),
+        memory_limit_gib=max(1, math.floor(sku.ram_gib * share * NODE_SHARE_LIMIT)),
+        gpus=tensor_parallel_size,
+    )
+
+
+# Ollama on CPU: weights and KV cache (cpu_memory_gib) plus llama.cpp's compute buffers and
+# the server, for which one GiB is allowed; the limit doubles the request for prompt spikes.
+OLLAMA_RUNTIME_GIB = 1.0
+
+
+def cpu_replica_resources(model: ModelSpec, shape: ServingShape) -> ReplicaResources:
+    request = math.ceil(cpu_memory_gib(model, shape) + OLLAMA_RUNTIME_GIB)
+    return ReplicaResources(
+        cpu_request=1, cpu_limit=4, memory_request_gib=request, memory_limit_gib=2 * request, gpus=0
+    )
+
+
+# -- model caches --------------------------------------------------------------------------
+
+# Azure Files premium shares start at 100 GiB; other classes get the weights plus a quarter
+# (partial downloads, tokenizer and config files).
+AZURE_FILES_PREMIUM_MIN_GIB = 100
+CACHE_MARGIN = 1.25
+
+
+def model_cache_gib(model: ModelSpec, minimum_gib: int = 0) -> int:
+    return max(minimum_gib, math.ceil(weight_bytes(model) / GIB * CACHE_MARGIN))
+
+
 # -- one model on one pool: the decision the components declare ------------------------------
 
 

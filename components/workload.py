@@ -6,7 +6,11 @@ Open WebUI components so that hardening is written once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
 
 # The unprivileged user and group our containers run as (no image needs root to serve).
 RUN_AS_USER = 1000
@@ -95,3 +99,49 @@ def pod_disruption_budget_spec(selector: dict[str, str]) -> dict[str, Any]:
 def quantity_gib(gib: float) -> str:
     """A memory quantity in whole Gi, rounded up."""
     return f"{max(1, int(-(-gib // 1)))}Gi"
+
+
+# -- model caches -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelCache:
+    """Where a model's weights live between restarts."""
+
+    shared: bool  # a PersistentVolumeClaim (True) or an emptyDir on the node's disk
+    size_gib: int
+    storage_class: str | None  # None: the cluster's default class
+    access_mode: str  # ReadWriteMany when replicas on several nodes share it
+    protect: bool  # production: the claim survives `pulumi destroy` and deletion
+
+
+def model_cache_claim_name(model: str) -> str:
+    return f"{model}-models"
+
+
+def declare_model_cache(
+    name: str, model: str, namespace: str, cache: ModelCache, parent: pulumi.Resource
+) -> k8s.core.v1.PersistentVolumeClaim | None:
+    if not cache.shared:
+        return None
+    spec: dict[str, Any] = {
+        "accessModes": [cache.access_mode],
+        "resources": {"requests": {"storage": f"{cache.size_gib}Gi"}},
+    }
+    if cache.storage_class:
+        spec["storageClassName"] = cache.storage_class
+    return k8s.core.v1.PersistentVolumeClaim(
+        f"{name}-models",
+        metadata={"name": model_cache_claim_name(model), "namespace": namespace},
+        spec=spec,
+        opts=pulumi.ResourceOptions(
+            parent=parent, protect=cache.protect, retain_on_delete=cache.protect
+        ),
+    )
+
+
+def model_cache_volume(model: str, cache: ModelCache) -> dict[str, Any]:
+    if cache.shared:
+        claim = {"claimName": model_cache_claim_name(model)}
+        return {"name": "models", "persistentVolumeClaim": claim}
+    return empty_dir("models", f"{cache.size_gib}Gi")

@@ -58,3 +58,21 @@ def test_helm_chart_and_config_group_are_recorded_with_their_inputs(tmp_path: Pa
 def test_an_invoke_without_a_mock_stops_the_plan(tmp_path: Path) -> None:
     with pytest.raises(MissingInvokeMock, match="listManagedClusterAdminCredentials"):
         _run(tmp_path, PROGRAM_WITH_UNMOCKED_INVOKE)
+
+
+PROGRAM_WITH_A_GENERATED_PASSWORD = '''
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+key = random.RandomPassword("key", length=16, special=False)
+k8s.core.v1.Secret("s", metadata={"name": "s", "namespace": "n"}, string_data={"k": key.result})
+pulumi.export("plain", key.result.apply(lambda r: r))
+'''
+
+
+def test_declared_secret_outputs_stay_secret_downstream(tmp_path: Path) -> None:
+    recording = _run(tmp_path, PROGRAM_WITH_A_GENERATED_PASSWORD)
+    secret = next(r for r in recording.resources if r.type == "kubernetes:core/v1:Secret")
+    assert secret.inputs["stringData"] == {"k": "[secret]"}
+    assert recording.outputs == {"plain": "[secret]"}

@@ -20,6 +20,8 @@ from typing import Any
 import pulumi
 import yaml
 from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.sync_await import _sync_await
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 
@@ -104,7 +106,7 @@ class RecordingMonitor(mocks.MockMonitor):
         self.recording = recording
 
     def RegisterResource(self, request):  # noqa: N802 (the gRPC method name)
-        response = super().RegisterResource(request)
+        response = _mark_secret_outputs(super().RegisterResource(request), request)
         if request.type != "pulumi:pulumi:Stack":
             inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
             self.recording.resources.append(
@@ -121,6 +123,21 @@ class RecordingMonitor(mocks.MockMonitor):
                 )
             )
         return response
+
+
+def _mark_secret_outputs(response, request):
+    """Mark the outputs a resource declares secret (additionalSecretOutputs, e.g. a random
+    password's result) as the engine does, so that secrecy flows on as in `pulumi up`."""
+    names = list(request.additionalSecretOutputs)
+    if not names:
+        return response
+    state = rpc.deserialize_properties(response.object, keep_unknowns=True)
+    for key in names:
+        if key in state and not rpc.is_rpc_secret(state[key]):
+            state[key] = rpc.wrap_rpc_secret(state[key])
+    return resource_pb2.RegisterResourceResponse(
+        urn=response.urn, id=response.id, object=_sync_await(rpc.serialize_properties(state, {}))
+    )
 
 
 def run_program(
@@ -174,9 +191,12 @@ async def _stack_outputs() -> dict[str, Any]:
 
 
 def scrub_secrets(value: Any) -> Any:
-    """Replace every secret value (and unknown) with a placeholder, recursively."""
+    """Replace every secret value (and unknown) with a placeholder, recursively.
+
+    A secret object keeps its keys (names are not secret) so that a Secret's manifest keeps
+    its shape; every value inside becomes the placeholder."""
     if rpc.is_rpc_secret(value):
-        return SECRET
+        return _masked(rpc.unwrap_rpc_secret(value))
     if isinstance(value, dict):
         return {k: scrub_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -186,6 +206,14 @@ def scrub_secrets(value: Any) -> Any:
     if isinstance(value, pulumi.Resource):
         return f"[resource {type(value).__name__}]"
     return value
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return SECRET
 
 
 def _azure_name_input(token: str) -> str | None:
@@ -227,6 +255,11 @@ def _random_string_outputs(name: str, state: dict) -> dict:
     return {"result": "mock" + "0" * max(0, int(state.get("length", 4)) - 4)}
 
 
+def _random_password_outputs(name: str, state: dict) -> dict:
+    # RandomPassword's result is a secret: the plan shows "[secret]" wherever it flows.
+    return {"result": "mock-password", "bcryptHash": "mock-hash"}
+
+
 def _registry_outputs(name: str, state: dict) -> dict:
     return {"loginServer": f"{state.get('registryName')}.azurecr.io"}
 
@@ -240,6 +273,7 @@ COMPUTED_OUTPUTS = {
     "azure-native:containerregistry:Registry": _registry_outputs,
     "azure-native:managedidentity:UserAssignedIdentity": _identity_outputs,
     "random:index/randomString:RandomString": _random_string_outputs,
+    "random:index/randomPassword:RandomPassword": _random_password_outputs,
 }
 
 

@@ -1,0 +1,297 @@
+"""A model served by Ollama (OpenAI-compatible /v1 and native /api), with Modelfile variants
+and, optionally, Open WebUI as a chat front end.
+
+Models are pulled by a blocking init container (a temporary server pulls into the model
+volume and builds the variants), never by a postStart hook: when the server container
+starts, its models are there, and readiness asks the API that lists them. Ollama runs one
+replica: its model volume is ReadWriteOnce and it has no metrics endpoint to scale on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import sizing, workload
+from components.config import GpuPool, ModelConfig, OllamaSettings, OllamaVariant
+from components.gpu_pool import POOL_LABEL, gpu_tolerations
+
+PORT = 11434
+MODELFILES_PATH = "/modelfiles"
+# How long the init container waits for its temporary server to answer.
+SERVER_START_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class OllamaArgs:
+    model: ModelConfig
+    plan: sizing.EnginePlan
+    pool: GpuPool | None  # None: CPU
+    namespace: str
+    image: str
+    settings: OllamaSettings
+    cache: workload.ModelCache
+
+
+class OllamaService(pulumi.ComponentResource):
+    """One Ollama server with its model and variants: Deployment, Service, Modelfiles."""
+
+    def __init__(self, name: str, args: OllamaArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm:ollama:OllamaService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        model = args.model
+        selector = workload.labels("ollama", model.name, "inference")
+        metadata = {"name": model.name, "namespace": args.namespace, "labels": selector}
+        workload.declare_model_cache(name, model.name, args.namespace, args.cache, self)
+        if model.variants:
+            k8s.core.v1.ConfigMap(
+                f"{name}-modelfiles",
+                metadata={**metadata, "name": modelfiles_name(model.name)},
+                data={v.name: modelfile(model.source, v) for v in model.variants},
+                opts=child,
+            )
+        self.deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata=metadata,
+            spec={
+                "replicas": model.replicas.min,
+                "selector": {"matchLabels": selector},
+                # A ReadWriteOnce volume cannot follow a surge pod to another node.
+                "strategy": {"type": "Recreate"},
+                "template": {"metadata": {"labels": selector}, "spec": pod_spec(args)},
+            },
+            opts=child,
+        )
+        self.service = k8s.core.v1.Service(
+            name,
+            metadata=metadata,
+            spec={
+                "selector": selector,
+                "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
+            },
+            opts=child,
+        )
+        self.url = f"http://{model.name}.{args.namespace}.svc.cluster.local:{PORT}"
+        self.register_outputs({"url": self.url})
+
+
+def modelfiles_name(model: str) -> str:
+    return f"{model}-modelfiles"
+
+
+def modelfile(base: str, variant: OllamaVariant) -> str:
+    """A Modelfile: FROM, PARAMETER and SYSTEM are Ollama's own instructions."""
+    lines = [f"FROM {base}"]
+    if variant.temperature is not None:
+        lines.append(f"PARAMETER temperature {variant.temperature}")
+    if variant.top_p is not None:
+        lines.append(f"PARAMETER top_p {variant.top_p}")
+    system = variant.system.replace('"""', "'''")
+    lines.append(f'SYSTEM """{system}"""')
+    return "\n".join(lines) + "\n"
+
+
+def pull_script(model: ModelConfig) -> str:
+    """Start a temporary server, pull the model, build each variant, stop the server."""
+    creates = "".join(
+        f"ollama create {v.name} -f {MODELFILES_PATH}/{v.name}\n" for v in model.variants
+    )
+    return (
+        "set -eu\n"
+        "ollama serve >/tmp/pull-server.log 2>&1 &\n"
+        "server=$!\n"
+        "waited=0\n"
+        "until ollama list >/dev/null 2>&1; do\n"
+        f'  waited=$((waited + 1)); [ "$waited" -le {SERVER_START_SECONDS} ] || '
+        "{ cat /tmp/pull-server.log; exit 1; }\n"
+        "  sleep 1\n"
+        "done\n"
+        f"ollama pull {model.source}\n"
+        f"{creates}"
+        'kill "$server"\n'
+        'wait "$server" || true\n'
+    )
+
+
+def server_env(args: OllamaArgs, host: str) -> list[dict[str, str]]:
+    shape, settings = args.plan.shape, args.settings
+    env = {
+        "OLLAMA_HOST": host,
+        "OLLAMA_MODELS": "/models/ollama",
+        "HOME": "/scratch/home",
+        "OLLAMA_CONTEXT_LENGTH": str(shape.max_model_len),
+        "OLLAMA_NUM_PARALLEL": str(shape.max_num_seqs),
+        "OLLAMA_MAX_LOADED_MODELS": str(settings.max_loaded_models),
+        "OLLAMA_FLASH_ATTENTION": "1" if settings.flash_attention else "0",
+        # Keep models loaded: reloading costs seconds on every idle gap.
+        "OLLAMA_KEEP_ALIVE": "-1",
+    }
+    return [{"name": key, "value": value} for key, value in env.items()]
+
+
+def pod_spec(args: OllamaArgs) -> dict[str, Any]:
+    model = args.model
+    mounts = [
+        {"name": "models", "mountPath": "/models"},
+        {"name": "scratch", "mountPath": "/scratch"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    volumes = [
+        workload.model_cache_volume(model.name, args.cache),
+        workload.empty_dir("scratch", "1Gi"),
+        workload.empty_dir("tmp", "1Gi"),
+    ]
+    if model.variants:
+        mounts.append({"name": "modelfiles", "mountPath": MODELFILES_PATH, "readOnly": True})
+        volumes.append({"name": "modelfiles", "configMap": {"name": modelfiles_name(model.name)}})
+    resources = _resources(args)
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "securityContext": workload.pod_security_context(),
+        "initContainers": [
+            {
+                "name": "pull-models",
+                "image": args.image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["/bin/sh", "-c", pull_script(model)],
+                "env": server_env(args, f"127.0.0.1:{PORT}"),
+                "resources": resources,
+                "securityContext": workload.container_security_context(),
+                "volumeMounts": mounts,
+            }
+        ],
+        "containers": [
+            {
+                "name": "ollama",
+                "image": args.image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["/bin/ollama"],
+                "args": ["serve"],
+                "env": server_env(args, f"0.0.0.0:{PORT}"),
+                "ports": [{"name": "http", "containerPort": PORT}],
+                "resources": resources,
+                "startupProbe": workload.http_probe("/", "http", 5, 24),
+                # Ready when the API lists models (pulled by the init container).
+                "readinessProbe": workload.http_probe("/api/tags", "http", 10, 3),
+                "livenessProbe": workload.http_probe("/", "http", 30, 4, timeout=10),
+                "securityContext": workload.container_security_context(),
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+    if args.pool:
+        spec["nodeSelector"] = {POOL_LABEL: args.pool.name}
+        spec["tolerations"] = gpu_tolerations(args.pool.spot)
+    return spec
+
+
+def _resources(args: OllamaArgs) -> dict[str, Any]:
+    if args.pool:
+        r = sizing.replica_resources(args.pool.sku, 1)
+    else:
+        r = sizing.cpu_replica_resources(args.plan.model, args.plan.shape)
+    requests = {"cpu": str(r.cpu_request), "memory": f"{r.memory_request_gib}Gi"}
+    limits = {"cpu": str(r.cpu_limit), "memory": f"{r.memory_limit_gib}Gi"}
+    if r.gpus:
+        requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(r.gpus)
+    return {"requests": requests, "limits": limits}
+
+
+# -- Open WebUI -------------------------------------------------------------------------------
+
+OPEN_WEBUI_PORT = 8080
+
+
+@dataclass(frozen=True)
+class OpenWebUiArgs:
+    namespace: str
+    image: str
+    ollama_url: str
+    default_model: str
+    protect: bool
+
+
+class OpenWebUi(pulumi.ComponentResource):
+    """Open WebUI wired to an Ollama server; its own sign-in stays on (WEBUI_AUTH)."""
+
+    def __init__(self, name: str, args: OpenWebUiArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm:ollama:OpenWebUi", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        selector = workload.labels("open-webui", "open-webui", "chat")
+        metadata = {"name": "open-webui", "namespace": args.namespace, "labels": selector}
+        data = workload.ModelCache(
+            shared=True,
+            size_gib=5,
+            storage_class=None,
+            access_mode="ReadWriteOnce",
+            protect=args.protect,
+        )
+        # Chats and accounts live on this claim (named like a model cache: "open-webui-models").
+        workload.declare_model_cache(name, "open-webui", args.namespace, data, self)
+        env = {
+            "OLLAMA_BASE_URL": args.ollama_url,
+            "DEFAULT_MODELS": args.default_model,
+            "WEBUI_AUTH": "True",
+            "DATA_DIR": "/models/data",
+            "HOME": "/scratch/home",
+            "ENABLE_OPENAI_API": "False",
+            "ANONYMIZED_TELEMETRY": "False",
+        }
+        k8s.apps.v1.Deployment(
+            name,
+            metadata=metadata,
+            spec={
+                "replicas": 1,
+                "selector": {"matchLabels": selector},
+                "strategy": {"type": "Recreate"},
+                "template": {
+                    "metadata": {"labels": selector},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "securityContext": workload.pod_security_context(),
+                        "containers": [
+                            {
+                                "name": "open-webui",
+                                "image": args.image,
+                                "imagePullPolicy": "IfNotPresent",
+                                "env": [{"name": k, "value": v} for k, v in env.items()],
+                                "ports": [{"name": "http", "containerPort": OPEN_WEBUI_PORT}],
+                                "resources": {
+                                    "requests": {"cpu": "250m", "memory": "1Gi"},
+                                    "limits": {"cpu": "1", "memory": "2Gi"},
+                                },
+                                "startupProbe": workload.http_probe("/health", "http", 5, 36),
+                                "readinessProbe": workload.http_probe("/health", "http", 10, 3),
+                                "livenessProbe": workload.http_probe("/health", "http", 30, 4),
+                                "securityContext": workload.container_security_context(),
+                                "volumeMounts": [
+                                    {"name": "models", "mountPath": "/models"},
+                                    {"name": "scratch", "mountPath": "/scratch"},
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            workload.model_cache_volume("open-webui", data),
+                            workload.empty_dir("scratch", "1Gi"),
+                            workload.empty_dir("tmp", "1Gi"),
+                        ],
+                    },
+                },
+            },
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            name,
+            metadata=metadata,
+            spec={
+                "selector": selector,
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+            opts=child,
+        )
+        self.register_outputs({})

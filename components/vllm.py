@@ -1,0 +1,192 @@
+"""A model served by vLLM's OpenAI-compatible server on its GPU pool.
+
+Everything numeric comes from the model's EnginePlan (components/sizing.py): engine
+arguments, startup budget; and from the pool's SKU: CPU and memory per replica. This module
+only declares: a Deployment, a Service, a PodDisruptionBudget when there can be more than one
+replica, and the model cache volume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import sizing, workload
+from components.config import GpuPool, ModelConfig
+from components.gpu_pool import POOL_LABEL, gpu_tolerations
+from components.secrets import API_KEY_KEY, API_KEY_SECRET, HF_TOKEN_KEY, HF_TOKEN_SECRET
+
+PORT = 8000
+# Endpoints leave the load balancer before the server stops taking requests.
+PRESTOP_SECONDS = 15
+# After streams finish: time for vLLM to exit and free the GPU.
+EXIT_SECONDS = 30
+PROBE_PERIOD_SECONDS = sizing.STARTUP_PROBE_PERIOD_SECONDS
+# /dev/shm for NCCL between the GPUs of one replica, 2 GiB per GPU (vLLM's docs ask for
+# shared memory with tensor parallelism; one GPU needs little).
+SHM_GIB_PER_GPU = 2
+# Writable scratch for compiled kernels and caches (Triton, torch.compile, vLLM).
+SCRATCH_SIZE = "20Gi"
+
+
+@dataclass(frozen=True)
+class VllmArgs:
+    model: ModelConfig
+    plan: sizing.EnginePlan
+    pool: GpuPool
+    namespace: str
+    image: str
+    max_request_seconds: int
+    cache: workload.ModelCache
+
+
+class VllmService(pulumi.ComponentResource):
+    """One served model: Deployment, Service, PodDisruptionBudget."""
+
+    def __init__(self, name: str, args: VllmArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm:vllm:VllmService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        model = args.model
+        selector = workload.labels("vllm", model.name, "inference")
+        autoscaled = model.replicas.max > model.replicas.min
+        workload.declare_model_cache(name, model.name, args.namespace, args.cache, self)
+        self.deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata={"name": model.name, "namespace": args.namespace, "labels": selector},
+            spec=deployment_spec(args, selector),
+            # The autoscaler owns the replica count once it varies (components/autoscaling).
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["spec.replicas"] if autoscaled else None
+            ),
+        )
+        self.service = k8s.core.v1.Service(
+            name,
+            metadata={"name": model.name, "namespace": args.namespace, "labels": selector},
+            spec={
+                "selector": selector,
+                "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
+            },
+            opts=child,
+        )
+        if model.replicas.max > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                name,
+                metadata={"name": model.name, "namespace": args.namespace, "labels": selector},
+                spec=workload.pod_disruption_budget_spec(selector),
+                opts=child,
+            )
+        self.url = f"http://{model.name}.{args.namespace}.svc.cluster.local:{PORT}/v1"
+        self.register_outputs({"url": self.url})
+
+
+def deployment_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
+    model = args.model
+    return {
+        "replicas": model.replicas.min,
+        "selector": {"matchLabels": selector},
+        # GPUs are scarce: replace one replica at a time instead of asking for a spare node.
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+        },
+        "template": {"metadata": {"labels": selector}, "spec": pod_spec(args, selector)},
+    }
+
+
+def pod_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
+    model, plan = args.model, args.plan
+    spec: dict[str, Any] = {
+        # The server calls no Kubernetes API.
+        "automountServiceAccountToken": False,
+        "securityContext": workload.pod_security_context(),
+        "nodeSelector": {POOL_LABEL: args.pool.name},
+        "tolerations": gpu_tolerations(args.pool.spot),
+        "terminationGracePeriodSeconds": PRESTOP_SECONDS + args.max_request_seconds + EXIT_SECONDS,
+        "containers": [container(args)],
+        "volumes": volumes(args),
+    }
+    if model.replicas.max > 1:
+        spec["topologySpreadConstraints"] = workload.spread_over_nodes_and_zones(selector)
+    if plan.model.gated:
+        spec["containers"][0]["env"].append(_secret_env("HF_TOKEN", HF_TOKEN_SECRET, HF_TOKEN_KEY))
+    return spec
+
+
+def container(args: VllmArgs) -> dict[str, Any]:
+    plan = args.plan
+    resources = sizing.replica_resources(plan.sku, plan.shape.tensor_parallel_size)
+    startup_failures = plan.startup_budget_seconds // PROBE_PERIOD_SECONDS
+    return {
+        "name": "vllm",
+        "image": args.image,
+        "imagePullPolicy": "IfNotPresent",
+        # The module path works across vLLM releases (the image's entrypoint has changed).
+        "command": ["python3", "-m", "vllm.entrypoints.openai.api_server"],
+        "args": [*plan.engine_args, "--host=0.0.0.0", f"--port={PORT}"],
+        "env": [
+            _secret_env("VLLM_API_KEY", API_KEY_SECRET, API_KEY_KEY),
+            *(
+                {"name": key, "value": value}
+                for key, value in {
+                    # Weights in the model cache; everything else writable in scratch.
+                    "HF_HOME": "/models/huggingface",
+                    "HOME": "/scratch/home",
+                    "XDG_CACHE_HOME": "/scratch/xdg",
+                    "VLLM_CACHE_ROOT": "/scratch/vllm",
+                    "TRITON_CACHE_DIR": "/scratch/triton",
+                    "TORCHINDUCTOR_CACHE_DIR": "/scratch/inductor",
+                    # No usage reports leave the cluster.
+                    "VLLM_NO_USAGE_STATS": "1",
+                    "DO_NOT_TRACK": "1",
+                    "HF_HUB_DISABLE_TELEMETRY": "1",
+                }.items()
+            ),
+        ],
+        "ports": [{"name": "http", "containerPort": PORT}],
+        "resources": {
+            "requests": {
+                "cpu": str(resources.cpu_request),
+                "memory": f"{resources.memory_request_gib}Gi",
+                "nvidia.com/gpu": str(resources.gpus),
+            },
+            "limits": {
+                "cpu": str(resources.cpu_limit),
+                "memory": f"{resources.memory_limit_gib}Gi",
+                "nvidia.com/gpu": str(resources.gpus),
+            },
+        },
+        # Weights download and load before the first health check passes: the budget grows
+        # with the checkpoint (sizing.startup_budget_seconds).
+        "startupProbe": workload.http_probe(
+            "/health", "http", PROBE_PERIOD_SECONDS, startup_failures
+        ),
+        # /health needs no API key (the /v1 routes do): ready = the engine answers.
+        "readinessProbe": workload.http_probe("/health", "http", PROBE_PERIOD_SECONDS, 3),
+        # Restart only a server that stays unhealthy for two minutes, not one that is busy.
+        "livenessProbe": workload.http_probe("/health", "http", 30, 4, timeout=10),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}},
+        "securityContext": workload.container_security_context(),
+        "volumeMounts": [
+            {"name": "models", "mountPath": "/models"},
+            {"name": "scratch", "mountPath": "/scratch"},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+        ],
+    }
+
+
+def volumes(args: VllmArgs) -> list[dict[str, Any]]:
+    tp = args.plan.shape.tensor_parallel_size
+    return [
+        workload.model_cache_volume(args.model.name, args.cache),
+        workload.empty_dir("scratch", SCRATCH_SIZE),
+        workload.empty_dir("tmp", "2Gi"),
+        workload.empty_dir("dshm", f"{SHM_GIB_PER_GPU * tp}Gi", memory=True),
+    ]
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
