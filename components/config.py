@@ -378,7 +378,7 @@ class OllamaSettings(_Strict):
     max_loaded_models: int = Field(1, ge=1, le=8)
     # Flash attention lowers KV-cache memory and speeds long prompts (the chapter's setting).
     flash_attention: bool = True
-    open_webui: OpenWebUi = Field(default_factory=OpenWebUi)
+    open_webui: OpenWebUi = Field(default_factory=OpenWebUi, alias="openWebUi")
 
 
 class ServingSettings(_Strict):

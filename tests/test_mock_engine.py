@@ -60,7 +60,7 @@ def test_an_invoke_without_a_mock_stops_the_plan(tmp_path: Path) -> None:
         _run(tmp_path, PROGRAM_WITH_UNMOCKED_INVOKE)
 
 
-PROGRAM_WITH_A_GENERATED_PASSWORD = '''
+PROGRAM_WITH_A_GENERATED_PASSWORD = """
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
@@ -68,7 +68,7 @@ import pulumi_random as random
 key = random.RandomPassword("key", length=16, special=False)
 k8s.core.v1.Secret("s", metadata={"name": "s", "namespace": "n"}, string_data={"k": key.result})
 pulumi.export("plain", key.result.apply(lambda r: r))
-'''
+"""
 
 
 def test_declared_secret_outputs_stay_secret_downstream(tmp_path: Path) -> None:
