@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.ollama import modelfile
 from components.config import OllamaVariant
+from components.ollama import modelfile
 from tests.conftest import STACKS, read_stack, resources_of, write_stack
 from tools.plan import build_plan, kubernetes_manifests
 

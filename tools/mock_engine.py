@@ -20,10 +20,10 @@ from typing import Any
 import pulumi
 import yaml
 from pulumi.runtime import mocks, rpc, settings
-from pulumi.runtime.proto import resource_pb2
-from pulumi.runtime.sync_await import _sync_await
 from pulumi.runtime.config import set_all_config
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
 
 SECRET = "[secret]"
 
