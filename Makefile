@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV = $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
 VENV_PY = .venv/bin/python
 
-.PHONY: setup plan plan-all test lint clean
+.PHONY: setup checkov-env plan plan-all test lint clean
 
 setup: .venv/.synced
 
@@ -24,8 +24,17 @@ plan-all: setup
 	@for stack in $$(ls stacks | sed -n 's/^Pulumi\.\(.*\)\.yaml$$/\1/p'); do \
 		$(VENV_PY) -m tools.plan $$stack || exit $$?; done
 
-## test: the whole suite (unit tests, every stack's plan, manifest validation)
-test: setup
+# checkov pins dependencies that clash with Pulumi's: it gets an environment of its own,
+# locked in tools/checkov/requirements.txt (uv pip compile --generate-hashes).
+checkov-env: .venv-checkov/.synced
+
+.venv-checkov/.synced: tools/checkov/requirements.txt | setup
+	$(UV) venv -q --allow-existing --python $(VENV_PY) .venv-checkov
+	$(UV) pip sync -q --python .venv-checkov/bin/python tools/checkov/requirements.txt
+	@touch $@
+
+## test: the whole suite (unit tests, every stack's plan, manifest validation, checkov)
+test: setup checkov-env
 	$(VENV_PY) -m pytest -n auto
 
 lint: setup
@@ -33,4 +42,4 @@ lint: setup
 	$(VENV_PY) -m ruff format --check .
 
 clean:
-	rm -rf out .pytest_cache .ruff_cache
+	rm -rf out .pytest_cache .ruff_cache .venv-checkov

@@ -415,6 +415,9 @@ class IngressSettings(_Strict):
     )
     # Default: AKS application routing's managed NGINX on AKS, "nginx" elsewhere.
     class_name: str | None = None
+    # Where that controller runs (its pods may reach the models): app-routing-system on AKS,
+    # ingress-nginx elsewhere.
+    controller_namespace: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class Monitoring(_Strict):

@@ -169,3 +169,88 @@ class ModelIngress(pulumi.ComponentResource):
             )
             self.urls[model.name] = f"{scheme}://{args.host}{model_path(model.name)}/v1"
         self.register_outputs({"urls": self.urls})
+
+
+# -- network policies: deny by default, allow what serving needs ------------------------------
+
+# Where the ingress controllers run: AKS application routing, or ingress-nginx's chart.
+AKS_APP_ROUTING_NAMESPACE = "app-routing-system"
+INGRESS_NGINX_NAMESPACE = "ingress-nginx"
+# Model downloads (Hugging Face, the Ollama registry) go to public HTTPS endpoints; private
+# ranges stay closed so a compromised server cannot reach the rest of the network.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+INFERENCE_COMPONENT = {"app.kubernetes.io/component": "inference"}
+
+
+@dataclass(frozen=True)
+class NetworkPoliciesArgs:
+    namespace: str
+    # Namespaces whose pods may call the model servers (ingress controller, monitoring).
+    client_namespaces: tuple[str, ...]
+
+
+def network_policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict]:
+    """Named NetworkPolicy specs for the inference namespace."""
+    from_namespaces = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+        for ns in args.client_namespaces
+    ]
+    return {
+        "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        "allow-dns": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                            },
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                }
+            ],
+        },
+        # Pods of the namespace talk to each other (Open WebUI to Ollama, clients in-cluster).
+        "allow-same-namespace": {
+            "podSelector": {},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}]}],
+            "egress": [{"to": [{"podSelector": {}}]}],
+        },
+        "allow-clients": {
+            "podSelector": {"matchLabels": INFERENCE_COMPONENT},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": from_namespaces}],
+        },
+        "allow-model-downloads": {
+            "podSelector": {"matchLabels": INFERENCE_COMPONENT},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}],
+                    "ports": [{"protocol": "TCP", "port": 443}],
+                }
+            ],
+        },
+    }
+
+
+class NetworkPolicies(pulumi.ComponentResource):
+    """Default deny in the inference namespace, with the allows serving needs."""
+
+    def __init__(
+        self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("slm:network:NetworkPolicies", name, None, opts)
+        for policy, spec in network_policy_specs(args).items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}",
+                metadata={"name": policy, "namespace": args.namespace},
+                spec=spec,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({"policies": sorted(network_policy_specs(args))})

@@ -18,13 +18,18 @@ from components.config import GpuPool, ModelConfig, StackConfig
 from components.gpu_pool import GpuNodePool, GpuPoolArgs, GpuSoftware, GpuSoftwareArgs
 from components.network import (
     AKS_APP_ROUTING_CLASS,
+    AKS_APP_ROUTING_NAMESPACE,
     GPU_SYSTEM_NAMESPACE,
     INFERENCE_NAMESPACE,
+    INGRESS_NGINX_NAMESPACE,
+    MONITORING_NAMESPACE,
     ExposedModel,
     ModelIngress,
     ModelIngressArgs,
     Namespaces,
     NamespacesArgs,
+    NetworkPolicies,
+    NetworkPoliciesArgs,
     namespace_specs,
 )
 from components.ollama import PORT as OLLAMA_PORT
@@ -85,6 +90,11 @@ class Platform(pulumi.ComponentResource):
                 opts=_after(on_cluster, namespaces.namespaces[GPU_SYSTEM_NAMESPACE], *pools),
             )
         in_inference = _after(on_cluster, namespaces.namespaces[INFERENCE_NAMESPACE])
+        NetworkPolicies(
+            f"{name}-netpol",
+            NetworkPoliciesArgs(INFERENCE_NAMESPACE, client_namespaces(config)),
+            opts=in_inference,
+        )
         secrets = ServingSecrets(
             f"{name}-secrets",
             ServingSecretsArgs(
@@ -213,6 +223,17 @@ def _ingress_args(config: StackConfig, services: dict) -> ModelIngressArgs:
         tls_secret_name=ingress.tls_secret_name,
         tls_key_vault_certificate_uri=ingress.tls_key_vault_certificate_uri,
     )
+
+
+def client_namespaces(config: StackConfig) -> tuple[str, ...]:
+    """Namespaces whose pods may call the model servers."""
+    clients = [
+        config.ingress.controller_namespace
+        or (AKS_APP_ROUTING_NAMESPACE if config.is_aks else INGRESS_NGINX_NAMESPACE)
+    ]
+    if config.monitoring.mode == "in-cluster":
+        clients.append(MONITORING_NAMESPACE)
+    return tuple(clients)
 
 
 def served_model_names(config: StackConfig) -> dict[str, list[str]]:

@@ -12,8 +12,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-# The unprivileged user and group our containers run as (no image needs root to serve).
-RUN_AS_USER = 1000
+# The unprivileged user and group our containers run as (no image needs root to serve);
+# above 10000, clear of the users a node's host defines.
+RUN_AS_USER = 10001
 
 
 def labels(app: str, instance: str, component: str) -> dict[str, str]:

