@@ -272,13 +272,19 @@ def test_inference_namespace_denies_by_default_and_allows_clients_dns_downloads(
     }
     assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     clients = policies["allow-clients"]["ingress"][0]["from"]
-    assert [c["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for c in clients] == [
+    assert [
+        c["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for c in clients
+    ] == [
         "app-routing-system",
         "slm-monitoring",
     ]
     download = policies["allow-model-downloads"]["egress"][0]
     assert download["ports"] == [{"protocol": "TCP", "port": 443}]
-    assert download["to"][0]["ipBlock"]["except"] == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    assert download["to"][0]["ipBlock"]["except"] == [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+    ]
     assert policies["allow-dns"]["egress"][0]["ports"] == [
         {"protocol": "UDP", "port": 53},
         {"protocol": "TCP", "port": 53},
