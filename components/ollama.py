@@ -65,15 +65,7 @@ class OllamaService(pulumi.ComponentResource):
             },
             opts=child,
         )
-        self.service = k8s.core.v1.Service(
-            name,
-            metadata=metadata,
-            spec={
-                "selector": selector,
-                "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
-            },
-            opts=child,
-        )
+        self.service = workload.http_service(name, metadata, selector, PORT, self)
         self.url = f"http://{model.name}.{args.namespace}.svc.cluster.local:{PORT}"
         self.register_outputs({"url": self.url})
 
@@ -285,13 +277,5 @@ class OpenWebUi(pulumi.ComponentResource):
             },
             opts=child,
         )
-        k8s.core.v1.Service(
-            name,
-            metadata=metadata,
-            spec={
-                "selector": selector,
-                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
-            },
-            opts=child,
-        )
+        workload.http_service(name, metadata, selector, 80, self)
         self.register_outputs({})

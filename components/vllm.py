@@ -62,14 +62,12 @@ class VllmService(pulumi.ComponentResource):
                 parent=self, ignore_changes=["spec.replicas"] if autoscaled else None
             ),
         )
-        self.service = k8s.core.v1.Service(
+        self.service = workload.http_service(
             name,
-            metadata={"name": model.name, "namespace": args.namespace, "labels": selector},
-            spec={
-                "selector": selector,
-                "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
-            },
-            opts=child,
+            {"name": model.name, "namespace": args.namespace, "labels": selector},
+            selector,
+            PORT,
+            self,
         )
         if model.replicas.max > 1:
             k8s.policy.v1.PodDisruptionBudget(

@@ -146,3 +146,22 @@ def model_cache_volume(model: str, cache: ModelCache) -> dict[str, Any]:
         claim = {"claimName": model_cache_claim_name(model)}
         return {"name": "models", "persistentVolumeClaim": claim}
     return empty_dir("models", f"{cache.size_gib}Gi")
+
+
+def http_service(
+    name: str,
+    metadata: dict[str, Any],
+    selector: dict[str, str],
+    port: int,
+    parent: pulumi.Resource,
+) -> k8s.core.v1.Service:
+    """A ClusterIP Service in front of a server's port named "http"."""
+    return k8s.core.v1.Service(
+        name,
+        metadata=metadata,
+        spec={
+            "selector": selector,
+            "ports": [{"name": "http", "port": port, "targetPort": "http"}],
+        },
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
