@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -65,6 +66,9 @@ class Cluster(pulumi.ComponentResource):
     oidc_issuer_url: pulumi.Output[str] | None = None
     registry_login_server: pulumi.Output[str] | None = None
     kubeconfig: pulumi.Output[str] | None = None
+    cluster_id: pulumi.Output[str] | None = None
+    # The deploying identity (`pulumi up`), for role assignments beside the cluster.
+    client: Any = None
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm:cluster:Cluster", name, None, opts)
@@ -160,6 +164,8 @@ class Cluster(pulumi.ComponentResource):
         )
         self.resource_group_name = group.name
         self.cluster_name = cluster.name
+        self.cluster_id = cluster.id
+        self.client = client
         self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
             lambda profile: profile.issuer_url if profile else None
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import zoneinfo
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -268,9 +269,42 @@ class GpuPool(_Strict):
         )
 
 
+class AwakeHours(_Strict):
+    """When a model that may scale to zero is kept at one replica (a KEDA cron trigger).
+
+    vLLM's queue cannot wake a model with no pods (no pod, no metric), so a model whose
+    minimum is 0 is up during these hours and scales to zero outside them."""
+
+    # An IANA time zone, e.g. Europe/London: KEDA's cron trigger evaluates in it.
+    timezone: str = "UTC"
+    # Days of the week as a cron field: 1-5 is Monday to Friday.
+    days: str = Field("1-5", pattern=r"^[0-6](-[0-6])?(,[0-6](-[0-6])?)*$")
+    start: str = Field("08:00", pattern=TIME_OF_DAY.pattern)
+    end: str = Field("19:00", pattern=TIME_OF_DAY.pattern)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise _FieldError(
+                None, value, "an IANA time zone such as Europe/London or UTC"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AwakeHours:
+        if self.start >= self.end:
+            raise _FieldError("end", self.end, f"a time after start ({self.start})")
+        return self
+
+
 class Replicas(_Strict):
     min: int = Field(1, ge=0, le=100)
     max: int = Field(1, ge=1, le=100)
+    # Required when min is 0 (see AwakeHours).
+    awake: AwakeHours | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> Replicas:
@@ -296,6 +330,9 @@ class ModelConfig(_Strict):
     # adds replicas beyond it) or 4 (Ollama's OLLAMA_NUM_PARALLEL in the source chapter).
     max_model_len: int | None = Field(None, ge=256, le=1_048_576)
     max_num_seqs: int | None = Field(None, ge=1, le=1024)
+    # KEDA's target of waiting requests per replica (vllm:num_requests_waiting): 5 follows
+    # the 5-10 that KAITO and production-stack use; lower scales out sooner.
+    queue_per_replica: int = Field(5, ge=1, le=1000)
     # Ollama only: custom variants built from Modelfiles, served beside the base model.
     variants: list[OllamaVariant] = []
     # GPUs one replica spans (vLLM tensor parallelism); must divide the node's GPUs.
@@ -420,11 +457,31 @@ class IngressSettings(_Strict):
     controller_namespace: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+DEFAULT_RUNBOOK_URL = "https://github.com/slm-deploy/slm-deploy/blob/main/docs/runbook.md"
+
+
+class AlertThresholds(_Strict):
+    """Service levels the alert rules hold each model to."""
+
+    # Time to first token, p95 over 5 minutes: interactive chat feels slow past 2 s.
+    ttft_p95_seconds: float = Field(2.0, gt=0, le=120)
+    # Requests waiting for a slot, sustained 10 minutes: autoscaling is not keeping up.
+    queue_waiting: int = Field(10, ge=1, le=10000)
+    # Share of 5xx responses over 10 minutes.
+    error_ratio: float = Field(0.05, gt=0, lt=1)
+
+
 class Monitoring(_Strict):
     # in-cluster: kube-prometheus-stack; azure-managed: Azure Monitor managed Prometheus and
     # Managed Grafana (AKS only); none: no monitoring (local experiments only).
     mode: Literal["in-cluster", "azure-managed", "none"] = "in-cluster"
     retention_days: int = Field(15, ge=1, le=365)
+    # Prometheus' volume. Whichever comes first ends old data: retentionDays, or 85% of this
+    # volume (retentionSize), so a busier cluster than planned never fills the disk.
+    storage_gib: int = Field(50, ge=5, le=4096)
+    alerts: AlertThresholds = Field(default_factory=AlertThresholds)
+    # Where the alerts' runbook links point: docs/runbook.md in your fork.
+    runbook_url: str = Field(DEFAULT_RUNBOOK_URL, pattern=r"^https://\S+$")
 
 
 class Secrets(_Strict):
@@ -531,6 +588,49 @@ class StackConfig(_Strict):
         if self.monitoring.mode == "azure-managed" and not self.is_aks:
             raise _FieldError("monitoring.mode", "azure-managed", "in-cluster or none off AKS")
         self._check_serving_rules()
+        self._check_autoscaling()
+
+    def _check_autoscaling(self) -> None:
+        """Autoscaled models need a Prometheus to read; only dev and local may scale to zero
+        (the first request after idle waits for a GPU node and the weights to load)."""
+        for index, model in enumerate(self.models):
+            if model.replicas.max > model.replicas.min and self.monitoring.mode == "none":
+                raise _FieldError(
+                    f"models[{index}].replicas.max",
+                    model.replicas.max,
+                    f"{model.replicas.min} (the minimum) while monitoring.mode is none: "
+                    "autoscaling reads vLLM's queue from Prometheus",
+                )
+            if model.replicas.min == 0 and model.engine == "vllm" and not model.replicas.awake:
+                raise _FieldError(
+                    f"models[{index}].replicas.awake",
+                    None,
+                    "the hours to keep one replica up (timezone, days, start, end) when "
+                    "replicas.min is 0: a queue metric cannot wake a model with no pods",
+                )
+            if model.replicas.min == 0 and self.environment in ("staging", "prod"):
+                raise _FieldError(
+                    f"models[{index}].replicas.min",
+                    0,
+                    f"at least 1 in {self.environment}: scale to zero is for dev and local",
+                )
+
+    def check_pool_capacity(self) -> None:
+        """A pool's nodes must hold the replicas its models may scale to (GPUs per replica =
+        tensor-parallel size; a replica never spans nodes)."""
+        for pool in self.gpu_pools:
+            models = [m for m in self.models if m.pool == pool.name]
+            gpus_needed = sum(m.replicas.max * m.tensor_parallel_size for m in models)
+            nodes_needed = -(-gpus_needed // pool.sku.gpus)
+            if nodes_needed > pool.max_count:
+                index = self.gpu_pools.index(pool)
+                raise _FieldError(
+                    f"gpuPools[{index}].maxCount",
+                    pool.max_count,
+                    f"at least {nodes_needed}: its models may scale to "
+                    + ", ".join(f"{m.replicas.max} x {m.name}" for m in models)
+                    + f" ({gpus_needed} GPUs, {pool.sku.gpus} per {pool.vm_size} node)",
+                )
 
     def _check_serving_rules(self) -> None:
         production = self.environment in ("staging", "prod")
@@ -602,8 +702,14 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
     try:
         config = StackConfig.model_validate(raw, by_alias=True, by_name=False)
         config.engine_plans  # noqa: B018 (computed for its checks; cached for the platform)
+        # After the fit: a model that cannot run on its pool is the first thing to fix.
+        config.check_pool_capacity()
     except ValidationError as err:
         raise ConfigError(_describe(err, raw)) from None
+    except _FieldError as err:
+        raise ConfigError(
+            f"{_qualified(err.path)}: {_show(err.value)} is not allowed; expected {err.allowed}"
+        ) from None
     except SizingProblem as problem:
         raise ConfigError(f"{_qualified(problem.path)}: {problem.message}") from None
     return config

@@ -145,32 +145,44 @@ def device_plugin_values() -> dict:
     }
 
 
-def dcgm_exporter_values() -> dict:
-    # The ServiceMonitor needs Prometheus Operator's CRDs: the monitoring component turns it
-    # on where it installs them.
+def dcgm_exporter_values(service_monitor_api: str | None) -> dict:
+    # The chart's ServiceMonitor, in the CRD group of whichever Prometheus scrapes the
+    # cluster (Prometheus Operator's, or the Azure metrics add-on's), at the vLLM interval.
+    monitor: dict = {"enabled": service_monitor_api is not None}
+    if service_monitor_api:
+        monitor |= {"apiVersion": service_monitor_api, "interval": "15s"}
     return {
         "affinity": GPU_NODE_AFFINITY,
         "tolerations": GPU_NODE_TOLERATIONS,
-        "serviceMonitor": {"enabled": False},
+        "serviceMonitor": monitor,
     }
 
 
-def gpu_operator_values() -> dict:
+def gpu_operator_values(service_monitor_api: str | None) -> dict:
     # Pools run with AKS's driver install off (gpuProfile.driver None): the operator installs
     # the driver and container toolkit, then the device plugin and DCGM exporter.
     return {
         "driver": {"enabled": True},
         "toolkit": {"enabled": True},
-        "dcgmExporter": {"enabled": True, "serviceMonitor": {"enabled": False}},
+        # The operator's ServiceMonitor is Prometheus Operator's kind only.
+        "dcgmExporter": {
+            "enabled": True,
+            "serviceMonitor": {"enabled": service_monitor_api == OPERATOR_SERVICE_MONITOR},
+        },
         "daemonsets": {"tolerations": GPU_NODE_TOLERATIONS},
         "node-feature-discovery": {"worker": {"tolerations": GPU_NODE_TOLERATIONS}},
     }
+
+
+OPERATOR_SERVICE_MONITOR = "monitoring.coreos.com/v1"
 
 
 @dataclass(frozen=True)
 class GpuSoftwareArgs:
     gpu_driver: str  # "aks" or "gpu-operator"
     namespace: str
+    # The ServiceMonitor API the cluster's Prometheus reads, None without monitoring.
+    service_monitor_api: str | None = None
 
 
 class GpuSoftware(pulumi.ComponentResource):
@@ -182,11 +194,11 @@ class GpuSoftware(pulumi.ComponentResource):
     ):
         super().__init__("slm:gpu_pool:GpuSoftware", name, None, opts)
         charts = (
-            [(GPU_OPERATOR_CHART, gpu_operator_values())]
+            [(GPU_OPERATOR_CHART, gpu_operator_values(args.service_monitor_api))]
             if args.gpu_driver == "gpu-operator"
             else [
                 (DEVICE_PLUGIN_CHART, device_plugin_values()),
-                (DCGM_EXPORTER_CHART, dcgm_exporter_values()),
+                (DCGM_EXPORTER_CHART, dcgm_exporter_values(args.service_monitor_api)),
             ]
         )
         self.charts = [

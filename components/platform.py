@@ -1,7 +1,8 @@
 """The one place that wires the components together from the validated stack config.
 
-Order: cluster -> Kubernetes provider -> GPU pools -> namespaces -> GPU software ->
-secrets -> model services -> ingress (autoscaling and monitoring as they are added).
+Order: cluster -> Kubernetes provider -> GPU pools -> namespaces -> monitoring -> GPU
+software (its DCGM ServiceMonitor needs monitoring's CRDs) -> secrets -> model services ->
+autoscaling -> ingress.
 Components receive plain typed args and the provider once, at their boundary; children
 inherit it.
 """
@@ -13,15 +14,31 @@ from typing import Any
 import pulumi
 
 from components import sizing
+from components.autoscaling import Autoscaling, AutoscalingArgs, KedaChart
 from components.cluster import Cluster, ClusterArgs
 from components.config import GpuPool, ModelConfig, StackConfig
-from components.gpu_pool import GpuNodePool, GpuPoolArgs, GpuSoftware, GpuSoftwareArgs
+from components.gpu_pool import (
+    OPERATOR_SERVICE_MONITOR,
+    GpuNodePool,
+    GpuPoolArgs,
+    GpuSoftware,
+    GpuSoftwareArgs,
+)
+from components.monitoring import (
+    MANAGED_MONITOR_GROUP,
+    AzureManagedMonitoring,
+    AzureMonitoringArgs,
+    InClusterMonitoring,
+    MonitoringArgs,
+    grafana_password_command,
+)
 from components.network import (
     AKS_APP_ROUTING_CLASS,
     AKS_APP_ROUTING_NAMESPACE,
     GPU_SYSTEM_NAMESPACE,
     INFERENCE_NAMESPACE,
     INGRESS_NGINX_NAMESPACE,
+    KEDA_NAMESPACE,
     MONITORING_NAMESPACE,
     ExposedModel,
     ModelIngress,
@@ -78,16 +95,26 @@ class Platform(pulumi.ComponentResource):
                 environment=config.environment,
                 kubernetes_version=config.cluster.kubernetes_version,
                 specs=namespace_specs(
-                    gpu=bool(pools), monitoring_in_cluster=config.monitoring.mode == "in-cluster"
+                    gpu=bool(pools),
+                    monitoring_in_cluster=config.monitoring.mode == "in-cluster",
+                    keda=needs_keda_chart(config),
                 ),
             ),
             opts=on_cluster,
         )
+        monitoring = _monitoring(name, config, cluster, namespaces, on_cluster)
         if pools:
             GpuSoftware(
                 f"{name}-gpu-software",
-                GpuSoftwareArgs(config.cluster.gpu_driver, GPU_SYSTEM_NAMESPACE),
-                opts=_after(on_cluster, namespaces.namespaces[GPU_SYSTEM_NAMESPACE], *pools),
+                GpuSoftwareArgs(
+                    config.cluster.gpu_driver, GPU_SYSTEM_NAMESPACE, service_monitor_api(config)
+                ),
+                opts=_after(
+                    on_cluster,
+                    namespaces.namespaces[GPU_SYSTEM_NAMESPACE],
+                    *pools,
+                    *([monitoring.release] if isinstance(monitoring, InClusterMonitoring) else []),
+                ),
             )
         in_inference = _after(on_cluster, namespaces.namespaces[INFERENCE_NAMESPACE])
         NetworkPolicies(
@@ -104,6 +131,30 @@ class Platform(pulumi.ComponentResource):
         )
         services = _model_services(name, config, _after(in_inference, secrets, *pools))
         endpoints = {model: service.url for model, service in services.items()}
+        scaled = autoscaled_models(config)
+        if scaled and monitoring:
+            keda = (
+                [
+                    KedaChart(
+                        f"{name}-keda",
+                        opts=_after(on_cluster, namespaces.namespaces[KEDA_NAMESPACE]),
+                    )
+                ]
+                if needs_keda_chart(config)
+                else []
+            )
+            Autoscaling(
+                f"{name}-autoscaling",
+                AutoscalingArgs(
+                    scaled,
+                    INFERENCE_NAMESPACE,
+                    monitoring.prometheus_url,
+                    monitoring.keda_client_id
+                    if isinstance(monitoring, AzureManagedMonitoring)
+                    else None,
+                ),
+                opts=_after(in_inference, *services.values(), *keda),
+            )
         if config.ingress.enabled:
             ingress = ModelIngress(
                 f"{name}-ingress",
@@ -130,12 +181,80 @@ class Platform(pulumi.ComponentResource):
             "endpoints": endpoints,
             "servedModelNames": served_model_names(config),
             "apiKeyCommand": api_key_command(INFERENCE_NAMESPACE),
+            "autoscaledModels": [model.name for model in scaled],
+            "prometheusUrl": monitoring.prometheus_url if monitoring else None,
+            "grafanaUrl": monitoring.grafana_url if monitoring else None,
         }
+        if isinstance(monitoring, InClusterMonitoring):
+            self.outputs["grafanaPasswordCommand"] = grafana_password_command(MONITORING_NAMESPACE)
         self.register_outputs(self.outputs)
 
 
 def _after(opts: pulumi.ResourceOptions, *resources: pulumi.Resource) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(resources)))
+
+
+def _monitoring(
+    name: str,
+    config: StackConfig,
+    cluster: Cluster,
+    namespaces: Namespaces,
+    on_cluster: pulumi.ResourceOptions,
+) -> InClusterMonitoring | AzureManagedMonitoring | None:
+    settings = config.monitoring
+    if settings.mode == "in-cluster":
+        return InClusterMonitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                namespace=MONITORING_NAMESPACE,
+                inference_namespace=INFERENCE_NAMESPACE,
+                retention_days=settings.retention_days,
+                storage_gib=settings.storage_gib,
+                thresholds=settings.alerts,
+                runbook_url=settings.runbook_url,
+                protect=config.protect_stateful,
+            ),
+            opts=_after(on_cluster, namespaces.namespaces[MONITORING_NAMESPACE]),
+        )
+    if settings.mode == "azure-managed":
+        aks = config.cluster
+        return AzureManagedMonitoring(
+            f"{name}-monitoring",
+            AzureMonitoringArgs(
+                stack=config.stack,
+                location=aks.location,
+                resource_group_name=cluster.resource_group_name,
+                cluster_name=cluster.cluster_name,
+                cluster_id=cluster.cluster_id,
+                oidc_issuer_url=cluster.oidc_issuer_url,
+                client=cluster.client,
+                deployer_principal_type=aks.deployer_principal_type,
+                inference_namespace=INFERENCE_NAMESPACE,
+                thresholds=settings.alerts,
+                runbook_url=settings.runbook_url,
+                private_cluster=aks.private,
+            ),
+            opts=_after(on_cluster, namespaces.namespaces[INFERENCE_NAMESPACE]),
+        )
+    return None
+
+
+def service_monitor_api(config: StackConfig) -> str | None:
+    """The ServiceMonitor API of the Prometheus that scrapes this cluster."""
+    return {
+        "in-cluster": OPERATOR_SERVICE_MONITOR,
+        "azure-managed": f"{MANAGED_MONITOR_GROUP}/v1",
+    }.get(config.monitoring.mode)
+
+
+def autoscaled_models(config: StackConfig) -> tuple[ModelConfig, ...]:
+    """vLLM models whose replica range varies (config guarantees monitoring for them)."""
+    return tuple(m for m in config.models if m.engine == "vllm" and m.replicas.max > m.replicas.min)
+
+
+def needs_keda_chart(config: StackConfig) -> bool:
+    """KEDA from its chart: only off AKS (AKS has the add-on), and only when used."""
+    return not config.is_aks and bool(autoscaled_models(config))
 
 
 def _model_services(
@@ -225,6 +344,9 @@ def _ingress_args(config: StackConfig, services: dict) -> ModelIngressArgs:
     )
 
 
+AZURE_METRICS_NAMESPACE = "kube-system"
+
+
 def client_namespaces(config: StackConfig) -> tuple[str, ...]:
     """Namespaces whose pods may call the model servers."""
     clients = [
@@ -233,6 +355,8 @@ def client_namespaces(config: StackConfig) -> tuple[str, ...]:
     ]
     if config.monitoring.mode == "in-cluster":
         clients.append(MONITORING_NAMESPACE)
+    if config.monitoring.mode == "azure-managed":
+        clients.append(AZURE_METRICS_NAMESPACE)  # the ama-metrics add-on's scrapers
     return tuple(clients)
 
 

@@ -176,7 +176,12 @@ def test_device_plugin_and_dcgm_exporter_charts_are_pinned_and_reach_every_gpu_n
             "nvidia.com/gpu",
             "kubernetes.azure.com/scalesetpriority",
         }
-    assert charts["dcgm-exporter"]["values"]["serviceMonitor"] == {"enabled": False}
+    # Scraped by the in-cluster Prometheus (every AKS stack here monitors in-cluster).
+    assert charts["dcgm-exporter"]["values"]["serviceMonitor"] == {
+        "enabled": True,
+        "apiVersion": "monitoring.coreos.com/v1",
+        "interval": "15s",
+    }
 
 
 def test_local_stack_installs_no_gpu_software(plans) -> None:

@@ -1,0 +1,202 @@
+"""Autoscaling on LLM signals: a KEDA ScaledObject per vLLM model whose replicas may vary.
+
+The signal is vllm:num_requests_waiting from Prometheus: requests the engine has accepted
+but cannot start for lack of KV-cache or sequence slots. KEDA scales the Deployment so that
+each replica has about `queuePerReplica` waiting; HPA behaviour scales up fast and down
+slowly (GPU replicas are slow to start and expensive to thrash). Ollama is not scaled: it
+has no metrics endpoint and one ReadWriteOnce model volume, so it keeps its one replica.
+
+On AKS, KEDA is the cluster's add-on (components/cluster.py); elsewhere the official chart
+is installed, pinned, when some model needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import metrics
+from components.config import ModelConfig
+from components.gpu_pool import ChartPin
+from components.network import KEDA_NAMESPACE
+
+# KEDA's official chart, for clusters without the AKS add-on.
+KEDA_CHART = ChartPin("keda", "2.20.2", "https://kedacore.github.io/charts")
+# How often KEDA asks Prometheus (the proven 15 s), and how long a model stays up after the
+# last waiting request before it may scale to zero (production-stack and KAITO use 360 s).
+POLLING_SECONDS = 15
+COOLDOWN_SECONDS = 360
+# After this many failed queries, KEDA holds the fallback replica count: a blind autoscaler
+# must not scale a serving model down.
+FALLBACK_FAILURES = 3
+# Scale up within a minute, down one replica per five minutes.
+SCALE_UP_WINDOW_SECONDS = 60
+SCALE_DOWN_WINDOW_SECONDS = 300
+
+
+# KEDA's operator on AKS (the add-on): where workload identity must be announced.
+KEDA_ADDON_NAMESPACE = "kube-system"
+KEDA_OPERATOR = "keda-operator"
+# The TriggerAuthentication that signs KEDA's queries to Azure managed Prometheus.
+AZURE_AUTH = "azure-managed-prometheus"
+
+
+@dataclass(frozen=True)
+class AutoscalingArgs:
+    models: tuple[ModelConfig, ...]  # vLLM models whose replica range varies
+    namespace: str
+    prometheus_url: pulumi.Input[str]
+    # Azure managed Prometheus: the client id of the identity KEDA's operator queries with.
+    azure_identity_client_id: pulumi.Input[str] | None = None
+
+
+def waiting_query(model: str, namespace: str) -> str:
+    waiting = metrics.name("vllm:num_requests_waiting")
+    return f'sum({waiting}{{namespace="{namespace}", model_name="{model}"}})'
+
+
+def scaled_object_spec(
+    model: ModelConfig, namespace: str, prometheus_url: pulumi.Input[str], auth: str | None = None
+) -> dict[str, Any]:
+    replicas = model.replicas
+    return {
+        "scaleTargetRef": {"name": model.name},
+        "minReplicaCount": replicas.min,
+        "maxReplicaCount": replicas.max,
+        "pollingInterval": POLLING_SECONDS,
+        "cooldownPeriod": COOLDOWN_SECONDS,
+        # Blind (Prometheus unreachable, or vLLM's series gone): hold at least the minimum,
+        # and never scale a busy model down (currentReplicasIfHigher).
+        "fallback": {
+            "failureThreshold": FALLBACK_FAILURES,
+            "replicas": max(replicas.min, 1),
+            "behavior": "currentReplicasIfHigher",
+        },
+        "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior()}},
+        "triggers": [queue_trigger(model, namespace, prometheus_url, auth), *awake_triggers(model)],
+    }
+
+
+def hpa_behavior() -> dict[str, Any]:
+    """Up fast (a replica a minute), down slowly (a replica per five quiet minutes)."""
+    return {
+        "scaleUp": {
+            "stabilizationWindowSeconds": SCALE_UP_WINDOW_SECONDS,
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+        },
+        "scaleDown": {
+            "stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS,
+            "policies": [{"type": "Pods", "value": 1, "periodSeconds": SCALE_DOWN_WINDOW_SECONDS}],
+        },
+    }
+
+
+def queue_trigger(
+    model: ModelConfig, namespace: str, prometheus_url: pulumi.Input[str], auth: str | None
+) -> dict[str, Any]:
+    trigger: dict[str, Any] = {
+        "type": "prometheus",
+        "metadata": {
+            "serverAddress": prometheus_url,
+            "query": waiting_query(model.name, namespace),
+            "threshold": str(model.queue_per_replica),
+            # At zero replicas, any waiting request activates the model.
+            "activationThreshold": "0",
+            # A model with replicas always reports the gauge, so no data means scraping
+            # broke: an error, which engages the fallback. A model at zero has no series by
+            # design, and must read as 0 rather than wake through the fallback.
+            "ignoreNullValues": "true" if model.replicas.min == 0 else "false",
+        },
+    }
+    if auth:
+        trigger["authenticationRef"] = {"name": auth}
+    return trigger
+
+
+def awake_triggers(model: ModelConfig) -> list[dict[str, Any]]:
+    """One replica during the awake hours of a model that may scale to zero."""
+    awake = model.replicas.awake
+    if model.replicas.min > 0 or awake is None:
+        return []
+
+    def cron(time_of_day: str) -> str:
+        hour, minute = time_of_day.split(":")
+        return f"{int(minute)} {int(hour)} * * {awake.days}"
+
+    return [
+        {
+            "type": "cron",
+            "metadata": {
+                "timezone": awake.timezone,
+                "start": cron(awake.start),
+                "end": cron(awake.end),
+                "desiredReplicas": "1",
+            },
+        }
+    ]
+
+
+class Autoscaling(pulumi.ComponentResource):
+    """KEDA ScaledObjects for the vLLM models with a replica range."""
+
+    def __init__(
+        self, name: str, args: AutoscalingArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("slm:autoscaling:Autoscaling", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        auth = None
+        if args.azure_identity_client_id is not None:
+            auth = AZURE_AUTH
+            self._azure_workload_identity(name, args, child)
+        for model in args.models:
+            k8s.apiextensions.CustomResource(
+                f"{name}-{model.name}",
+                api_version="keda.sh/v1alpha1",
+                kind="ScaledObject",
+                metadata={"name": model.name, "namespace": args.namespace},
+                spec=scaled_object_spec(model, args.namespace, args.prometheus_url, auth),
+                opts=child,
+            )
+        self.register_outputs({"scaledModels": [m.name for m in args.models]})
+
+    def _azure_workload_identity(self, name, args, child) -> None:
+        """KEDA's operator signs its Prometheus queries as the identity that may read the
+        workspace: the add-on's service account names the identity, and the
+        TriggerAuthentication asks for Azure workload identity."""
+        client_id = args.azure_identity_client_id
+        k8s.core.v1.ServiceAccountPatch(
+            f"{name}-keda-operator-identity",
+            metadata={
+                "name": KEDA_OPERATOR,
+                "namespace": KEDA_ADDON_NAMESPACE,
+                "annotations": {"azure.workload.identity/client-id": client_id},
+            },
+            opts=child,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-azure-auth",
+            api_version="keda.sh/v1alpha1",
+            kind="TriggerAuthentication",
+            metadata={"name": AZURE_AUTH, "namespace": args.namespace},
+            spec={"podIdentity": {"provider": "azure-workload", "identityId": client_id}},
+            opts=child,
+        )
+
+
+class KedaChart(pulumi.ComponentResource):
+    """KEDA itself, on clusters without the AKS add-on (its namespace: KEDA_NAMESPACE)."""
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm:autoscaling:KedaChart", name, None, opts)
+        self.chart = k8s.helm.v4.Chart(
+            f"{name}-chart",
+            chart=KEDA_CHART.chart,
+            version=KEDA_CHART.version,
+            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=KEDA_CHART.repository),
+            namespace=KEDA_NAMESPACE,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({})

@@ -1,0 +1,262 @@
+"""The Grafana dashboard for the model services, built with grafana-foundation-sdk.
+
+Pure: `serving_dashboard(namespace)` returns the dashboard model and `dashboard_json` its
+JSON; monitoring.py delivers it as a ConfigMap that Grafana's sidecar loads. Every query
+names only metrics listed in metrics.py (the tests check each expression).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models.common import GraphDrawStyle
+
+from components.metrics import bucket, name
+
+UID = "slm-serving"
+TITLE = "SLM serving"
+# The datasource is a dashboard variable, so the same JSON works on any Prometheus
+# datasource: kube-prometheus-stack's or Azure Managed Grafana's.
+DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
+MODEL_FILTER = 'model_name=~"$model"'
+QUANTILES = (0.5, 0.95, 0.99)
+RATE = "[$__rate_interval]"
+LABEL_VALUES = re.compile(r"label_values\((.*),\s*\w+\)")
+
+
+def _query(expr: str, legend: str, ref: str) -> prometheus.Dataquery:
+    return (
+        prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(DATASOURCE)
+    )
+
+
+def _panel(title: str, unit: str, queries: list[tuple[str, str]], *, description: str = ""):
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .unit(unit)
+        .datasource(DATASOURCE)
+        .draw_style(GraphDrawStyle.LINE)
+        .fill_opacity(10)
+        .span(12)
+        .height(8)
+    )
+    for index, (expr, legend) in enumerate(queries):
+        panel = panel.with_target(_query(expr, legend, chr(ord("A") + index)))
+    return panel
+
+
+def _latency(metric: str) -> list[tuple[str, str]]:
+    return [
+        (
+            f"histogram_quantile({q}, sum by (model_name, le) "
+            f"(rate({bucket(metric)}{{{MODEL_FILTER}}}{RATE})))",
+            f"{{{{model_name}}}} p{round(q * 100)}",
+        )
+        for q in QUANTILES
+    ]
+
+
+def _by_model(metric: str, aggregate: str = "sum", rate: bool = False) -> str:
+    selector = f"{name(metric)}{{{MODEL_FILTER}}}"
+    return f"{aggregate} by (model_name) ({f'rate({selector}{RATE})' if rate else selector})"
+
+
+def _gpu(metric: str) -> str:
+    return f"avg by (Hostname, gpu) ({name(metric)})"
+
+
+def _variables(namespace: str) -> list[Any]:
+    return [
+        dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus"),
+        dash.QueryVariable("model")
+        .label("Model")
+        .datasource(DATASOURCE)
+        .query(
+            f'label_values({name("vllm:num_requests_running")}{{namespace="{namespace}"}}, '
+            "model_name)"
+        )
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True),
+    ]
+
+
+def _rows(namespace: str) -> list[tuple[str, list[Any]]]:
+    ns = f'namespace="{namespace}"'
+    kv = f"{name('vllm:kv_cache_usage_perc')}{{{MODEL_FILTER}}}"
+    hits = _by_model("vllm:prefix_cache_hits_total", rate=True)
+    queries = _by_model("vllm:prefix_cache_queries_total", rate=True)
+    fb_used, fb_free = name("DCGM_FI_DEV_FB_USED"), name("DCGM_FI_DEV_FB_FREE")
+    pending = f'{name("kube_pod_status_phase")}{{{ns}, phase="Pending"}}'
+    return [
+        (
+            "Traffic",
+            [
+                _panel(
+                    "Requests finished per second",
+                    "reqps",
+                    [(_by_model("vllm:request_success_total", rate=True), "{{model_name}}")],
+                ),
+                _panel(
+                    "HTTP responses per second by status",
+                    "reqps",
+                    [
+                        (
+                            f"sum by (service, status) "
+                            f'(rate({name("http_requests_total")}{{{ns}, handler=~"/v1/.*"}}{RATE}))',
+                            "{{service}} {{status}}",
+                        )
+                    ],
+                ),
+            ],
+        ),
+        (
+            "Latency",
+            [
+                _panel("Time to first token", "s", _latency("vllm:time_to_first_token_seconds")),
+                _panel("Inter-token latency", "s", _latency("vllm:inter_token_latency_seconds")),
+                _panel("End-to-end latency", "s", _latency("vllm:e2e_request_latency_seconds")),
+            ],
+        ),
+        (
+            "Engine",
+            [
+                _panel(
+                    "Requests waiting and running",
+                    "short",
+                    [
+                        (_by_model("vllm:num_requests_waiting"), "{{model_name}} waiting"),
+                        (_by_model("vllm:num_requests_running"), "{{model_name}} running"),
+                    ],
+                    description="Waiting requests drive the autoscaler (KEDA).",
+                ),
+                _panel(
+                    "KV-cache usage",
+                    "percentunit",
+                    [(f"max by (model_name) ({kv})", "{{model_name}}")],
+                ),
+                _panel(
+                    "Prefix-cache hit rate",
+                    "percentunit",
+                    [(f"{hits} / {queries}", "{{model_name}}")],
+                ),
+                _panel(
+                    "Tokens per second",
+                    "short",
+                    [
+                        (_by_model("vllm:prompt_tokens_total", rate=True), "{{model_name}} prompt"),
+                        (
+                            _by_model("vllm:generation_tokens_total", rate=True),
+                            "{{model_name}} generated",
+                        ),
+                    ],
+                ),
+            ],
+        ),
+        (
+            "GPUs",
+            [
+                _panel(
+                    "GPU utilisation",
+                    "percent",
+                    [(_gpu("DCGM_FI_DEV_GPU_UTIL"), "{{Hostname}}/{{gpu}}")],
+                ),
+                _panel(
+                    "GPU memory used",
+                    "percentunit",
+                    [
+                        (
+                            f"sum by (Hostname, gpu) ({fb_used}) / "
+                            f"(sum by (Hostname, gpu) ({fb_used}) + sum by (Hostname, gpu) ({fb_free}))",
+                            "{{Hostname}}/{{gpu}}",
+                        )
+                    ],
+                ),
+                _panel(
+                    "GPU temperature",
+                    "celsius",
+                    [(_gpu("DCGM_FI_DEV_GPU_TEMP"), "{{Hostname}}/{{gpu}}")],
+                ),
+                _panel(
+                    "GPU power", "watt", [(_gpu("DCGM_FI_DEV_POWER_USAGE"), "{{Hostname}}/{{gpu}}")]
+                ),
+            ],
+        ),
+        (
+            "Scaling",
+            [
+                _panel(
+                    "Replicas and desired replicas",
+                    "short",
+                    [
+                        (
+                            f"sum by (horizontalpodautoscaler) "
+                            f"({name('kube_horizontalpodautoscaler_status_current_replicas')}{{{ns}}})",
+                            "{{horizontalpodautoscaler}} current",
+                        ),
+                        (
+                            f"sum by (horizontalpodautoscaler) "
+                            f"({name('kube_horizontalpodautoscaler_status_desired_replicas')}{{{ns}}})",
+                            "{{horizontalpodautoscaler}} desired",
+                        ),
+                    ],
+                    description="KEDA names each autoscaler keda-hpa-<model>.",
+                ),
+                _panel(
+                    "Pending pods",
+                    "short",
+                    [(f"sum by (pod) ({pending})", "{{pod}}")],
+                    description="A GPU pod pending for long: the pool cannot add a node.",
+                ),
+            ],
+        ),
+    ]
+
+
+def serving_dashboard(namespace: str) -> model.Dashboard:
+    builder = (
+        dash.Dashboard(TITLE)
+        .uid(UID)
+        .tags(["slm-deploy", "vllm", "gpu"])
+        .refresh("30s")
+        .time("now-3h", "now")
+        .timezone("browser")
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+    )
+    for variable in _variables(namespace):
+        builder = builder.with_variable(variable)
+    for title, panels in _rows(namespace):
+        builder = builder.with_row(dash.Row(title))
+        for panel in panels:
+            builder = builder.with_panel(panel)
+    return builder.build()
+
+
+def dashboard_json(board: model.Dashboard) -> str:
+    """Stable JSON (sorted keys), so the plan and the ConfigMap diff only on real changes."""
+    return json.dumps(board, cls=JSONEncoder, sort_keys=True, indent=2)
+
+
+def expressions(board: model.Dashboard) -> list[str]:
+    """Every PromQL expression the dashboard runs: panel targets and variable queries."""
+    document = json.loads(dashboard_json(board))
+    found = [
+        target["expr"]
+        for panel in document.get("panels", [])
+        for target in panel.get("targets", [])
+    ]
+    for variable in document.get("templating", {}).get("list", []):
+        if variable.get("type") == "query":
+            # label_values(<selector>, <label>): the selector is the expression.
+            query = LABEL_VALUES.fullmatch(variable["query"])
+            found.append(query.group(1) if query else variable["query"])
+    return found

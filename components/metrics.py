@@ -1,0 +1,153 @@
+"""Every metric name the dashboards, alert rules and autoscalers use, listed once.
+
+A metric renamed upstream breaks a panel or an alert silently (it just shows no data), so
+each name here says which exporter and version it was checked against, and the tests fail
+when a dashboard or rule uses a name that is not in this list.
+
+Checked against:
+- vLLM: the V1 engine's Prometheus metrics, as vLLM's own metrics test lists them and its
+  metrics design page describes them, for the image this template pins (serving.vllmImage,
+  vllm/vllm-openai v0.32.0). Counters are exposed with the `_total` suffix, histograms as
+  `_bucket`/`_sum`/`_count`. Older releases used vllm:gpu_cache_usage_perc and
+  vllm:time_per_output_token_seconds; these names are the current ones.
+- vLLM's HTTP server: prometheus-fastapi-instrumentator's http_requests_total, with the
+  status grouped as "2xx", "4xx", "5xx".
+- DCGM exporter 4.8.3 (the chart components/gpu_pool.py pins): etc/default-counters.csv.
+- kube-state-metrics v2 (bundled by the kube-prometheus-stack chart monitoring.py pins).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["gauge", "counter", "histogram"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: Kind
+    source: Literal["vllm", "http", "dcgm", "kube-state-metrics"]
+    meaning: str
+
+    def series_names(self) -> tuple[str, ...]:
+        """The names Prometheus stores: a histogram as its buckets, sum and count."""
+        if self.kind == "histogram":
+            return tuple(f"{self.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+        return (self.name,)
+
+
+VLLM_LABEL = "model_name"  # vLLM labels its metrics with the served model name
+
+_METRICS = (
+    # vLLM engine
+    Metric("vllm:num_requests_running", "gauge", "vllm", "requests in the running batch"),
+    Metric("vllm:num_requests_waiting", "gauge", "vllm", "requests queued for a slot"),
+    Metric("vllm:kv_cache_usage_perc", "gauge", "vllm", "KV-cache blocks in use, 0 to 1"),
+    Metric("vllm:time_to_first_token_seconds", "histogram", "vllm", "time to first token"),
+    Metric("vllm:inter_token_latency_seconds", "histogram", "vllm", "time between tokens"),
+    Metric("vllm:e2e_request_latency_seconds", "histogram", "vllm", "whole request latency"),
+    Metric("vllm:prompt_tokens_total", "counter", "vllm", "prompt tokens prefilled"),
+    Metric("vllm:generation_tokens_total", "counter", "vllm", "tokens generated"),
+    Metric("vllm:request_success_total", "counter", "vllm", "finished requests by reason"),
+    Metric("vllm:prefix_cache_queries_total", "counter", "vllm", "tokens looked up"),
+    Metric("vllm:prefix_cache_hits_total", "counter", "vllm", "tokens found in the cache"),
+    # vLLM's HTTP layer
+    Metric("http_requests_total", "counter", "http", "HTTP requests by handler and status"),
+    # NVIDIA DCGM exporter
+    Metric("DCGM_FI_DEV_GPU_UTIL", "gauge", "dcgm", "GPU utilisation, percent"),
+    Metric("DCGM_FI_DEV_FB_USED", "gauge", "dcgm", "GPU memory used, MiB"),
+    Metric("DCGM_FI_DEV_FB_FREE", "gauge", "dcgm", "GPU memory free, MiB"),
+    Metric("DCGM_FI_DEV_GPU_TEMP", "gauge", "dcgm", "GPU temperature, Celsius"),
+    Metric("DCGM_FI_DEV_POWER_USAGE", "gauge", "dcgm", "power draw, watts"),
+    Metric("DCGM_FI_DEV_XID_ERRORS", "gauge", "dcgm", "the last XID error, 0 if none"),
+    # kube-state-metrics
+    Metric("kube_pod_status_phase", "gauge", "kube-state-metrics", "pod phase, 1 if in it"),
+    Metric(
+        "kube_pod_container_resource_requests",
+        "gauge",
+        "kube-state-metrics",
+        "container requests by resource (nvidia_com_gpu for GPUs)",
+    ),
+    Metric(
+        "kube_pod_container_status_waiting_reason",
+        "gauge",
+        "kube-state-metrics",
+        "why a container waits (CrashLoopBackOff)",
+    ),
+    Metric(
+        "kube_pod_container_status_last_terminated_reason",
+        "gauge",
+        "kube-state-metrics",
+        "why a container last ended (OOMKilled)",
+    ),
+    Metric(
+        "kube_pod_container_status_restarts_total",
+        "counter",
+        "kube-state-metrics",
+        "container restarts",
+    ),
+    Metric(
+        "kube_horizontalpodautoscaler_status_current_replicas",
+        "gauge",
+        "kube-state-metrics",
+        "replicas the autoscaler sees",
+    ),
+    Metric(
+        "kube_horizontalpodautoscaler_status_desired_replicas",
+        "gauge",
+        "kube-state-metrics",
+        "replicas the autoscaler wants",
+    ),
+)
+
+METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
+
+
+def name(metric: str) -> str:
+    """A listed metric's name; an unlisted one is a programming error, caught at import."""
+    if metric not in METRICS:
+        raise KeyError(f"{metric} is not in components/metrics.py")
+    return metric
+
+
+def bucket(metric: str) -> str:
+    """A listed histogram's bucket series."""
+    if METRICS[name(metric)].kind != "histogram":
+        raise KeyError(f"{metric} is not a histogram")
+    return f"{metric}_bucket"
+
+
+# -- checking expressions ---------------------------------------------------------------------
+
+# What is not a metric name in PromQL: quoted strings, label matchers and grouping lists,
+# range and offset durations, and the words and functions of the language.
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACES = re.compile(r"\{[^}]*\}")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_RANGES = re.compile(r"\[[^\]]*\]")
+_IDENTIFIER = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "by", "without", "on"})
+
+
+def series_in(expression: str) -> set[str]:
+    """The metric names an expression selects (function names are followed by "(")."""
+    text = _RANGES.sub(" ", _GROUPING.sub(" ", _BRACES.sub(" ", _STRINGS.sub(" ", expression))))
+    names = set()
+    for match in _IDENTIFIER.finditer(text):
+        rest = text[match.end() :].lstrip()
+        word = match.group()
+        if rest.startswith("(") or word in _KEYWORDS or re.fullmatch(r"\d+\w*", word):
+            continue
+        names.add(word)
+    return names
+
+
+def known_series() -> set[str]:
+    return {series for metric in _METRICS for series in metric.series_names()}
+
+
+def unlisted_series(expression: str) -> set[str]:
+    return series_in(expression) - known_series()

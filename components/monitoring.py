@@ -1,0 +1,458 @@
+"""Monitoring, per stack: in-cluster (kube-prometheus-stack) or Azure managed (Azure Monitor
+managed Prometheus with Azure Managed Grafana). Both get the same scrape targets, alert
+rules (components/alerts.py) and dashboard (components/dashboards.py).
+
+kube-prometheus-stack (the Prometheus community's official chart, pinned) runs Prometheus,
+Alertmanager, Grafana, kube-state-metrics and node-exporter. It is a helm.v3.Release, not a
+v4 Chart: real Helm installs its CRDs before anything else and runs its hooks (the
+admission webhook's certificate jobs), which a v4 Chart would drop. Our ServiceMonitor and
+PrometheusRule depend on the release, so their CRDs exist before them.
+
+The Prometheus it installs is the one KEDA asks (prometheus_url).
+
+Azure managed: an Azure Monitor workspace, the data collection endpoint, rule and
+association that send the cluster's metrics add-on (ama-metrics) there, a Managed Grafana
+that reads it, the alert rules as a Prometheus rule group, and an identity for KEDA's
+operator (workload identity) that may read the workspace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from pulumi_azure_native import alertsmanagement, authorization, dashboard, managedidentity, monitor
+
+from components import alerts, dashboards
+from components.cluster import role_definition
+from components.config import AlertThresholds
+from components.gpu_pool import ChartPin
+from components.workload import labels
+
+KUBE_PROMETHEUS_STACK = ChartPin(
+    "kube-prometheus-stack", "92.2.0", "https://prometheus-community.github.io/helm-charts"
+)
+# Release and fullname "kps": short, stable service names that KEDA and docs can rely on.
+RELEASE = "kps"
+OPERATOR_MONITOR_GROUP = "monitoring.coreos.com"
+PROMETHEUS_PORT = 9090
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+GRAFANA_ADMIN_USER = "admin"
+# The label and value Grafana's dashboard sidecar watches (the chart's defaults).
+DASHBOARD_LABEL = {"grafana_dashboard": "1"}
+# vLLM publishes its metrics on the API port; scrape at the autoscaler's polling interval.
+SCRAPE_INTERVAL = "15s"
+# The system pool is tainted CriticalAddonsOnly (components/cluster.py): monitoring is a
+# platform add-on and runs there, never on GPU nodes.
+SYSTEM_POOL_TOLERATIONS = [
+    {"key": "CriticalAddonsOnly", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+]
+# Prometheus deletes its oldest data past this share of its volume, before the disk fills.
+RETENTION_SIZE_SHARE = 0.85
+
+
+def prometheus_url(namespace: str) -> str:
+    return f"http://{RELEASE}-prometheus.{namespace}.svc:{PROMETHEUS_PORT}"
+
+
+def grafana_url(namespace: str) -> str:
+    return f"http://{RELEASE}-grafana.{namespace}.svc"
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    namespace: str
+    inference_namespace: str
+    retention_days: int
+    storage_gib: int
+    thresholds: AlertThresholds
+    runbook_url: str
+    protect: bool = False
+
+
+def chart_values(args: MonitoringArgs) -> dict[str, Any]:
+    """kube-prometheus-stack's values: retention and storage per stack, every monitor and
+    rule in the cluster selected, Grafana's admin from our Secret, system-pool placement."""
+    on_system_pool = {"tolerations": SYSTEM_POOL_TOLERATIONS}
+    retention_size_gb = int(args.storage_gib * RETENTION_SIZE_SHARE)
+    return {
+        "fullnameOverride": RELEASE,
+        "prometheus": {
+            "prometheusSpec": {
+                "retention": f"{args.retention_days}d",
+                # Prometheus' size units are powers of two: GB here is GiB.
+                "retentionSize": f"{retention_size_gb}GB",
+                "scrapeInterval": SCRAPE_INTERVAL,
+                "evaluationInterval": alerts.INTERVAL,
+                "storageSpec": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": f"{args.storage_gib}Gi"}},
+                        }
+                    }
+                },
+                # Select every ServiceMonitor, PodMonitor and PrometheusRule, not only those
+                # labelled with this release: ours and the DCGM exporter's chart's.
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                **on_system_pool,
+            }
+        },
+        "alertmanager": {"alertmanagerSpec": on_system_pool},
+        "prometheusOperator": {
+            **on_system_pool,
+            "admissionWebhooks": {"patch": on_system_pool},
+        },
+        "kube-state-metrics": on_system_pool,
+        "grafana": {
+            "admin": {
+                "existingSecret": GRAFANA_ADMIN_SECRET,
+                "userKey": "admin-user",
+                "passwordKey": "admin-password",
+            },
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": next(iter(DASHBOARD_LABEL)),
+                    "labelValue": DASHBOARD_LABEL["grafana_dashboard"],
+                    "searchNamespace": args.namespace,
+                }
+            },
+            **on_system_pool,
+        },
+    }
+
+
+def vllm_service_monitor(inference_namespace: str) -> dict[str, Any]:
+    """Every vLLM Service's /metrics (no API key needed: vLLM leaves /metrics open)."""
+    return {
+        "selector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "vllm",
+                "app.kubernetes.io/part-of": "slm-deploy",
+            }
+        },
+        "namespaceSelector": {"matchNames": [inference_namespace]},
+        "endpoints": [{"port": "http", "path": "/metrics", "interval": SCRAPE_INTERVAL}],
+    }
+
+
+class InClusterMonitoring(pulumi.ComponentResource):
+    """kube-prometheus-stack with our scrape targets, dashboard and alert rules."""
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm:monitoring:InClusterMonitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        meta = labels("slm-monitoring", name, "monitoring")
+        password = random.RandomPassword(
+            f"{name}-grafana-admin",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        admin = k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": args.namespace, "labels": meta},
+            type="Opaque",
+            string_data={"admin-user": GRAFANA_ADMIN_USER, "admin-password": password.result},
+            opts=child,
+        )
+        self.release = k8s.helm.v3.Release(
+            f"{name}-kps",
+            name=RELEASE,
+            chart=KUBE_PROMETHEUS_STACK.chart,
+            version=KUBE_PROMETHEUS_STACK.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=KUBE_PROMETHEUS_STACK.repository),
+            namespace=args.namespace,
+            values=chart_values(args),
+            # Roll back a failed upgrade rather than leave monitoring half-installed.
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=900,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[admin]),
+        )
+        after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+        k8s.apiextensions.CustomResource(
+            f"{name}-vllm",
+            api_version=f"{OPERATOR_MONITOR_GROUP}/v1",
+            kind="ServiceMonitor",
+            metadata={"name": "vllm", "namespace": args.namespace, "labels": meta},
+            spec=vllm_service_monitor(args.inference_namespace),
+            opts=after_crds,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-rules",
+            api_version=f"{OPERATOR_MONITOR_GROUP}/v1",
+            kind="PrometheusRule",
+            metadata={"name": "slm-serving", "namespace": args.namespace, "labels": meta},
+            spec={
+                "groups": alerts.rule_groups(
+                    args.thresholds, args.inference_namespace, args.runbook_url
+                )
+            },
+            opts=after_crds,
+        )
+        board = dashboards.serving_dashboard(args.inference_namespace)
+        k8s.core.v1.ConfigMap(
+            f"{name}-dashboard",
+            metadata={
+                "name": f"dashboard-{dashboards.UID}",
+                "namespace": args.namespace,
+                "labels": meta | DASHBOARD_LABEL,
+            },
+            data={f"{dashboards.UID}.json": dashboards.dashboard_json(board)},
+            opts=child,
+        )
+        self.prometheus_url = prometheus_url(args.namespace)
+        self.grafana_url = grafana_url(args.namespace)
+        self.register_outputs(
+            {"prometheusUrl": self.prometheus_url, "grafanaUrl": self.grafana_url}
+        )
+
+
+def grafana_password_command(namespace: str) -> str:
+    return (
+        f"kubectl get secret {GRAFANA_ADMIN_SECRET} -n {namespace} "
+        "-o jsonpath='{.data.admin-password}' | base64 -d"
+    )
+
+
+# -- Azure managed ------------------------------------------------------------------------
+
+# Built-in Azure roles (the same GUIDs in every tenant).
+MONITORING_DATA_READER_ROLE = "b0d8363b-8ddd-447d-831f-62ca05bff136"
+GRAFANA_ADMIN_ROLE = "22926164-76b3-42b3-bc55-97df8dab3e41"
+PROMETHEUS_STREAM = "Microsoft-PrometheusMetrics"
+MANAGED_MONITOR_GROUP = "azmonitoring.coreos.com"
+# The AKS KEDA add-on's operator: the identity KEDA queries managed Prometheus with.
+KEDA_OPERATOR_NAMESPACE = "kube-system"
+KEDA_OPERATOR_ACCOUNT = "keda-operator"
+WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+# Managed Grafana's supported major version (10 was retired in 2025).
+GRAFANA_MAJOR_VERSION = "11"
+# Azure Monitor alert severities: 0 critical ... 4 verbose.
+AZURE_SEVERITY = {"critical": 1, "warning": 2}
+
+
+@dataclass(frozen=True)
+class AzureMonitoringArgs:
+    stack: str
+    location: str
+    resource_group_name: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    cluster_id: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+    client: Any  # the deploying identity: made Grafana Admin
+    deployer_principal_type: str
+    inference_namespace: str
+    thresholds: AlertThresholds
+    runbook_url: str
+    private_cluster: bool = False
+
+
+def iso_duration(hold: str) -> str | None:
+    """A Prometheus `for` ("10m", "0m") as Azure's ISO 8601 duration ("PT10M"), or None."""
+    minutes = int(hold.removesuffix("m"))
+    return f"PT{minutes}M" if minutes else None
+
+
+def azure_rules(groups: list[dict[str, Any]]) -> list[alertsmanagement.PrometheusRuleArgs]:
+    """The same alert rules as Azure's Prometheus rule group takes them."""
+    return [
+        alertsmanagement.PrometheusRuleArgs(
+            alert=rule["alert"],
+            expression=rule["expr"],
+            for_=iso_duration(rule["for"]),
+            labels=rule["labels"],
+            annotations=rule["annotations"],
+            severity=AZURE_SEVERITY[rule["labels"]["severity"]],
+            enabled=True,
+        )
+        for group in groups
+        for rule in group["rules"]
+    ]
+
+
+class AzureManagedMonitoring(pulumi.ComponentResource):
+    """Azure Monitor managed Prometheus and Managed Grafana for an AKS cluster."""
+
+    def __init__(
+        self, name: str, args: AzureMonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("slm:monitoring:AzureManagedMonitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        group = args.resource_group_name
+        workspace = monitor.AzureMonitorWorkspace(
+            f"{name}-workspace",
+            azure_monitor_workspace_name=f"amw-slm-{args.stack}",
+            resource_group_name=group,
+            location=args.location,
+            opts=child,
+        )
+        self._collect(name, args, workspace, child)
+        self._grafana(name, args, workspace, child)
+        rules = alerts.rule_groups(args.thresholds, args.inference_namespace, args.runbook_url)
+        alertsmanagement.PrometheusRuleGroup(
+            f"{name}-rules",
+            rule_group_name=f"slm-serving-{args.stack}",
+            resource_group_name=group,
+            location=args.location,
+            scopes=[workspace.id],
+            cluster_name=args.cluster_name,
+            # Azure evaluates at most once a minute.
+            interval="PT1M",
+            enabled=True,
+            rules=azure_rules(rules),
+            opts=child,
+        )
+        self.keda_client_id = self._keda_identity(name, args, workspace, child)
+        # The metrics add-on reads only its own CRD group (azmonitoring.coreos.com), which
+        # it installs with the cluster.
+        k8s.apiextensions.CustomResource(
+            f"{name}-vllm",
+            api_version=f"{MANAGED_MONITOR_GROUP}/v1",
+            kind="ServiceMonitor",
+            metadata={"name": "vllm", "namespace": args.inference_namespace},
+            spec=vllm_service_monitor(args.inference_namespace),
+            opts=child,
+        )
+        self.prometheus_url = workspace.metrics.apply(
+            lambda metrics: metrics.prometheus_query_endpoint if metrics else None
+        )
+        self.register_outputs(
+            {"prometheusUrl": self.prometheus_url, "grafanaUrl": self.grafana_url}
+        )
+
+    def _collect(self, name, args, workspace, child) -> None:
+        """The metrics add-on's path to the workspace: endpoint, rule, association."""
+        # Microsoft's own templates name these MSProm-<region>-<cluster> (at most 44 chars).
+        prefix = f"MSProm-{args.location}-aks-slm-{args.stack}"[:44]
+        endpoint = monitor.DataCollectionEndpoint(
+            f"{name}-dce",
+            data_collection_endpoint_name=prefix,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind="Linux",
+            opts=child,
+        )
+        rule = monitor.DataCollectionRule(
+            f"{name}-dcr",
+            data_collection_rule_name=prefix,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind="Linux",
+            data_collection_endpoint_id=endpoint.id,
+            data_sources=monitor.DataCollectionRuleDataSourcesArgs(
+                prometheus_forwarder=[
+                    monitor.PrometheusForwarderDataSourceArgs(
+                        name="PrometheusDataSource", streams=[PROMETHEUS_STREAM]
+                    )
+                ]
+            ),
+            destinations=monitor.DataCollectionRuleDestinationsArgs(
+                monitoring_accounts=[
+                    monitor.MonitoringAccountDestinationArgs(
+                        account_resource_id=workspace.id, name="MonitoringAccount1"
+                    )
+                ]
+            ),
+            data_flows=[
+                monitor.DataFlowArgs(
+                    streams=[PROMETHEUS_STREAM], destinations=["MonitoringAccount1"]
+                )
+            ],
+            opts=child,
+        )
+        monitor.DataCollectionRuleAssociation(
+            f"{name}-dcra",
+            association_name=prefix,
+            resource_uri=args.cluster_id,
+            data_collection_rule_id=rule.id,
+            description="Sends the cluster's Prometheus metrics to the Azure Monitor workspace.",
+            opts=child,
+        )
+        if args.private_cluster:
+            # A private cluster fetches its scrape configuration through the endpoint; Azure
+            # requires this exact association name.
+            monitor.DataCollectionRuleAssociation(
+                f"{name}-dcea",
+                association_name="configurationAccessEndpoint",
+                resource_uri=args.cluster_id,
+                data_collection_endpoint_id=endpoint.id,
+                opts=child,
+            )
+
+    def _grafana(self, name, args, workspace, child) -> None:
+        grafana = dashboard.Grafana(
+            f"{name}-grafana",
+            workspace_name=f"graf-slm-{args.stack}"[:23],
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            sku=dashboard.ResourceSkuArgs(name="Standard"),
+            identity=dashboard.ManagedServiceIdentityArgs(type="SystemAssigned"),
+            properties=dashboard.ManagedGrafanaPropertiesArgs(
+                grafana_major_version=GRAFANA_MAJOR_VERSION,
+                # Sign-in through Entra ID only: no API keys to leak.
+                api_key="Disabled",
+                grafana_integrations=dashboard.GrafanaIntegrationsArgs(
+                    azure_monitor_workspace_integrations=[
+                        dashboard.AzureMonitorWorkspaceIntegrationArgs(
+                            azure_monitor_workspace_resource_id=workspace.id
+                        )
+                    ]
+                ),
+            ),
+            opts=child,
+        )
+        authorization.RoleAssignment(
+            f"{name}-grafana-reads-workspace",
+            principal_id=grafana.identity.apply(lambda identity: identity.principal_id),
+            principal_type="ServicePrincipal",
+            role_definition_id=role_definition(args.client, MONITORING_DATA_READER_ROLE),
+            scope=workspace.id,
+            opts=child,
+        )
+        authorization.RoleAssignment(
+            f"{name}-deployer-grafana-admin",
+            principal_id=args.client.object_id,
+            principal_type=args.deployer_principal_type,
+            role_definition_id=role_definition(args.client, GRAFANA_ADMIN_ROLE),
+            scope=grafana.id,
+            opts=child,
+        )
+        self.grafana_url = grafana.properties.apply(lambda props: props.endpoint if props else None)
+        self.grafana_name = grafana.name
+
+    def _keda_identity(self, name, args, workspace, child) -> pulumi.Output[str]:
+        """Workload identity for the KEDA add-on's operator, allowed to read the workspace."""
+        identity = managedidentity.UserAssignedIdentity(
+            f"{name}-keda",
+            resource_name_=f"id-slm-{args.stack}-keda",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            opts=child,
+        )
+        managedidentity.FederatedIdentityCredential(
+            f"{name}-keda-federation",
+            federated_identity_credential_resource_name="keda-operator",
+            resource_group_name=args.resource_group_name,
+            resource_name_=identity.name,
+            issuer=args.oidc_issuer_url,
+            subject=f"system:serviceaccount:{KEDA_OPERATOR_NAMESPACE}:{KEDA_OPERATOR_ACCOUNT}",
+            audiences=[WORKLOAD_IDENTITY_AUDIENCE],
+            opts=child,
+        )
+        authorization.RoleAssignment(
+            f"{name}-keda-reads-workspace",
+            principal_id=identity.principal_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=role_definition(args.client, MONITORING_DATA_READER_ROLE),
+            scope=workspace.id,
+            opts=child,
+        )
+        return identity.client_id
