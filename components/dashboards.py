@@ -27,6 +27,7 @@ DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 MODEL_FILTER = 'model_name=~"$model"'
 QUANTILES = (0.5, 0.95, 0.99)
 RATE = "[$__rate_interval]"
+PER_GPU = "{{Hostname}}/{{gpu}}"  # legend: node and GPU index
 LABEL_VALUES = re.compile(r"label_values\((.*),\s*\w+\)")
 
 
@@ -112,7 +113,8 @@ def _rows(namespace: str) -> list[tuple[str, list[Any]]]:
                     [
                         (
                             f"sum by (service, status) "
-                            f'(rate({name("http_requests_total")}{{{ns}, handler=~"/v1/.*"}}{RATE}))',
+                            f'(rate({name("http_requests_total")}{{{ns}, handler=~"/v1/.*"}}'
+                            f"{RATE}))",
                             "{{service}} {{status}}",
                         )
                     ],
@@ -168,27 +170,25 @@ def _rows(namespace: str) -> list[tuple[str, list[Any]]]:
                 _panel(
                     "GPU utilisation",
                     "percent",
-                    [(_gpu("DCGM_FI_DEV_GPU_UTIL"), "{{Hostname}}/{{gpu}}")],
+                    [(_gpu("DCGM_FI_DEV_GPU_UTIL"), PER_GPU)],
                 ),
                 _panel(
                     "GPU memory used",
                     "percentunit",
                     [
                         (
-                            f"sum by (Hostname, gpu) ({fb_used}) / "
-                            f"(sum by (Hostname, gpu) ({fb_used}) + sum by (Hostname, gpu) ({fb_free}))",
-                            "{{Hostname}}/{{gpu}}",
+                            f"sum by (Hostname, gpu) ({fb_used}) / (sum by (Hostname, gpu) "
+                            f"({fb_used}) + sum by (Hostname, gpu) ({fb_free}))",
+                            PER_GPU,
                         )
                     ],
                 ),
                 _panel(
                     "GPU temperature",
                     "celsius",
-                    [(_gpu("DCGM_FI_DEV_GPU_TEMP"), "{{Hostname}}/{{gpu}}")],
+                    [(_gpu("DCGM_FI_DEV_GPU_TEMP"), PER_GPU)],
                 ),
-                _panel(
-                    "GPU power", "watt", [(_gpu("DCGM_FI_DEV_POWER_USAGE"), "{{Hostname}}/{{gpu}}")]
-                ),
+                _panel("GPU power", "watt", [(_gpu("DCGM_FI_DEV_POWER_USAGE"), PER_GPU)]),
             ],
         ),
         (
