@@ -601,18 +601,18 @@ class StackConfig(_Strict):
                     f"{model.replicas.min} (the minimum) while monitoring.mode is none: "
                     "autoscaling reads vLLM's queue from Prometheus",
                 )
+            if model.replicas.min == 0 and self.environment in ("staging", "prod"):
+                raise _FieldError(
+                    f"models[{index}].replicas.min",
+                    0,
+                    f"at least 1 in {self.environment}: scale to zero is for dev and local",
+                )
             if model.replicas.min == 0 and model.engine == "vllm" and not model.replicas.awake:
                 raise _FieldError(
                     f"models[{index}].replicas.awake",
                     None,
                     "the hours to keep one replica up (timezone, days, start, end) when "
                     "replicas.min is 0: a queue metric cannot wake a model with no pods",
-                )
-            if model.replicas.min == 0 and self.environment in ("staging", "prod"):
-                raise _FieldError(
-                    f"models[{index}].replicas.min",
-                    0,
-                    f"at least 1 in {self.environment}: scale to zero is for dev and local",
                 )
 
     def check_pool_capacity(self) -> None:
@@ -786,6 +786,8 @@ def _allowed(error: dict[str, Any]) -> str:
         "extra_forbidden": "no such key (check the spelling against components/config.py)",
         "greater_than_equal": f"a number >= {ctx.get('ge')}",
         "less_than_equal": f"a number <= {ctx.get('le')}",
+        "greater_than": f"a number > {ctx.get('gt')}",
+        "less_than": f"a number < {ctx.get('lt')}",
         "string_pattern_mismatch": PATTERN_MEANINGS.get(
             ctx.get("pattern"), f"text matching {ctx.get('pattern')}"
         ),

@@ -218,7 +218,60 @@ BAD_DEV_CONFIGS = [
         _set("environment", "prod"),
         "slm-deploy:cluster.authorizedIpRanges: [] is not allowed; expected at least one CIDR, or cluster.private: true, for prod (no public API server)",
     ),
+    # -- autoscaling and monitoring (issue 6) --
+    (
+        _set("gpuPools[0].maxCount", 1),
+        "slm-deploy:gpuPools[0].maxCount: 1 is not allowed; expected at least 2: its models may scale to 2 x phi4-mini (2 GPUs, 1 per Standard_NC4as_T4_v3 node)",
+    ),
+    (
+        _set("models[0].replicas.awake", None),
+        "slm-deploy:models[0].replicas.awake: null is not allowed; expected the hours to keep one replica up (timezone, days, start, end) when replicas.min is 0: a queue metric cannot wake a model with no pods",
+    ),
+    (
+        _set("models[0].replicas.awake.timezone", "Mars/Olympus"),
+        'slm-deploy:models[0].replicas.awake.timezone: "Mars/Olympus" is not allowed; expected an IANA time zone such as Europe/London or UTC',
+    ),
+    (
+        _set("models[0].replicas.awake.end", "07:00"),
+        'slm-deploy:models[0].replicas.awake.end: "07:00" is not allowed; expected a time after start (08:00)',
+    ),
+    (
+        _set("models[0].replicas.awake.days", "mon-fri"),
+        'slm-deploy:models[0].replicas.awake.days: "mon-fri" is not allowed; expected text matching ^[0-6](-[0-6])?(,[0-6](-[0-6])?)*$',
+    ),
+    (
+        _set("monitoring", {"mode": "none"}),
+        "slm-deploy:models[0].replicas.max: 2 is not allowed; expected 0 (the minimum) while monitoring.mode is none: autoscaling reads vLLM's queue from Prometheus",
+    ),
+    (
+        _set("models[0].queuePerReplica", 0),
+        "slm-deploy:models[0].queuePerReplica: 0 is not allowed; expected a number >= 1",
+    ),
+    (
+        _set("monitoring", {"storageGib": 2}),
+        "slm-deploy:monitoring.storageGib: 2 is not allowed; expected a number >= 5",
+    ),
+    (
+        _set("monitoring", {"alerts": {"errorRatio": 1.5}}),
+        "slm-deploy:monitoring.alerts.errorRatio: 1.5 is not allowed; expected a number < 1.0",
+    ),
+    (
+        _set("monitoring", {"runbookUrl": "docs/runbook.md"}),
+        'slm-deploy:monitoring.runbookUrl: "docs/runbook.md" is not allowed; expected text matching ^https://\\S+$',
+    ),
 ]
+
+
+def test_scale_to_zero_is_refused_in_staging(config_root: Path) -> None:
+    document = read_stack(config_root, "staging")
+    document["config"][f"{P}models"][0]["replicas"] = {"min": 0, "max": 2}
+    write_stack(config_root, "staging", document)
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("staging", config_root=config_root)
+    assert str(raised.value) == (
+        "slm-deploy:models[0].replicas.min: 0 is not allowed; expected at least 1 in staging: "
+        "scale to zero is for dev and local"
+    )
 
 
 @pytest.mark.parametrize(("mutate", "expected"), BAD_DEV_CONFIGS)

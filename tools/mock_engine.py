@@ -39,6 +39,8 @@ class RecordedResource:
     retain_on_delete: bool
     custom: bool
     inputs: dict[str, Any]
+    # What it waits for: depends_on, its parent's, and the resources its inputs come from.
+    dependencies: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class RecordedResource:
             "provider": self.provider,
             "protect": self.protect,
             "retainOnDelete": self.retain_on_delete,
+            "dependencies": self.dependencies,
             "inputs": self.inputs,
         }
 
@@ -120,6 +123,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     custom=bool(request.custom),
                     inputs=scrub_secrets(inputs),
+                    dependencies=sorted(set(request.dependencies)),
                 )
             )
         return response
@@ -268,10 +272,28 @@ def _identity_outputs(name: str, state: dict) -> dict:
     return {"principalId": _MOCK_GUID.format(3), "clientId": _MOCK_GUID.format(4)}
 
 
+def _monitor_workspace_outputs(name: str, state: dict) -> dict:
+    workspace = state.get("azureMonitorWorkspaceName")
+    endpoint = f"https://{workspace}.{state.get('location')}.prometheus.offline-plan.azure"
+    return {"metrics": {"prometheusQueryEndpoint": endpoint, "internalId": f"{name}-internal"}}
+
+
+def _grafana_outputs(name: str, state: dict) -> dict:
+    return {
+        "identity": {**(state.get("identity") or {}), "principalId": _MOCK_GUID.format(7)},
+        "properties": {
+            **(state.get("properties") or {}),
+            "endpoint": f"https://{state.get('workspaceName')}.offline-plan.grafana.azure",
+        },
+    }
+
+
 COMPUTED_OUTPUTS = {
     "azure-native:containerservice:ManagedCluster": _managed_cluster_outputs,
     "azure-native:containerregistry:Registry": _registry_outputs,
     "azure-native:managedidentity:UserAssignedIdentity": _identity_outputs,
+    "azure-native:monitor:AzureMonitorWorkspace": _monitor_workspace_outputs,
+    "azure-native:dashboard:Grafana": _grafana_outputs,
     "random:index/randomString:RandomString": _random_string_outputs,
     "random:index/randomPassword:RandomPassword": _random_password_outputs,
 }
