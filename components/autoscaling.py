@@ -6,8 +6,14 @@ each replica has about `queuePerReplica` waiting; HPA behaviour scales up fast a
 slowly (GPU replicas are slow to start and expensive to thrash). Ollama is not scaled: it
 has no metrics endpoint and one ReadWriteOnce model volume, so it keeps its one replica.
 
-On AKS, KEDA is the cluster's add-on (components/cluster.py); elsewhere the official chart
-is installed, pinned, when some model needs it.
+KEDA is the AKS add-on (components/cluster.py), the cluster's only external metrics
+adapter. Existing clusters (the local stack) run no vLLM model today (vLLM needs a GPU pool,
+and pools are AKS's), so nothing here installs KEDA's chart; bringing your own GPU nodes is
+where that will come in.
+
+A model whose minimum is 0 (dev) cannot be woken by its queue: with no pod there is no
+metric. Its `replicas.awake` hours become a cron trigger holding one replica; outside them
+it scales to zero after the cooldown.
 """
 
 from __future__ import annotations
@@ -20,11 +26,7 @@ import pulumi_kubernetes as k8s
 
 from components import metrics
 from components.config import ModelConfig
-from components.gpu_pool import ChartPin
-from components.network import KEDA_NAMESPACE
 
-# KEDA's official chart, for clusters without the AKS add-on.
-KEDA_CHART = ChartPin("keda", "2.20.2", "https://kedacore.github.io/charts")
 # How often KEDA asks Prometheus (the proven 15 s), and how long a model stays up after the
 # last waiting request before it may scale to zero (production-stack and KAITO use 360 s).
 POLLING_SECONDS = 15
@@ -184,19 +186,3 @@ class Autoscaling(pulumi.ComponentResource):
             spec={"podIdentity": {"provider": "azure-workload", "identityId": client_id}},
             opts=child,
         )
-
-
-class KedaChart(pulumi.ComponentResource):
-    """KEDA itself, on clusters without the AKS add-on (its namespace: KEDA_NAMESPACE)."""
-
-    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("slm:autoscaling:KedaChart", name, None, opts)
-        self.chart = k8s.helm.v4.Chart(
-            f"{name}-chart",
-            chart=KEDA_CHART.chart,
-            version=KEDA_CHART.version,
-            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=KEDA_CHART.repository),
-            namespace=KEDA_NAMESPACE,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.register_outputs({})

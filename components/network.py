@@ -29,20 +29,12 @@ class NamespacesArgs:
     specs: tuple[NamespaceSpec, ...]
 
 
-KEDA_NAMESPACE = "slm-keda"
-
-
-def namespace_specs(
-    *, gpu: bool, monitoring_in_cluster: bool, keda: bool = False
-) -> tuple[NamespaceSpec, ...]:
+def namespace_specs(*, gpu: bool, monitoring_in_cluster: bool) -> tuple[NamespaceSpec, ...]:
     specs = [NamespaceSpec(INFERENCE_NAMESPACE, "restricted", "model servers")]
     if gpu:
         specs.append(NamespaceSpec(GPU_SYSTEM_NAMESPACE, "privileged", "GPU device plugin"))
     if monitoring_in_cluster:
         specs.append(NamespaceSpec(MONITORING_NAMESPACE, "privileged", "Prometheus, Grafana"))
-    if keda:
-        # KEDA's chart runs non-root, without capabilities, with RuntimeDefault seccomp.
-        specs.append(NamespaceSpec(KEDA_NAMESPACE, "restricted", "autoscaler"))
     return tuple(specs)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 
 from components import sizing
-from components.autoscaling import Autoscaling, AutoscalingArgs, KedaChart
+from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.cluster import Cluster, ClusterArgs
 from components.config import GpuPool, ModelConfig, StackConfig
 from components.gpu_pool import (
@@ -38,7 +38,6 @@ from components.network import (
     GPU_SYSTEM_NAMESPACE,
     INFERENCE_NAMESPACE,
     INGRESS_NGINX_NAMESPACE,
-    KEDA_NAMESPACE,
     MONITORING_NAMESPACE,
     ExposedModel,
     ModelIngress,
@@ -97,7 +96,6 @@ class Platform(pulumi.ComponentResource):
                 specs=namespace_specs(
                     gpu=bool(pools),
                     monitoring_in_cluster=config.monitoring.mode == "in-cluster",
-                    keda=needs_keda_chart(config),
                 ),
             ),
             opts=on_cluster,
@@ -133,16 +131,6 @@ class Platform(pulumi.ComponentResource):
         endpoints = {model: service.url for model, service in services.items()}
         scaled = autoscaled_models(config)
         if scaled and monitoring:
-            keda = (
-                [
-                    KedaChart(
-                        f"{name}-keda",
-                        opts=_after(on_cluster, namespaces.namespaces[KEDA_NAMESPACE]),
-                    )
-                ]
-                if needs_keda_chart(config)
-                else []
-            )
             Autoscaling(
                 f"{name}-autoscaling",
                 AutoscalingArgs(
@@ -153,7 +141,7 @@ class Platform(pulumi.ComponentResource):
                     if isinstance(monitoring, AzureManagedMonitoring)
                     else None,
                 ),
-                opts=_after(in_inference, *services.values(), *keda),
+                opts=_after(in_inference, *services.values()),
             )
         if config.ingress.enabled:
             ingress = ModelIngress(
@@ -250,11 +238,6 @@ def service_monitor_api(config: StackConfig) -> str | None:
 def autoscaled_models(config: StackConfig) -> tuple[ModelConfig, ...]:
     """vLLM models whose replica range varies (config guarantees monitoring for them)."""
     return tuple(m for m in config.models if m.engine == "vllm" and m.replicas.max > m.replicas.min)
-
-
-def needs_keda_chart(config: StackConfig) -> bool:
-    """KEDA from its chart: only off AKS (AKS has the add-on), and only when used."""
-    return not config.is_aks and bool(autoscaled_models(config))
 
 
 def _model_services(

@@ -96,9 +96,7 @@ def test_thresholds_and_runbook_links_follow_the_stack_config() -> None:
     )
     rules = {
         r["alert"]: r
-        for r in alerts.rule_groups(thresholds, "ns", "https://git.example/runbook.md")[0][
-            "rules"
-        ]
+        for r in alerts.rule_groups(thresholds, "ns", "https://git.example/runbook.md")[0]["rules"]
     }
     assert rules["VllmTimeToFirstTokenHigh"]["expr"].endswith("> 0.8")
     assert rules["VllmQueueSustained"]["expr"].endswith("> 3")
@@ -303,7 +301,9 @@ def test_azure_managed_sends_metrics_to_a_workspace(managed_plan) -> None:
     assert inputs["dataFlows"] == [
         {"destinations": ["MonitoringAccount1"], "streams": ["Microsoft-PrometheusMetrics"]}
     ]
-    (association,) = resources_of(managed_plan, "azure-native:monitor:DataCollectionRuleAssociation")
+    (association,) = resources_of(
+        managed_plan, "azure-native:monitor:DataCollectionRuleAssociation"
+    )
     assert association["inputs"]["resourceUri"] == "slm-cluster-aks-id"
     assert association["inputs"]["dataCollectionRuleId"] == "slm-monitoring-dcr-id"
     assert resources_of(managed_plan, "kubernetes:helm.sh/v3:Release") == []
@@ -358,3 +358,12 @@ def test_azure_managed_keda_signs_in_with_workload_identity(managed_plan) -> Non
     assert dcgm["inputs"]["values"]["serviceMonitor"]["apiVersion"] == "azmonitoring.coreos.com/v1"
     clients = manifests["slm-inference/networkpolicy-allow-clients.yaml"]
     assert "kube-system" in json.dumps(clients["spec"]["ingress"])
+
+
+def test_dashboard_tool_prints_the_same_dashboard(capsys) -> None:
+    from tools.dashboard import main
+
+    assert main(["--namespace", "team-a"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(dashboards.dashboard_json(dashboards.serving_dashboard("team-a")))
+    assert 'namespace="team-a"' in printed["templating"]["list"][1]["query"]

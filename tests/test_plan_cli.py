@@ -86,6 +86,7 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) ->
         "provider",
         "protect",
         "retainOnDelete",
+        "dependencies",
         "inputs",
     }
     manifest = yaml.safe_load(

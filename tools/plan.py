@@ -6,7 +6,8 @@ Runs `__main__.py` under Pulumi's mock engine with the config of `stacks/Pulumi.
 and writes `<out>/<stack>/`:
 
     resources.json   every resource in declaration order (urn, type, name, parent, provider,
-                     protect, retainOnDelete, inputs as the engine sees them; secrets hidden)
+                     protect, retainOnDelete, dependencies, inputs as the engine sees them;
+                     secrets hidden)
     outputs.json     the stack outputs
     helm.json        each Helm chart: chart, repository, pinned version, namespace, values
     manifests/       every Kubernetes object as plain YAML, one file each, by namespace
