@@ -426,7 +426,6 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
             opts=child,
         )
         self.grafana_url = grafana.properties.apply(lambda props: props.endpoint if props else None)
-        self.grafana_name = grafana.name
 
     def _keda_identity(self, name, args, workspace, child) -> pulumi.Output[str]:
         """Workload identity for the KEDA add-on's operator, allowed to read the workspace."""
