@@ -44,6 +44,9 @@ def rule_groups(
 ) -> list[dict[str, Any]]:
     """The rule groups, for the services in `namespace`; runbook links under runbook_url."""
     ns = f'namespace="{namespace}"'
+    # Client requests only: health probes and metric scrapes would dilute the error ratio.
+    api = f'{ns}, handler=~"/v1/.*"'
+    http = name("http_requests_total")
     gpu_requests = (
         f'{name("kube_pod_container_resource_requests")}{{{ns}, resource="nvidia_com_gpu"}}'
     )
@@ -83,8 +86,8 @@ def rule_groups(
         _alert(
             runbook_url,
             "VllmErrorRatioHigh",
-            f'sum by (service) (rate({name("http_requests_total")}{{{ns}, status="5xx"}}[10m])) '
-            f"/ sum by (service) (rate({name('http_requests_total')}{{{ns}}}[10m])) "
+            f'sum by (service) (rate({http}{{{api}, status="5xx"}}[10m])) '
+            f"/ sum by (service) (rate({http}{{{api}}}[10m])) "
             f"> {thresholds.error_ratio}",
             "5m",
             "critical",
