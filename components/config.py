@@ -707,9 +707,7 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
     except ValidationError as err:
         raise ConfigError(_describe(err, raw)) from None
     except _FieldError as err:
-        raise ConfigError(
-            f"{_qualified(err.path)}: {_show(err.value)} is not allowed; expected {err.allowed}"
-        ) from None
+        raise ConfigError(_field_error_line(err, err.path)) from None
     except SizingProblem as problem:
         raise ConfigError(f"{_qualified(problem.path)}: {problem.message}") from None
     return config
@@ -742,8 +740,7 @@ def _describe(err: ValidationError, raw: dict[str, Any]) -> str:
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, _FieldError):
         parent = _path(loc)
-        path = ".".join(p for p in (parent, cause.path) if p)
-        return f"{_qualified(path)}: {_show(cause.value)} is not allowed; expected {cause.allowed}"
+        return _field_error_line(cause, ".".join(p for p in (parent, cause.path) if p))
     path, value = _path(loc), first.get("input")
     if first["type"] == "missing":
         return f"{_qualified(path)}: missing; this key is required"
@@ -752,6 +749,10 @@ def _describe(err: ValidationError, raw: dict[str, Any]) -> str:
     if path.split(".")[0].split("[")[0] == "secrets":
         value = "[secret]"
     return f"{_qualified(path)}: {_show(value)} is not allowed; expected {_allowed(first)}"
+
+
+def _field_error_line(err: _FieldError, path: str | None) -> str:
+    return f"{_qualified(path)}: {_show(err.value)} is not allowed; expected {err.allowed}"
 
 
 def _path(loc: list[Any]) -> str:

@@ -2,13 +2,12 @@
 
 Pure: `serving_dashboard(namespace)` returns the dashboard model and `dashboard_json` its
 JSON; monitoring.py delivers it as a ConfigMap that Grafana's sidecar loads. Every query
-names only metrics listed in metrics.py (the tests check each expression).
+names only metrics listed in metrics.py (tests/test_monitoring.py checks each expression).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as dash
@@ -28,7 +27,6 @@ MODEL_FILTER = 'model_name=~"$model"'
 QUANTILES = (0.5, 0.95, 0.99)
 RATE = "[$__rate_interval]"
 PER_GPU = "{{Hostname}}/{{gpu}}"  # legend: node and GPU index
-LABEL_VALUES = re.compile(r"label_values\((.*),\s*\w+\)")
 
 
 def _query(expr: str, legend: str, ref: str) -> prometheus.Dataquery:
@@ -93,7 +91,6 @@ def _variables(namespace: str) -> list[Any]:
 
 def _rows(namespace: str) -> list[tuple[str, list[Any]]]:
     ns = f'namespace="{namespace}"'
-    kv = f"{name('vllm:kv_cache_usage_perc')}{{{MODEL_FILTER}}}"
     hits = _by_model("vllm:prefix_cache_hits_total", rate=True)
     queries = _by_model("vllm:prefix_cache_queries_total", rate=True)
     fb_used, fb_free = name("DCGM_FI_DEV_FB_USED"), name("DCGM_FI_DEV_FB_FREE")
@@ -144,7 +141,7 @@ def _rows(namespace: str) -> list[tuple[str, list[Any]]]:
                 _panel(
                     "KV-cache usage",
                     "percentunit",
-                    [(f"max by (model_name) ({kv})", "{{model_name}}")],
+                    [(_by_model("vllm:kv_cache_usage_perc", aggregate="max"), "{{model_name}}")],
                 ),
                 _panel(
                     "Prefix-cache hit rate",
@@ -244,19 +241,3 @@ def serving_dashboard(namespace: str) -> model.Dashboard:
 def dashboard_json(board: model.Dashboard) -> str:
     """Stable JSON (sorted keys), so the plan and the ConfigMap diff only on real changes."""
     return json.dumps(board, cls=JSONEncoder, sort_keys=True, indent=2)
-
-
-def expressions(board: model.Dashboard) -> list[str]:
-    """Every PromQL expression the dashboard runs: panel targets and variable queries."""
-    document = json.loads(dashboard_json(board))
-    found = [
-        target["expr"]
-        for panel in document.get("panels", [])
-        for target in panel.get("targets", [])
-    ]
-    for variable in document.get("templating", {}).get("list", []):
-        if variable.get("type") == "query":
-            # label_values(<selector>, <label>): the selector is the expression.
-            query = LABEL_VALUES.fullmatch(variable["query"])
-            found.append(query.group(1) if query else variable["query"])
-    return found

@@ -174,6 +174,8 @@ def gpu_operator_values(service_monitor_api: str | None) -> dict:
     }
 
 
+# Prometheus Operator's API (ServiceMonitor, PrometheusRule), which kube-prometheus-stack
+# installs; the GPU Operator's chart can only declare a ServiceMonitor of this group.
 OPERATOR_SERVICE_MONITOR = "monitoring.coreos.com/v1"
 
 

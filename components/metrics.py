@@ -2,7 +2,7 @@
 
 A metric renamed upstream breaks a panel or an alert silently (it just shows no data), so
 each name here says which exporter and version it was checked against, and the tests fail
-when a dashboard or rule uses a name that is not in this list.
+(tests/promql_names.py) when a dashboard or rule uses a name that is not in this list.
 
 Checked against:
 - vLLM: the V1 engine's Prometheus metrics, as vLLM's own metrics test lists them and its
@@ -18,7 +18,6 @@ Checked against:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -118,36 +117,3 @@ def bucket(metric: str) -> str:
     if METRICS[name(metric)].kind != "histogram":
         raise KeyError(f"{metric} is not a histogram")
     return f"{metric}_bucket"
-
-
-# -- checking expressions ---------------------------------------------------------------------
-
-# What is not a metric name in PromQL: quoted strings, label matchers and grouping lists,
-# range and offset durations, and the words and functions of the language.
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACES = re.compile(r"\{[^}]*\}")
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_RANGES = re.compile(r"\[[^\]]*\]")
-_IDENTIFIER = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "by", "without", "on"})
-
-
-def series_in(expression: str) -> set[str]:
-    """The metric names an expression selects (function names are followed by "(")."""
-    text = _RANGES.sub(" ", _GROUPING.sub(" ", _BRACES.sub(" ", _STRINGS.sub(" ", expression))))
-    names = set()
-    for match in _IDENTIFIER.finditer(text):
-        rest = text[match.end() :].lstrip()
-        word = match.group()
-        if rest.startswith("(") or word in _KEYWORDS or re.fullmatch(r"\d+\w*", word):
-            continue
-        names.add(word)
-    return names
-
-
-def known_series() -> set[str]:
-    return {series for metric in _METRICS for series in metric.series_names()}
-
-
-def unlisted_series(expression: str) -> set[str]:
-    return series_in(expression) - known_series()

@@ -29,7 +29,8 @@ from pulumi_azure_native import alertsmanagement, authorization, dashboard, mana
 from components import alerts, dashboards
 from components.cluster import role_definition
 from components.config import AlertThresholds
-from components.gpu_pool import ChartPin
+from components.gpu_pool import OPERATOR_SERVICE_MONITOR, ChartPin
+from components.secrets import secret_read_command
 from components.workload import labels
 
 KUBE_PROMETHEUS_STACK = ChartPin(
@@ -37,10 +38,11 @@ KUBE_PROMETHEUS_STACK = ChartPin(
 )
 # Release and fullname "kps": short, stable service names that KEDA and docs can rely on.
 RELEASE = "kps"
-OPERATOR_MONITOR_GROUP = "monitoring.coreos.com"
 PROMETHEUS_PORT = 9090
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 GRAFANA_ADMIN_USER = "admin"
+GRAFANA_USER_KEY = "admin-user"
+GRAFANA_PASSWORD_KEY = "admin-password"
 # The label and value Grafana's dashboard sidecar watches (the chart's defaults).
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 # vLLM publishes its metrics on the API port; scrape at the autoscaler's polling interval.
@@ -112,8 +114,8 @@ def chart_values(args: MonitoringArgs) -> dict[str, Any]:
         "grafana": {
             "admin": {
                 "existingSecret": GRAFANA_ADMIN_SECRET,
-                "userKey": "admin-user",
-                "passwordKey": "admin-password",
+                "userKey": GRAFANA_USER_KEY,
+                "passwordKey": GRAFANA_PASSWORD_KEY,
             },
             "sidecar": {
                 "dashboards": {
@@ -142,6 +144,28 @@ def vllm_service_monitor(inference_namespace: str) -> dict[str, Any]:
     }
 
 
+def declare_vllm_service_monitor(
+    name: str,
+    api_version: str,
+    namespace: str,
+    inference_namespace: str,
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource:
+    """The vLLM ServiceMonitor, in the CRD group of the Prometheus that reads it."""
+    return k8s.apiextensions.CustomResource(
+        f"{name}-vllm",
+        api_version=api_version,
+        kind="ServiceMonitor",
+        metadata={
+            "name": "vllm",
+            "namespace": namespace,
+            "labels": labels("slm-monitoring", name, "monitoring"),
+        },
+        spec=vllm_service_monitor(inference_namespace),
+        opts=opts,
+    )
+
+
 class InClusterMonitoring(pulumi.ComponentResource):
     """kube-prometheus-stack with our scrape targets, dashboard and alert rules."""
 
@@ -159,7 +183,10 @@ class InClusterMonitoring(pulumi.ComponentResource):
             f"{name}-grafana-admin",
             metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": args.namespace, "labels": meta},
             type="Opaque",
-            string_data={"admin-user": GRAFANA_ADMIN_USER, "admin-password": password.result},
+            string_data={
+                GRAFANA_USER_KEY: GRAFANA_ADMIN_USER,
+                GRAFANA_PASSWORD_KEY: password.result,
+            },
             opts=child,
         )
         self.release = k8s.helm.v3.Release(
@@ -177,17 +204,12 @@ class InClusterMonitoring(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[admin]),
         )
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
-        k8s.apiextensions.CustomResource(
-            f"{name}-vllm",
-            api_version=f"{OPERATOR_MONITOR_GROUP}/v1",
-            kind="ServiceMonitor",
-            metadata={"name": "vllm", "namespace": args.namespace, "labels": meta},
-            spec=vllm_service_monitor(args.inference_namespace),
-            opts=after_crds,
+        declare_vllm_service_monitor(
+            name, OPERATOR_SERVICE_MONITOR, args.namespace, args.inference_namespace, after_crds
         )
         k8s.apiextensions.CustomResource(
             f"{name}-rules",
-            api_version=f"{OPERATOR_MONITOR_GROUP}/v1",
+            api_version=OPERATOR_SERVICE_MONITOR,
             kind="PrometheusRule",
             metadata={"name": "slm-serving", "namespace": args.namespace, "labels": meta},
             spec={
@@ -216,10 +238,7 @@ class InClusterMonitoring(pulumi.ComponentResource):
 
 
 def grafana_password_command(namespace: str) -> str:
-    return (
-        f"kubectl get secret {GRAFANA_ADMIN_SECRET} -n {namespace} "
-        "-o jsonpath='{.data.admin-password}' | base64 -d"
-    )
+    return secret_read_command(GRAFANA_ADMIN_SECRET, namespace, GRAFANA_PASSWORD_KEY)
 
 
 # -- Azure managed ------------------------------------------------------------------------
@@ -228,7 +247,7 @@ def grafana_password_command(namespace: str) -> str:
 MONITORING_DATA_READER_ROLE = "b0d8363b-8ddd-447d-831f-62ca05bff136"
 GRAFANA_ADMIN_ROLE = "22926164-76b3-42b3-bc55-97df8dab3e41"
 PROMETHEUS_STREAM = "Microsoft-PrometheusMetrics"
-MANAGED_MONITOR_GROUP = "azmonitoring.coreos.com"
+MANAGED_SERVICE_MONITOR = "azmonitoring.coreos.com/v1"
 # The AKS KEDA add-on's operator: the identity KEDA queries managed Prometheus with.
 KEDA_OPERATOR_NAMESPACE = "kube-system"
 KEDA_OPERATOR_ACCOUNT = "keda-operator"
@@ -311,15 +330,9 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
             opts=child,
         )
         self.keda_client_id = self._keda_identity(name, args, workspace, child)
-        # The metrics add-on reads only its own CRD group (azmonitoring.coreos.com), which
-        # it installs with the cluster.
-        k8s.apiextensions.CustomResource(
-            f"{name}-vllm",
-            api_version=f"{MANAGED_MONITOR_GROUP}/v1",
-            kind="ServiceMonitor",
-            metadata={"name": "vllm", "namespace": args.inference_namespace},
-            spec=vllm_service_monitor(args.inference_namespace),
-            opts=child,
+        # The metrics add-on reads only its own CRD group, which it installs with the cluster.
+        declare_vllm_service_monitor(
+            name, MANAGED_SERVICE_MONITOR, args.inference_namespace, args.inference_namespace, child
         )
         self.prometheus_url = workspace.metrics.apply(
             lambda metrics: metrics.prometheus_query_endpoint if metrics else None

@@ -25,7 +25,7 @@ from components.gpu_pool import (
     GpuSoftwareArgs,
 )
 from components.monitoring import (
-    MANAGED_MONITOR_GROUP,
+    MANAGED_SERVICE_MONITOR,
     AzureManagedMonitoring,
     AzureMonitoringArgs,
     InClusterMonitoring,
@@ -231,7 +231,7 @@ def service_monitor_api(config: StackConfig) -> str | None:
     """The ServiceMonitor API of the Prometheus that scrapes this cluster."""
     return {
         "in-cluster": OPERATOR_SERVICE_MONITOR,
-        "azure-managed": f"{MANAGED_MONITOR_GROUP}/v1",
+        "azure-managed": MANAGED_SERVICE_MONITOR,
     }.get(config.monitoring.mode)
 
 

@@ -83,7 +83,9 @@ def _secret(
 
 def api_key_command(namespace: str) -> str:
     """How an operator reads the API key (printed as a stack output)."""
-    return (
-        f"kubectl get secret {API_KEY_SECRET} -n {namespace} "
-        f"-o jsonpath='{{.data.{API_KEY_KEY}}}' | base64 -d"
-    )
+    return secret_read_command(API_KEY_SECRET, namespace, API_KEY_KEY)
+
+
+def secret_read_command(secret: str, namespace: str, key: str) -> str:
+    """The kubectl line that prints one key of a Secret."""
+    return f"kubectl get secret {secret} -n {namespace} -o jsonpath='{{.data.{key}}}' | base64 -d"

@@ -39,7 +39,8 @@ class RecordedResource:
     retain_on_delete: bool
     custom: bool
     inputs: dict[str, Any]
-    # What it waits for: depends_on, its parent's, and the resources its inputs come from.
+    # What it waits for: depends_on and the resources its inputs come from (a component in
+    # the list stands for its children). Children wait for their parent's registration.
     dependencies: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
