@@ -24,7 +24,9 @@ from pulumi_azure_native import (
     resources,
 )
 
+from components.azure_network import NETWORK_CONTRIBUTOR_ROLE, ClusterNetwork, ClusterNetworkArgs
 from components.config import AksCluster, ExistingCluster, MaintenanceWindow
+from components.identity import role_definition
 
 # The application ID of the Azure Kubernetes Service AAD server, the audience kubelogin asks
 # Microsoft Entra ID for when local accounts are disabled (the same for every AKS cluster).
@@ -67,6 +69,8 @@ class Cluster(pulumi.ComponentResource):
     registry_login_server: pulumi.Output[str] | None = None
     kubeconfig: pulumi.Output[str] | None = None
     cluster_id: pulumi.Output[str] | None = None
+    # The cluster's VNet (AKS only): its node subnet and the subnet for private endpoints.
+    network: ClusterNetwork | None = None
     # The deploying identity (`pulumi up`), for role assignments beside the cluster.
     client: Any = None
 
@@ -108,6 +112,17 @@ class Cluster(pulumi.ComponentResource):
             location=settings.location,
             opts=child,
         )
+        self.network = ClusterNetwork(
+            f"{name}-network",
+            ClusterNetworkArgs(
+                stack=stack,
+                location=settings.location,
+                resource_group_name=group.name,
+                cluster_principal_id=identity.principal_id,
+                role_definition_id=role_definition(client, NETWORK_CONTRIBUTOR_ROLE),
+            ),
+            opts=child,
+        )
         cluster = containerservice.ManagedCluster(
             f"{name}-aks",
             resource_group_name=group.name,
@@ -115,8 +130,11 @@ class Cluster(pulumi.ComponentResource):
                 type="UserAssigned",
                 user_assigned_identities=[identity.id],
             ),
-            **managed_cluster_args(stack, settings, monitoring, app_routing),
-            opts=child,
+            **managed_cluster_args(
+                stack, settings, monitoring, app_routing, self.network.nodes_subnet_id
+            ),
+            # The identity must be allowed to join the subnet before the nodes are created.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.network.role_assignment]),
         )
         for config_name, channel in (
             ("aksManagedAutoUpgradeSchedule", "cluster"),
@@ -189,7 +207,11 @@ class Cluster(pulumi.ComponentResource):
 
 
 def managed_cluster_args(
-    stack: str, settings: AksCluster, monitoring: str, app_routing: bool = False
+    stack: str,
+    settings: AksCluster,
+    monitoring: str,
+    app_routing: bool = False,
+    nodes_subnet_id: pulumi.Input[str] | None = None,
 ) -> dict:
     """The ManagedCluster's settings: production-shaped, from the stack's cluster config."""
     return dict(
@@ -198,7 +220,7 @@ def managed_cluster_args(
         dns_prefix=f"slm-{stack}",
         kubernetes_version=settings.kubernetes_version,
         sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=settings.sku_tier),
-        agent_pool_profiles=[_system_pool(settings)],
+        agent_pool_profiles=[_system_pool(settings, nodes_subnet_id)],
         # Entra ID sign-in with Azure RBAC for Kubernetes; no local (certificate) accounts.
         aad_profile=containerservice.ManagedClusterAADProfileArgs(
             managed=True, enable_azure_rbac=True
@@ -271,14 +293,6 @@ def maintenance_window(window: MaintenanceWindow) -> containerservice.Maintenanc
     )
 
 
-def role_definition(client: pulumi.Output, role_guid: str) -> pulumi.Output[str]:
-    return client.subscription_id.apply(
-        lambda sub: (
-            f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
-        )
-    )
-
-
 def _suffix(name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
     """Six random characters, created once and kept in state: ACR names are global."""
     return random.RandomString(
@@ -286,7 +300,9 @@ def _suffix(name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
     ).result
 
 
-def _system_pool(settings: AksCluster) -> containerservice.ManagedClusterAgentPoolProfileArgs:
+def _system_pool(
+    settings: AksCluster, nodes_subnet_id: pulumi.Input[str] | None
+) -> containerservice.ManagedClusterAgentPoolProfileArgs:
     pool = settings.system_pool
     return containerservice.ManagedClusterAgentPoolProfileArgs(
         name="system",
@@ -299,6 +315,7 @@ def _system_pool(settings: AksCluster) -> containerservice.ManagedClusterAgentPo
         enable_auto_scaling=True,
         availability_zones=pool.zones or None,
         node_taints=[CRITICAL_ADDONS_ONLY],
+        vnet_subnet_id=nodes_subnet_id,
     )
 
 

@@ -42,6 +42,8 @@ class GpuPoolArgs:
     pool: GpuPool
     resource_group_name: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
+    # The cluster's node subnet: every pool joins the same VNet.
+    subnet_id: pulumi.Input[str]
     # "aks": AKS installs the NVIDIA driver; "gpu-operator": driver None, the operator does.
     gpu_driver: str = "aks"
 
@@ -85,6 +87,7 @@ class GpuNodePool(pulumi.ComponentResource):
             gpu_profile=containerservice.GPUProfileArgs(
                 driver="Install" if args.gpu_driver == "aks" else "None"
             ),
+            vnet_subnet_id=args.subnet_id,
             **spot,
             opts=pulumi.ResourceOptions(parent=self),
         )

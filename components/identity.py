@@ -1,0 +1,76 @@
+"""Workload identity: an Azure managed identity that one Kubernetes service account becomes.
+
+Each consuming workload (KEDA's operator, the model servers, Grafana) gets its own
+user-assigned identity, federated to exactly one service account and granted exactly one
+role on exactly one resource, so a compromised pod reaches nothing else. No client secret
+exists anywhere: Entra ID trusts the cluster's OIDC issuer for that subject.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import authorization, managedidentity
+
+# The audience AKS workload identity tokens carry (Microsoft Entra's token exchange).
+WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+
+
+def role_definition(client: Any, role_guid: str) -> pulumi.Output[str]:
+    """The subscription-scoped id of a built-in role (the same GUID in every tenant)."""
+    return client.subscription_id.apply(
+        lambda sub: (
+            f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
+        )
+    )
+
+
+def service_account_subject(namespace: str, service_account: str) -> str:
+    return f"system:serviceaccount:{namespace}:{service_account}"
+
+
+@dataclass(frozen=True)
+class WorkloadIdentityArgs:
+    identity_name: str  # the Azure resource name, e.g. id-slm-prod-keda
+    resource_group_name: pulumi.Input[str]
+    location: str
+    oidc_issuer_url: pulumi.Input[str]
+    namespace: str
+    service_account: str
+    role_guid: str
+    scope: pulumi.Input[str]  # the one resource the role applies to
+    client: Any  # the deploying identity's client config (for the subscription id)
+
+
+def declare_workload_identity(
+    name: str, args: WorkloadIdentityArgs, opts: pulumi.ResourceOptions
+) -> managedidentity.UserAssignedIdentity:
+    """The identity, its federated credential and its one role assignment."""
+    identity = managedidentity.UserAssignedIdentity(
+        name,
+        resource_name_=args.identity_name,
+        resource_group_name=args.resource_group_name,
+        location=args.location,
+        opts=opts,
+    )
+    managedidentity.FederatedIdentityCredential(
+        f"{name}-federation",
+        federated_identity_credential_resource_name=args.service_account,
+        resource_group_name=args.resource_group_name,
+        resource_name_=identity.name,
+        issuer=args.oidc_issuer_url,
+        subject=service_account_subject(args.namespace, args.service_account),
+        audiences=[WORKLOAD_IDENTITY_AUDIENCE],
+        opts=opts,
+    )
+    authorization.RoleAssignment(
+        f"{name}-role",
+        principal_id=identity.principal_id,
+        principal_type="ServicePrincipal",
+        role_definition_id=role_definition(args.client, args.role_guid),
+        scope=args.scope,
+        opts=opts,
+    )
+    return identity
