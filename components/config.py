@@ -59,11 +59,23 @@ MODEL_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 HF_REPO = re.compile(r"^[A-Za-z0-9][-\w.]*/[-\w.]+$")
 OLLAMA_TAG = re.compile(r"^[a-z0-9][-a-z0-9_./]*(:[-\w.]+)?$")
 AZURE_VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
-# Images, pinned: vLLM's OpenAI server at the release before the newest on PyPI (0.33.0,
-# November 2026); Ollama and Open WebUI at releases seen published in 2026.
-VLLM_IMAGE = "vllm/vllm-openai:v0.32.0"
-OLLAMA_IMAGE = "ollama/ollama:0.31.1"
-OPEN_WEBUI_IMAGE = "ghcr.io/open-webui/open-webui:v0.8.12"
+# Images, pinned by tag and digest in every environment, so dev runs the bytes prod will.
+# Each digest is the release's multi-arch index digest as several independent public
+# deployments pin it (the registries were not reachable where this was written). To move
+# to another release, read its digest with `docker buildx imagetools inspect <image:tag>`
+# (or `crane digest`) and pin both. vLLM v0.31.0 (October 2026): the newest release with a
+# digest on record here; Ollama and Open WebUI at their 2026 releases.
+VLLM_IMAGE = (
+    "vllm/vllm-openai:v0.31.0"
+    "@sha256:c1c9f6fd5c109ba7f0546a59f5b2f15fb87f64c77782e90a27b648b42a8e67c3"
+)
+OLLAMA_IMAGE = (
+    "ollama/ollama:0.31.1@sha256:f1a705f2bd113fb8d15f85f7c217f0dc5f6bebda6b0cc42b82c3ad165ffcb9dc"
+)
+OPEN_WEBUI_IMAGE = (
+    "ghcr.io/open-webui/open-webui:v0.8.12"
+    "@sha256:8113fa5510020ef05a44afc0c42d33eabeeb2524a996e3e3fb8c437c00f0d792"
+)
 # repository[:tag][@sha256:digest]; pinned_image() also demands a tag other than "latest"
 # or a digest.
 IMAGE_REFERENCE = re.compile(
@@ -632,6 +644,29 @@ class StackConfig(_Strict):
                     + f" ({gpus_needed} GPUs, {pool.sku.gpus} per {pool.vm_size} node)",
                 )
 
+    def check_gated_models_have_a_token(self) -> None:
+        """Called after the memory fit: a gated model that cannot run is fixed first."""
+        for index, model in enumerate(self.models):
+            if model.spec.gated and not self.secrets.hugging_face_token:
+                raise _FieldError(
+                    "secrets.huggingFaceToken",
+                    None,
+                    f"a token for models[{index}] ({model.source}), a gated model: "
+                    "pulumi config set --secret --path secrets.huggingFaceToken hf_...",
+                )
+
+    def _check_images_pinned_by_digest(self) -> None:
+        """prod runs exactly the bytes that were reviewed: a tag can be pushed again."""
+        serving = self.serving
+        images = {
+            "serving.vllmImage": serving.vllm_image,
+            "serving.ollamaImage": serving.ollama_image,
+            "serving.ollama.openWebUi.image": serving.ollama.open_webui.image,
+        }
+        for key, image in images.items():
+            if "@sha256:" not in image:
+                raise _FieldError(key, image, "an image pinned by @sha256 digest in prod")
+
     def _check_serving_rules(self) -> None:
         production = self.environment in ("staging", "prod")
         for index, model in enumerate(self.models):
@@ -641,6 +676,8 @@ class StackConfig(_Strict):
                     None,
                     f"a pinned commit in {self.environment}: the weights must not change unseen",
                 )
+        if self.environment == "prod":
+            self._check_images_pinned_by_digest()
         names = [m.name for m in self.models] + [v.name for m in self.models for v in m.variants]
         _check_unique(names, "models", "name (variants included)")
         ingress = self.ingress
@@ -704,6 +741,7 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
         config.engine_plans  # noqa: B018 (computed for its checks; cached for the platform)
         # After the fit: a model that cannot run on its pool is the first thing to fix.
         config.check_pool_capacity()
+        config.check_gated_models_have_a_token()
     except ValidationError as err:
         raise ConfigError(_describe(err, raw)) from None
     except _FieldError as err:

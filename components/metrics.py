@@ -7,7 +7,7 @@ each name here says which exporter and version it was checked against, and the t
 Checked against:
 - vLLM: the V1 engine's Prometheus metrics, as vLLM's own metrics test lists them and its
   metrics design page describes them, for the image this template pins (serving.vllmImage,
-  vllm/vllm-openai v0.32.0). Counters are exposed with the `_total` suffix, histograms as
+  vllm/vllm-openai v0.31.0). Counters are exposed with the `_total` suffix, histograms as
   `_bucket`/`_sum`/`_count`. Older releases used vllm:gpu_cache_usage_perc and
   vllm:time_per_output_token_seconds; these names are the current ones.
 - vLLM's HTTP server: prometheus-fastapi-instrumentator's http_requests_total, with the

@@ -23,14 +23,19 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
-from pulumi_azure_native import alertsmanagement, authorization, dashboard, managedidentity, monitor
+from pulumi_azure_native import alertsmanagement, authorization, dashboard, monitor
 
 from components import alerts, dashboards
-from components.cluster import role_definition
 from components.config import AlertThresholds
 from components.gpu_pool import OPERATOR_SERVICE_MONITOR, ChartPin
-from components.secrets import secret_read_command
+from components.identity import WorkloadIdentityArgs, declare_workload_identity, role_definition
+from components.secrets import (
+    GRAFANA_PASSWORD,
+    GRAFANA_USER,
+    SECRETS_MOUNT,
+    PodWiring,
+    secret_read_command,
+)
 from components.workload import labels
 
 KUBE_PROMETHEUS_STACK = ChartPin(
@@ -39,10 +44,8 @@ KUBE_PROMETHEUS_STACK = ChartPin(
 # Release and fullname "kps": short, stable service names that KEDA and docs can rely on.
 RELEASE = "kps"
 PROMETHEUS_PORT = 9090
-GRAFANA_ADMIN_SECRET = "grafana-admin"
-GRAFANA_ADMIN_USER = "admin"
-GRAFANA_USER_KEY = "admin-user"
-GRAFANA_PASSWORD_KEY = "admin-password"
+# The service account Grafana's chart creates: named, so its federated credential can be.
+GRAFANA_SERVICE_ACCOUNT = "slm-grafana"
 # The label and value Grafana's dashboard sidecar watches (the chart's defaults).
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 # vLLM publishes its metrics on the API port; scrape at the autoscaler's polling interval.
@@ -52,6 +55,20 @@ SCRAPE_INTERVAL = "15s"
 SYSTEM_POOL_TOLERATIONS = [
     {"key": "CriticalAddonsOnly", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 ]
+# Pod Security Standards "restricted", stated in our values rather than left to each
+# subchart's defaults, so the restricted monitoring namespace admits every pod.
+RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+# The charts' own unprivileged users, kept: Prometheus and Alertmanager 1000:2000, the
+# operator and kube-state-metrics nobody (65534), Grafana 472.
+PROMETHEUS_IDS = {"runAsUser": 1000, "runAsGroup": 2000, "fsGroup": 2000}
+NOBODY_IDS = {"runAsUser": 65534, "runAsGroup": 65534, "fsGroup": 65534}
+GRAFANA_IDS = {"runAsUser": 472, "runAsGroup": 472, "fsGroup": 472}
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 # Prometheus deletes its oldest data past this share of its volume, before the disk fills.
 RETENTION_SIZE_SHARE = 0.85
 
@@ -72,13 +89,19 @@ class MonitoringArgs:
     storage_gib: int
     thresholds: AlertThresholds
     runbook_url: str
-    protect: bool = False
+    # How Grafana's pod reads its admin Secret (components/secrets.py).
+    grafana_secrets: PodWiring
+    # The privileged namespace node-exporter runs in (components/network.py).
+    node_agents_namespace: str
 
 
 def chart_values(args: MonitoringArgs) -> dict[str, Any]:
     """kube-prometheus-stack's values: retention and storage per stack, every monitor and
-    rule in the cluster selected, Grafana's admin from our Secret, system-pool placement."""
+    rule in the cluster selected, Grafana's admin from our Secret, system-pool placement,
+    restricted pods (node-exporter, which needs the host, runs with the node agents)."""
     on_system_pool = {"tolerations": SYSTEM_POOL_TOLERATIONS}
+    # Prometheus, Alertmanager (the operator writes their containers' contexts itself).
+    operator_managed = {"securityContext": RESTRICTED_POD | PROMETHEUS_IDS}
     retention_size_gb = int(args.storage_gib * RETENTION_SIZE_SHARE)
     return {
         "fullnameOverride": RELEASE,
@@ -102,32 +125,69 @@ def chart_values(args: MonitoringArgs) -> dict[str, Any]:
                 "serviceMonitorSelectorNilUsesHelmValues": False,
                 "podMonitorSelectorNilUsesHelmValues": False,
                 "ruleSelectorNilUsesHelmValues": False,
+                **operator_managed,
                 **on_system_pool,
             }
         },
-        "alertmanager": {"alertmanagerSpec": on_system_pool},
+        "alertmanager": {"alertmanagerSpec": operator_managed | on_system_pool},
         "prometheusOperator": {
+            "securityContext": RESTRICTED_POD | NOBODY_IDS,
+            "containerSecurityContext": RESTRICTED_CONTAINER,
+            # The webhook only validates rules, which promtool checks before every merge
+            # (tests/test_monitoring.py); without it the namespace needs no ingress from the
+            # API server and no certificate-patching job. Its TLS listener serves only the
+            # webhook and would wait for the job's certificate, so it goes too.
+            "admissionWebhooks": {"enabled": False},
+            "tls": {"enabled": False},
             **on_system_pool,
-            "admissionWebhooks": {"patch": on_system_pool},
         },
-        "kube-state-metrics": on_system_pool,
+        "kube-state-metrics": {
+            "securityContext": RESTRICTED_POD | NOBODY_IDS,
+            "containerSecurityContext": RESTRICTED_CONTAINER,
+            **on_system_pool,
+        },
+        # Host network and PID namespace: it lives in the privileged node-agent namespace.
+        "prometheus-node-exporter": {"namespaceOverride": args.node_agents_namespace},
         "grafana": {
+            "securityContext": RESTRICTED_POD | GRAFANA_IDS,
+            # Grafana writes outside its data volume (plugins, temporary files); a writable
+            # root is allowed by "restricted".
+            "containerSecurityContext": RESTRICTED_CONTAINER | {"readOnlyRootFilesystem": False},
             "admin": {
-                "existingSecret": GRAFANA_ADMIN_SECRET,
-                "userKey": GRAFANA_USER_KEY,
-                "passwordKey": GRAFANA_PASSWORD_KEY,
+                "existingSecret": GRAFANA_PASSWORD.secret,
+                "userKey": GRAFANA_USER.key,
+                "passwordKey": GRAFANA_PASSWORD.key,
             },
+            **grafana_secret_values(args.grafana_secrets),
             "sidecar": {
+                "securityContext": RESTRICTED_CONTAINER,
                 "dashboards": {
                     "enabled": True,
                     "label": next(iter(DASHBOARD_LABEL)),
                     "labelValue": DASHBOARD_LABEL["grafana_dashboard"],
                     "searchNamespace": args.namespace,
-                }
+                },
             },
             **on_system_pool,
         },
     }
+
+
+def grafana_secret_values(wiring: PodWiring) -> dict[str, Any]:
+    """Grafana's service account, and the CSI volume that syncs its admin Secret (AKS)."""
+    values: dict[str, Any] = {
+        "serviceAccount": {
+            "create": True,
+            "name": wiring.service_account,
+            "annotations": wiring.service_account_annotations,
+        }
+    }
+    if wiring.volumes:
+        values["extraSecretMounts"] = [
+            {"name": volume["name"], "mountPath": SECRETS_MOUNT, "readOnly": True} | volume
+            for volume in wiring.volumes
+        ]
+    return values
 
 
 def vllm_service_monitor(inference_namespace: str) -> dict[str, Any]:
@@ -173,22 +233,6 @@ class InClusterMonitoring(pulumi.ComponentResource):
         super().__init__("slm:monitoring:InClusterMonitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         meta = labels("slm-monitoring", name, "monitoring")
-        password = random.RandomPassword(
-            f"{name}-grafana-admin",
-            length=32,
-            special=False,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-        )
-        admin = k8s.core.v1.Secret(
-            f"{name}-grafana-admin",
-            metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": args.namespace, "labels": meta},
-            type="Opaque",
-            string_data={
-                GRAFANA_USER_KEY: GRAFANA_ADMIN_USER,
-                GRAFANA_PASSWORD_KEY: password.result,
-            },
-            opts=child,
-        )
         self.release = k8s.helm.v3.Release(
             f"{name}-kps",
             name=RELEASE,
@@ -201,7 +245,7 @@ class InClusterMonitoring(pulumi.ComponentResource):
             atomic=True,
             cleanup_on_fail=True,
             timeout=900,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[admin]),
+            opts=child,
         )
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         declare_vllm_service_monitor(
@@ -238,7 +282,7 @@ class InClusterMonitoring(pulumi.ComponentResource):
 
 
 def grafana_password_command(namespace: str) -> str:
-    return secret_read_command(GRAFANA_ADMIN_SECRET, namespace, GRAFANA_PASSWORD_KEY)
+    return secret_read_command(GRAFANA_PASSWORD.secret, namespace, GRAFANA_PASSWORD.key)
 
 
 # -- Azure managed ------------------------------------------------------------------------
@@ -251,7 +295,6 @@ MANAGED_SERVICE_MONITOR = "azmonitoring.coreos.com/v1"
 # The AKS KEDA add-on's operator: the identity KEDA queries managed Prometheus with.
 KEDA_OPERATOR_NAMESPACE = "kube-system"
 KEDA_OPERATOR_ACCOUNT = "keda-operator"
-WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 # Managed Grafana's supported major version (10 was retired in 2025).
 GRAFANA_MAJOR_VERSION = "11"
 # Azure Monitor alert severities: 0 critical ... 4 verbose.
@@ -442,29 +485,19 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
 
     def _keda_identity(self, name, args, workspace, child) -> pulumi.Output[str]:
         """Workload identity for the KEDA add-on's operator, allowed to read the workspace."""
-        identity = managedidentity.UserAssignedIdentity(
+        identity = declare_workload_identity(
             f"{name}-keda",
-            resource_name_=f"id-slm-{args.stack}-keda",
-            resource_group_name=args.resource_group_name,
-            location=args.location,
-            opts=child,
-        )
-        managedidentity.FederatedIdentityCredential(
-            f"{name}-keda-federation",
-            federated_identity_credential_resource_name="keda-operator",
-            resource_group_name=args.resource_group_name,
-            resource_name_=identity.name,
-            issuer=args.oidc_issuer_url,
-            subject=f"system:serviceaccount:{KEDA_OPERATOR_NAMESPACE}:{KEDA_OPERATOR_ACCOUNT}",
-            audiences=[WORKLOAD_IDENTITY_AUDIENCE],
-            opts=child,
-        )
-        authorization.RoleAssignment(
-            f"{name}-keda-reads-workspace",
-            principal_id=identity.principal_id,
-            principal_type="ServicePrincipal",
-            role_definition_id=role_definition(args.client, MONITORING_DATA_READER_ROLE),
-            scope=workspace.id,
-            opts=child,
+            WorkloadIdentityArgs(
+                identity_name=f"id-slm-{args.stack}-keda",
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                oidc_issuer_url=args.oidc_issuer_url,
+                namespace=KEDA_OPERATOR_NAMESPACE,
+                service_account=KEDA_OPERATOR_ACCOUNT,
+                role_guid=MONITORING_DATA_READER_ROLE,
+                scope=workspace.id,
+                client=args.client,
+            ),
+            child,
         )
         return identity.client_id

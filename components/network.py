@@ -9,15 +9,17 @@ import pulumi_kubernetes as k8s
 
 INFERENCE_NAMESPACE = "slm-inference"
 MONITORING_NAMESPACE = "slm-monitoring"
-GPU_SYSTEM_NAMESPACE = "slm-gpu-system"
+# Node-level agents: NVIDIA's device plugin and DCGM exporter, Prometheus' node-exporter.
+NODE_SYSTEM_NAMESPACE = "slm-system"
 
 
 @dataclass(frozen=True)
 class NamespaceSpec:
     name: str
-    # Pod Security Standards level. "restricted" wherever the workloads allow; the GPU system
-    # DaemonSets (device plugin, DCGM exporter) need host paths, and node-exporter the host
-    # network, so their namespaces are "privileged".
+    # Pod Security Standards level. "restricted" wherever the workloads allow. The one
+    # exception is the node agents' namespace: the device plugin and the DCGM exporter need
+    # host paths and device access, node-exporter the host network and PID namespace, so it
+    # is "privileged" and holds nothing else (docs/security.md).
     pod_security: str
     purpose: str
 
@@ -31,10 +33,10 @@ class NamespacesArgs:
 
 def namespace_specs(*, gpu: bool, monitoring_in_cluster: bool) -> tuple[NamespaceSpec, ...]:
     specs = [NamespaceSpec(INFERENCE_NAMESPACE, "restricted", "model servers")]
-    if gpu:
-        specs.append(NamespaceSpec(GPU_SYSTEM_NAMESPACE, "privileged", "GPU device plugin"))
+    if gpu or monitoring_in_cluster:
+        specs.append(NamespaceSpec(NODE_SYSTEM_NAMESPACE, "privileged", "node agents"))
     if monitoring_in_cluster:
-        specs.append(NamespaceSpec(MONITORING_NAMESPACE, "privileged", "Prometheus, Grafana"))
+        specs.append(NamespaceSpec(MONITORING_NAMESPACE, "restricted", "Prometheus, Grafana"))
     return tuple(specs)
 
 
@@ -182,21 +184,49 @@ PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 INFERENCE_COMPONENT = {"app.kubernetes.io/component": "inference"}
 
 
+# Ports that other namespaces reach in the monitoring and node-agent namespaces.
+PROMETHEUS_PORT = 9090
+DCGM_EXPORTER_PORT = 9400
+
+
 @dataclass(frozen=True)
 class NetworkPoliciesArgs:
-    namespace: str
+    inference_namespace: str
     # Namespaces whose pods may call the model servers (ingress controller, monitoring).
     client_namespaces: tuple[str, ...]
+    # In-cluster monitoring's namespace (None without it), and the node agents' (None when
+    # neither GPU pools nor in-cluster monitoring create it).
+    monitoring_namespace: str | None = None
+    node_system_namespace: str | None = None
+    # Where the metrics scrapers run: the monitoring namespace, or kube-system (ama-metrics).
+    scraper_namespace: str | None = None
+    # Who queries Prometheus from outside its namespace: KEDA's operator (kube-system).
+    prometheus_client_namespaces: tuple[str, ...] = ()
 
 
-def network_policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict]:
-    """Named NetworkPolicy specs for the inference namespace."""
-    from_namespaces = [
+def _from_namespaces(namespaces: tuple[str, ...] | list[str]) -> list[dict]:
+    return [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-        for ns in args.client_namespaces
+        for ns in namespaces
     ]
+
+
+def _deny_all(types: list[str]) -> dict:
+    return {"podSelector": {}, "policyTypes": types}
+
+
+def _same_namespace_ingress() -> dict:
     return {
-        "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        "podSelector": {},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"podSelector": {}}]}],
+    }
+
+
+def inference_policies(args: NetworkPoliciesArgs) -> dict[str, dict]:
+    """The model servers: nothing in or out but clients, DNS and the model downloads."""
+    return {
+        "default-deny": _deny_all(["Ingress", "Egress"]),
         "allow-dns": {
             "podSelector": {},
             "policyTypes": ["Egress"],
@@ -224,8 +254,10 @@ def network_policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict]:
         "allow-clients": {
             "podSelector": {"matchLabels": INFERENCE_COMPONENT},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": from_namespaces}],
+            "ingress": [{"from": _from_namespaces(args.client_namespaces)}],
         },
+        # Only the model servers download (weights from Hugging Face, Ollama's registry);
+        # Open WebUI and anything else in the namespace get no way out.
         "allow-model-downloads": {
             "podSelector": {"matchLabels": INFERENCE_COMPONENT},
             "policyTypes": ["Egress"],
@@ -239,18 +271,74 @@ def network_policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict]:
     }
 
 
+def monitoring_policies(args: NetworkPoliciesArgs) -> dict[str, dict]:
+    """Prometheus, Alertmanager, Grafana: reached from their own namespace, and Prometheus'
+    query port from its clients (KEDA). Egress stays open: Prometheus scrapes every node's
+    kubelet and the API server, whose addresses a policy cannot name ahead of time."""
+    policies = {
+        "default-deny-ingress": _deny_all(["Ingress"]),
+        "allow-same-namespace": _same_namespace_ingress(),
+    }
+    if args.prometheus_client_namespaces:
+        policies["allow-prometheus-queries"] = {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": _from_namespaces(args.prometheus_client_namespaces),
+                    "ports": [{"protocol": "TCP", "port": PROMETHEUS_PORT}],
+                }
+            ],
+        }
+    return policies
+
+
+def node_system_policies(args: NetworkPoliciesArgs) -> dict[str, dict]:
+    """The node agents take no connections but the scrape of the DCGM exporter.
+    (node-exporter runs on the host network, where pod policies do not apply.)"""
+    policies = {
+        "default-deny-ingress": _deny_all(["Ingress"]),
+        "allow-same-namespace": _same_namespace_ingress(),
+    }
+    if args.scraper_namespace:
+        policies["allow-gpu-metrics-scrape"] = {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": _from_namespaces([args.scraper_namespace]),
+                    "ports": [{"protocol": "TCP", "port": DCGM_EXPORTER_PORT}],
+                }
+            ],
+        }
+    return policies
+
+
+def network_policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict[str, dict]]:
+    """Named NetworkPolicy specs by namespace: each namespace denies by default."""
+    specs = {args.inference_namespace: inference_policies(args)}
+    if args.monitoring_namespace:
+        specs[args.monitoring_namespace] = monitoring_policies(args)
+    if args.node_system_namespace:
+        specs[args.node_system_namespace] = node_system_policies(args)
+    return specs
+
+
 class NetworkPolicies(pulumi.ComponentResource):
-    """Default deny in the inference namespace, with the allows serving needs."""
+    """Default deny in every platform namespace, with the allows each one needs."""
 
     def __init__(
         self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("slm:network:NetworkPolicies", name, None, opts)
-        for policy, spec in network_policy_specs(args).items():
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-{policy}",
-                metadata={"name": policy, "namespace": args.namespace},
-                spec=spec,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-        self.register_outputs({"policies": sorted(network_policy_specs(args))})
+        declared = []
+        for namespace, policies in network_policy_specs(args).items():
+            for policy, spec in policies.items():
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-{namespace}-{policy}",
+                    metadata={"name": policy, "namespace": namespace},
+                    spec=spec,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+                declared.append(f"{namespace}/{policy}")
+        self.register_outputs({"policies": declared})

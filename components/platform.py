@@ -1,8 +1,9 @@
 """The one place that wires the components together from the validated stack config.
 
-Order: cluster -> Kubernetes provider -> GPU pools -> namespaces -> monitoring -> GPU
-software (its DCGM ServiceMonitor needs monitoring's CRDs) -> secrets -> model services ->
-autoscaling -> ingress.
+Order: cluster (VNet, AKS, Kubernetes provider) -> GPU pools -> namespaces -> secrets (the
+vault, identities, SecretProviderClasses) -> monitoring (Grafana reads its admin Secret) ->
+GPU software (its DCGM ServiceMonitor needs monitoring's CRDs) -> network policies -> model
+services -> autoscaling -> ingress.
 Components receive plain typed args and the provider once, at their boundary; children
 inherit it.
 """
@@ -25,6 +26,7 @@ from components.gpu_pool import (
     GpuSoftwareArgs,
 )
 from components.monitoring import (
+    GRAFANA_SERVICE_ACCOUNT,
     MANAGED_SERVICE_MONITOR,
     AzureManagedMonitoring,
     AzureMonitoringArgs,
@@ -35,10 +37,10 @@ from components.monitoring import (
 from components.network import (
     AKS_APP_ROUTING_CLASS,
     AKS_APP_ROUTING_NAMESPACE,
-    GPU_SYSTEM_NAMESPACE,
     INFERENCE_NAMESPACE,
     INGRESS_NGINX_NAMESPACE,
     MONITORING_NAMESPACE,
+    NODE_SYSTEM_NAMESPACE,
     ExposedModel,
     ModelIngress,
     ModelIngressArgs,
@@ -50,7 +52,19 @@ from components.network import (
 )
 from components.ollama import PORT as OLLAMA_PORT
 from components.ollama import OllamaArgs, OllamaService, OpenWebUi, OpenWebUiArgs
-from components.secrets import ServingSecrets, ServingSecretsArgs, api_key_command
+from components.secrets import (
+    API_KEY,
+    GRAFANA_PASSWORD,
+    GRAFANA_USER,
+    HF_TOKEN,
+    AzureVaultArgs,
+    ClusterSecrets,
+    Consumer,
+    KeyVaultSecrets,
+    SecretsArgs,
+    api_key_command,
+    vault_read_command,
+)
 from components.vllm import PORT as VLLM_PORT
 from components.vllm import VllmArgs, VllmService
 from components.workload import ModelCache
@@ -81,6 +95,7 @@ class Platform(pulumi.ComponentResource):
                     pool,
                     cluster.resource_group_name,
                     cluster.cluster_name,
+                    cluster.network.nodes_subnet_id,
                     config.cluster.gpu_driver,
                 ),
                 opts=pulumi.ResourceOptions(parent=cluster),
@@ -100,16 +115,19 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=on_cluster,
         )
-        monitoring = _monitoring(name, config, cluster, namespaces, on_cluster)
+        secrets = _secrets(
+            name, config, cluster, _after(on_cluster, *namespaces.namespaces.values())
+        )
+        monitoring = _monitoring(name, config, cluster, namespaces, secrets, on_cluster)
         if pools:
             GpuSoftware(
                 f"{name}-gpu-software",
                 GpuSoftwareArgs(
-                    config.cluster.gpu_driver, GPU_SYSTEM_NAMESPACE, service_monitor_api(config)
+                    config.cluster.gpu_driver, NODE_SYSTEM_NAMESPACE, service_monitor_api(config)
                 ),
                 opts=_after(
                     on_cluster,
-                    namespaces.namespaces[GPU_SYSTEM_NAMESPACE],
+                    namespaces.namespaces[NODE_SYSTEM_NAMESPACE],
                     *pools,
                     *([monitoring.release] if isinstance(monitoring, InClusterMonitoring) else []),
                 ),
@@ -117,17 +135,10 @@ class Platform(pulumi.ComponentResource):
         in_inference = _after(on_cluster, namespaces.namespaces[INFERENCE_NAMESPACE])
         NetworkPolicies(
             f"{name}-netpol",
-            NetworkPoliciesArgs(INFERENCE_NAMESPACE, client_namespaces(config)),
-            opts=in_inference,
+            network_policies_args(config, namespaces),
+            opts=_after(on_cluster, *namespaces.namespaces.values()),
         )
-        secrets = ServingSecrets(
-            f"{name}-secrets",
-            ServingSecretsArgs(
-                INFERENCE_NAMESPACE, config.secrets.hugging_face_token, config.protect_stateful
-            ),
-            opts=in_inference,
-        )
-        services = _model_services(name, config, _after(in_inference, secrets, *pools))
+        services = _model_services(name, config, secrets, _after(in_inference, secrets, *pools))
         endpoints = {model: service.url for model, service in services.items()}
         scaled = autoscaled_models(config)
         if scaled and monitoring:
@@ -168,7 +179,13 @@ class Platform(pulumi.ComponentResource):
             },
             "endpoints": endpoints,
             "servedModelNames": served_model_names(config),
-            "apiKeyCommand": api_key_command(INFERENCE_NAMESPACE),
+            "apiKeyCommand": api_key_command(INFERENCE_NAMESPACE) if vllm_models(config) else None,
+            "keyVaultName": secrets.vault_name,
+            "keyVaultApiKeyCommand": secrets.vault_name.apply(
+                lambda vault: vault_read_command(vault, API_KEY)
+            )
+            if secrets.vault_name is not None and vllm_models(config)
+            else None,
             "autoscaledModels": [model.name for model in scaled],
             "prometheusUrl": monitoring.prometheus_url if monitoring else None,
             "grafanaUrl": monitoring.grafana_url if monitoring else None,
@@ -182,11 +199,70 @@ def _after(opts: pulumi.ResourceOptions, *resources: pulumi.Resource) -> pulumi.
     return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(resources)))
 
 
+MODEL_SERVER = Consumer(
+    name="model-server",
+    namespace=INFERENCE_NAMESPACE,
+    service_account="slm-model-server",
+    items=(API_KEY, HF_TOKEN),
+)
+GRAFANA = Consumer(
+    name="grafana",
+    namespace=MONITORING_NAMESPACE,
+    service_account=GRAFANA_SERVICE_ACCOUNT,
+    items=(GRAFANA_USER, GRAFANA_PASSWORD),
+    create_service_account=False,  # the Grafana chart creates it, annotated by us
+)
+
+
+def vllm_models(config: StackConfig) -> tuple[ModelConfig, ...]:
+    return tuple(model for model in config.models if model.engine == "vllm")
+
+
+def secret_consumers(config: StackConfig) -> tuple[Consumer, ...]:
+    """The workloads that read secrets: vLLM servers (API key, HF token), Grafana."""
+    consumers = []
+    if vllm_models(config):
+        consumers.append(MODEL_SERVER)
+    if config.monitoring.mode == "in-cluster":
+        consumers.append(GRAFANA)
+    return tuple(consumers)
+
+
+def _secrets(
+    name: str, config: StackConfig, cluster: Cluster, opts: pulumi.ResourceOptions
+) -> KeyVaultSecrets | ClusterSecrets:
+    """Key Vault with workload identity on AKS; plain Kubernetes Secrets elsewhere."""
+    aks = config.cluster
+    args = SecretsArgs(
+        stack=config.stack,
+        environment=config.environment,
+        consumers=secret_consumers(config),
+        hugging_face_token=config.secrets.hugging_face_token,
+        protect=config.protect_stateful,
+        azure=AzureVaultArgs(
+            location=aks.location,
+            resource_group_name=cluster.resource_group_name,
+            client=cluster.client,
+            deployer_principal_type=aks.deployer_principal_type,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            vnet_id=cluster.network.vnet_id,
+            nodes_subnet_id=cluster.network.nodes_subnet_id,
+            endpoints_subnet_id=cluster.network.endpoints_subnet_id,
+            allowed_ip_ranges=tuple(aks.authorized_ip_ranges),
+        )
+        if config.is_aks
+        else None,
+    )
+    store = KeyVaultSecrets if config.is_aks else ClusterSecrets
+    return store(f"{name}-secrets", args, opts=opts)
+
+
 def _monitoring(
     name: str,
     config: StackConfig,
     cluster: Cluster,
     namespaces: Namespaces,
+    secrets: KeyVaultSecrets | ClusterSecrets,
     on_cluster: pulumi.ResourceOptions,
 ) -> InClusterMonitoring | AzureManagedMonitoring | None:
     settings = config.monitoring
@@ -200,9 +276,15 @@ def _monitoring(
                 storage_gib=settings.storage_gib,
                 thresholds=settings.alerts,
                 runbook_url=settings.runbook_url,
-                protect=config.protect_stateful,
+                grafana_secrets=secrets.wiring(GRAFANA.name),
+                node_agents_namespace=NODE_SYSTEM_NAMESPACE,
             ),
-            opts=_after(on_cluster, namespaces.namespaces[MONITORING_NAMESPACE]),
+            opts=_after(
+                on_cluster,
+                namespaces.namespaces[MONITORING_NAMESPACE],
+                namespaces.namespaces[NODE_SYSTEM_NAMESPACE],
+                secrets,
+            ),
         )
     if settings.mode == "azure-managed":
         aks = config.cluster
@@ -241,7 +323,10 @@ def autoscaled_models(config: StackConfig) -> tuple[ModelConfig, ...]:
 
 
 def _model_services(
-    name: str, config: StackConfig, opts: pulumi.ResourceOptions
+    name: str,
+    config: StackConfig,
+    secrets: KeyVaultSecrets | ClusterSecrets,
+    opts: pulumi.ResourceOptions,
 ) -> dict[str, VllmService | OllamaService]:
     services: dict[str, VllmService | OllamaService] = {}
     for model in config.models:
@@ -257,6 +342,7 @@ def _model_services(
                 config.serving.vllm_image,
                 config.serving.max_request_seconds,
                 cache,
+                secrets.wiring(MODEL_SERVER.name),
             )
             services[model.name] = VllmService(f"{name}-{model.name}", args, opts=opts)
         else:
@@ -341,6 +427,26 @@ def client_namespaces(config: StackConfig) -> tuple[str, ...]:
     if config.monitoring.mode == "azure-managed":
         clients.append(AZURE_METRICS_NAMESPACE)  # the ama-metrics add-on's scrapers
     return tuple(clients)
+
+
+KEDA_NAMESPACE = "kube-system"  # the AKS KEDA add-on's operator queries Prometheus
+
+
+def network_policies_args(config: StackConfig, namespaces: Namespaces) -> NetworkPoliciesArgs:
+    in_cluster = config.monitoring.mode == "in-cluster"
+    scraper = {"in-cluster": MONITORING_NAMESPACE, "azure-managed": AZURE_METRICS_NAMESPACE}
+    return NetworkPoliciesArgs(
+        inference_namespace=INFERENCE_NAMESPACE,
+        client_namespaces=client_namespaces(config),
+        monitoring_namespace=MONITORING_NAMESPACE if in_cluster else None,
+        node_system_namespace=NODE_SYSTEM_NAMESPACE
+        if NODE_SYSTEM_NAMESPACE in namespaces.namespaces
+        else None,
+        scraper_namespace=scraper.get(config.monitoring.mode),
+        prometheus_client_namespaces=(KEDA_NAMESPACE,)
+        if in_cluster and autoscaled_models(config)
+        else (),
+    )
 
 
 def served_model_names(config: StackConfig) -> dict[str, list[str]]:

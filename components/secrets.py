@@ -1,91 +1,483 @@
-"""The secrets the model servers read, as Kubernetes Secrets in the inference namespace.
+"""The platform's secrets, and how each workload that needs one gets it.
 
-The vLLM API key is generated (pulumi-random) and never written in a stack file; the
-Hugging Face token for gated models comes from secret stack config. Both land in Kubernetes
-Secrets that the workloads reference by name, so the source can change (Key Vault through
-the CSI driver) without touching the workloads.
+Values: the vLLM API key and Grafana's admin password are generated (pulumi-random, never
+written in a stack file); the Hugging Face token for gated models comes from secret stack
+config. Every workload reads them from Kubernetes Secrets with fixed names and keys
+(env `secretKeyRef`, Grafana's `admin.existingSecret`), so where the values live can change
+without touching a workload. Two stores fill those Secrets, behind one interface:
+
+- KeyVaultSecrets (AKS): an Azure Key Vault per stack holds the values. Each consuming
+  workload gets its own managed identity, federated to its service account and allowed to
+  read this vault only; a SecretProviderClass makes the Secrets Store CSI driver (the AKS
+  add-on) mount the values into the pod and sync them into the Kubernetes Secrets.
+- ClusterSecrets (existing clusters: local): the same Secrets, written directly, no Azure.
+
+`wiring(consumer)` tells a workload what to add to its pods (service account, CSI volume).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+from pulumi_azure_native import (
+    authorization,
+    keyvault,
+    monitor,
+    network,
+    operationalinsights,
+    privatedns,
+)
 from pydantic import SecretStr
 
-API_KEY_SECRET = "slm-api-key"
-API_KEY_KEY = "api-key"
-HF_TOKEN_SECRET = "slm-hf-token"
-HF_TOKEN_KEY = "token"
-# 48 letters and digits: about 285 bits, far past guessing, and safe in an HTTP header.
-API_KEY_LENGTH = 48
+from components.identity import WorkloadIdentityArgs, declare_workload_identity, role_definition
 
 
 @dataclass(frozen=True)
-class ServingSecretsArgs:
+class SecretItem:
+    """One value: its name in Key Vault, and the Kubernetes Secret and key it lands in."""
+
+    vault_name: str
+    secret: str
+    key: str
+
+
+API_KEY = SecretItem("vllm-api-key", "slm-api-key", "api-key")
+HF_TOKEN = SecretItem("hugging-face-token", "slm-hf-token", "token")
+GRAFANA_USER = SecretItem("grafana-admin-user", "grafana-admin", "admin-user")
+GRAFANA_PASSWORD = SecretItem("grafana-admin-password", "grafana-admin", "admin-password")
+GRAFANA_ADMIN_USER = "admin"
+# 48 letters and digits: about 285 bits, far past guessing, and safe in an HTTP header.
+API_KEY_LENGTH = 48
+GRAFANA_PASSWORD_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A workload that reads secrets, as the service account its pods run as."""
+
+    name: str  # also the SecretProviderClass's and the federated credential's name
     namespace: str
+    service_account: str
+    items: tuple[SecretItem, ...]
+    # False when a Helm chart creates the service account (Grafana): we only annotate it.
+    create_service_account: bool = True
+
+
+@dataclass(frozen=True)
+class PodWiring:
+    """What a consumer's pods add to read their secrets."""
+
+    service_account: str
+    service_account_annotations: dict[str, Any] = field(default_factory=dict)
+    volumes: tuple[dict[str, Any], ...] = ()
+    volume_mounts: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class SecretsArgs:
+    stack: str
+    environment: str
+    consumers: tuple[Consumer, ...]
     hugging_face_token: SecretStr | None
-    # Keep the generated key across `pulumi destroy` mistakes in production.
+    # Production keeps the generated values and the vault across `pulumi destroy` mistakes.
     protect: bool = False
+    # Set on AKS: where the vault goes and who may reach it. None: ClusterSecrets.
+    azure: AzureVaultArgs | None = None
 
 
-class ServingSecrets(pulumi.ComponentResource):
-    """The API key clients present and the token vLLM downloads gated weights with."""
+@dataclass(frozen=True)
+class AzureVaultArgs:
+    location: str
+    resource_group_name: pulumi.Input[str]
+    client: Any  # the deploying identity's client config: tenant, subscription, object id
+    deployer_principal_type: str
+    oidc_issuer_url: pulumi.Input[str]
+    vnet_id: pulumi.Input[str]
+    nodes_subnet_id: pulumi.Input[str]
+    endpoints_subnet_id: pulumi.Input[str]
+    # Operators' ranges (the cluster's authorizedIpRanges) may read the vault.
+    allowed_ip_ranges: tuple[str, ...] = ()
 
-    def __init__(
-        self, name: str, args: ServingSecretsArgs, opts: pulumi.ResourceOptions | None = None
-    ):
-        super().__init__("slm:secrets:ServingSecrets", name, None, opts)
+
+def secret_values(
+    name: str, args: SecretsArgs, parent: pulumi.Resource
+) -> dict[SecretItem, pulumi.Input[str]]:
+    """The values the consumers need: generated, or from secret stack config."""
+    needed = {item for consumer in args.consumers for item in consumer.items}
+    values: dict[SecretItem, pulumi.Input[str]] = {}
+    protected = pulumi.ResourceOptions(parent=parent, protect=args.protect)
+    if API_KEY in needed:
+        values[API_KEY] = random.RandomPassword(
+            f"{name}-api-key", length=API_KEY_LENGTH, special=False, opts=protected
+        ).result
+    if HF_TOKEN in needed and args.hugging_face_token:
+        values[HF_TOKEN] = pulumi.Output.secret(args.hugging_face_token.get_secret_value())
+    if GRAFANA_PASSWORD in needed:
+        values[GRAFANA_USER] = GRAFANA_ADMIN_USER
+        values[GRAFANA_PASSWORD] = random.RandomPassword(
+            f"{name}-grafana-admin", length=GRAFANA_PASSWORD_LENGTH, special=False, opts=protected
+        ).result
+    return values
+
+
+def present_items(consumer: Consumer, values: dict[SecretItem, Any]) -> tuple[SecretItem, ...]:
+    """A consumer's items that have a value (no token configured: no token Secret)."""
+    return tuple(item for item in consumer.items if item in values)
+
+
+def by_secret(items: tuple[SecretItem, ...]) -> dict[str, list[SecretItem]]:
+    grouped: dict[str, list[SecretItem]] = {}
+    for item in items:
+        grouped.setdefault(item.secret, []).append(item)
+    return grouped
+
+
+class ClusterSecrets(pulumi.ComponentResource):
+    """The Kubernetes Secrets written directly (clusters without Azure)."""
+
+    def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm:secrets:ClusterSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        key = random.RandomPassword(
-            f"{name}-api-key",
-            length=API_KEY_LENGTH,
-            special=False,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-        )
-        self.api_key = key.result
-        self.api_key_secret = _secret(
-            name, API_KEY_SECRET, args.namespace, API_KEY_KEY, key.result, child
-        )
-        self.hf_token_secret = (
-            _secret(
-                name,
-                HF_TOKEN_SECRET,
-                args.namespace,
-                HF_TOKEN_KEY,
-                pulumi.Output.secret(args.hugging_face_token.get_secret_value()),
-                child,
-            )
-            if args.hugging_face_token
-            else None
-        )
-        self.register_outputs({"apiKeySecret": API_KEY_SECRET})
+        values = secret_values(name, args, self)
+        written: set[tuple[str, str]] = set()
+        for consumer in args.consumers:
+            if consumer.create_service_account:
+                _service_account(name, consumer, {}, self)
+            for secret, items in by_secret(present_items(consumer, values)).items():
+                if (consumer.namespace, secret) in written:
+                    continue
+                written.add((consumer.namespace, secret))
+                k8s.core.v1.Secret(
+                    f"{name}-{secret}",
+                    metadata={"name": secret, "namespace": consumer.namespace},
+                    type="Opaque",
+                    string_data={item.key: values[item] for item in items},
+                    opts=child,
+                )
+        self._consumers = {consumer.name: consumer for consumer in args.consumers}
+        self.vault_name: pulumi.Output[str] | None = None
+        self.register_outputs({})
+
+    def wiring(self, consumer: str) -> PodWiring:
+        return PodWiring(service_account=self._consumers[consumer].service_account)
 
 
-def _secret(
-    name: str,
-    secret_name: str,
-    namespace: str,
-    key: str,
-    value: pulumi.Input[str],
-    opts: pulumi.ResourceOptions,
-) -> k8s.core.v1.Secret:
-    return k8s.core.v1.Secret(
-        f"{name}-{secret_name}",
-        metadata={"name": secret_name, "namespace": namespace},
-        type="Opaque",
-        string_data={key: value},
-        opts=opts,
+# -- Azure Key Vault --------------------------------------------------------------------------
+
+KEY_VAULT_SECRETS_USER_ROLE = "4633458b-17de-408a-b874-0445c86b69e6"
+CSI_DRIVER = "secrets-store.csi.k8s.io"
+SECRET_PROVIDER_CLASS_API = "secrets-store.csi.x-k8s.io/v1"
+SECRETS_MOUNT = "/mnt/secrets-store"
+KEY_VAULT_DNS_ZONE = "privatelink.vaultcore.azure.net"
+CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+
+
+@dataclass(frozen=True)
+class VaultPolicy:
+    """How one environment's vault is protected and reached."""
+
+    # Purge protection cannot be turned off once on: dev leaves it off so a torn-down dev
+    # vault's name is free again; staging and prod keep deleted secrets for the full term.
+    purge_protection: bool
+    soft_delete_days: int
+    # prod: no public endpoint at all, a private endpoint in the VNet. Others: the public
+    # endpoint with a deny-by-default firewall admitting the node subnet and the operators.
+    private_endpoint: bool
+    # Audit logs (who read which secret) kept for a quarter in prod, a month elsewhere.
+    log_retention_days: int
+
+
+def vault_policy(environment: str) -> VaultPolicy:
+    production = environment in ("staging", "prod")
+    return VaultPolicy(
+        purge_protection=production,
+        # 7 days is Key Vault's minimum, 90 its maximum and default.
+        soft_delete_days=90 if production else 7,
+        private_endpoint=environment == "prod",
+        log_retention_days=90 if environment == "prod" else 30,
     )
 
 
-def api_key_command(namespace: str) -> str:
-    """How an operator reads the API key (printed as a stack output)."""
-    return secret_read_command(API_KEY_SECRET, namespace, API_KEY_KEY)
+def vault_name_prefix(stack: str) -> str:
+    """Key Vault names are global, 3-24 letters, digits and dashes: kv-slm-<stack>-<6 random>."""
+    return f"kv-slm-{re.sub(r'[^a-z0-9]', '', stack.lower())[:10]}-"
+
+
+def provider_objects(items: tuple[SecretItem, ...]) -> str:
+    """The SecretProviderClass `objects` parameter: a YAML document whose `array` holds one
+    YAML document per Key Vault object, written as the provider's documentation shows it."""
+    entries = "".join(
+        f"  - |\n    objectName: {item.vault_name}\n    objectType: secret\n" for item in items
+    )
+    return f"array:\n{entries}"
+
+
+def secret_provider_class_spec(
+    items: tuple[SecretItem, ...],
+    vault_name: pulumi.Input[str],
+    client_id: pulumi.Input[str],
+    tenant_id: pulumi.Input[str],
+) -> dict[str, Any]:
+    return {
+        "provider": "azure",
+        "parameters": {
+            # Workload identity: the driver signs in with the pod's service account token.
+            "usePodIdentity": "false",
+            "clientID": client_id,
+            "keyvaultName": vault_name,
+            "tenantId": tenant_id,
+            "objects": provider_objects(items),
+        },
+        # Mirrored into Kubernetes Secrets while a pod mounts the volume.
+        "secretObjects": [
+            {
+                "secretName": secret,
+                "type": "Opaque",
+                "data": [{"objectName": item.vault_name, "key": item.key} for item in grouped],
+            }
+            for secret, grouped in by_secret(items).items()
+        ],
+    }
+
+
+def csi_wiring(consumer: Consumer, client_id: pulumi.Input[str]) -> PodWiring:
+    return PodWiring(
+        service_account=consumer.service_account,
+        service_account_annotations={CLIENT_ID_ANNOTATION: client_id},
+        volumes=(
+            {
+                "name": "secrets-store",
+                "csi": {
+                    "driver": CSI_DRIVER,
+                    "readOnly": True,
+                    "volumeAttributes": {"secretProviderClass": consumer.name},
+                },
+            },
+        ),
+        volume_mounts=({"name": "secrets-store", "mountPath": SECRETS_MOUNT, "readOnly": True},),
+    )
+
+
+class KeyVaultSecrets(pulumi.ComponentResource):
+    """A Key Vault per stack, and workload identity plus CSI wiring per consumer."""
+
+    def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm:secrets:KeyVaultSecrets", name, None, opts)
+        azure = args.azure
+        policy = vault_policy(args.environment)
+        child = pulumi.ResourceOptions(parent=self)
+        values = secret_values(name, args, self)
+        vault = self._vault(name, args, policy)
+        self._diagnostics(name, args, policy, vault, child)
+        if policy.private_endpoint:
+            self._private_endpoint(name, args, vault, child)
+        written = [
+            keyvault.Secret(
+                f"{name}-{item.vault_name}",
+                secret_name=item.vault_name,
+                vault_name=vault.name,
+                resource_group_name=azure.resource_group_name,
+                properties=keyvault.SecretPropertiesArgs(value=values[item]),
+                opts=child,
+            )
+            for item in values
+        ]
+        # The deployer reads the API key (apiKeyVaultCommand) like any other consumer would.
+        authorization.RoleAssignment(
+            f"{name}-deployer-reads-secrets",
+            principal_id=azure.client.object_id,
+            principal_type=azure.deployer_principal_type,
+            role_definition_id=role_definition(azure.client, KEY_VAULT_SECRETS_USER_ROLE),
+            scope=vault.id,
+            opts=child,
+        )
+        self._wiring: dict[str, PodWiring] = {}
+        for consumer in args.consumers:
+            self._wiring[consumer.name] = self._consumer(
+                name, args, consumer, present_items(consumer, values), vault, written
+            )
+        self.vault_name = vault.name
+        self.vault_uri = vault.properties.apply(lambda p: p.vault_uri)
+        self.register_outputs({"vaultName": vault.name})
+
+    def wiring(self, consumer: str) -> PodWiring:
+        return self._wiring[consumer]
+
+    def _vault(self, name: str, args: SecretsArgs, policy: VaultPolicy) -> keyvault.Vault:
+        azure = args.azure
+        suffix = random.RandomString(
+            f"{name}-vault-suffix",
+            length=6,
+            special=False,
+            upper=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        return keyvault.Vault(
+            f"{name}-vault",
+            vault_name=pulumi.Output.concat(vault_name_prefix(args.stack), suffix.result),
+            resource_group_name=azure.resource_group_name,
+            location=azure.location,
+            properties=keyvault.VaultPropertiesArgs(
+                tenant_id=azure.client.tenant_id,
+                sku=keyvault.SkuArgs(family="A", name=keyvault.SkuName.STANDARD),
+                # Azure RBAC decides who reads what (one role per identity), not access
+                # policies.
+                enable_rbac_authorization=True,
+                enable_soft_delete=True,
+                soft_delete_retention_in_days=policy.soft_delete_days,
+                # Azure refuses `false`: leave it unset where it is off.
+                enable_purge_protection=True if policy.purge_protection else None,
+                public_network_access="Disabled" if policy.private_endpoint else "Enabled",
+                network_acls=keyvault.NetworkRuleSetArgs(
+                    default_action="Deny",
+                    # No "trusted Azure services" exception: only the rules below.
+                    bypass="None",
+                    ip_rules=[keyvault.IPRuleArgs(value=cidr) for cidr in azure.allowed_ip_ranges],
+                    virtual_network_rules=[
+                        keyvault.VirtualNetworkRuleArgs(id=azure.nodes_subnet_id)
+                    ],
+                ),
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, retain_on_delete=args.protect
+            ),
+        )
+
+    def _diagnostics(self, name, args, policy, vault, child) -> None:
+        """Every secret read and change, to a Log Analytics workspace (AuditEvent logs)."""
+        azure = args.azure
+        workspace = operationalinsights.Workspace(
+            f"{name}-logs",
+            workspace_name=f"log-slm-{args.stack}",
+            resource_group_name=azure.resource_group_name,
+            location=azure.location,
+            sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
+            retention_in_days=policy.log_retention_days,
+            opts=child,
+        )
+        monitor.DiagnosticSetting(
+            f"{name}-vault-audit",
+            name="audit-to-log-analytics",
+            resource_uri=vault.id,
+            workspace_id=workspace.id,
+            logs=[monitor.DiagnosticsLogSettingsArgs(category_group="audit", enabled=True)],
+            metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)],
+            opts=child,
+        )
+
+    def _private_endpoint(self, name, args, vault, child) -> None:
+        """The vault's only way in (prod): an address in the VNet, resolved by private DNS."""
+        azure = args.azure
+        endpoint = network.PrivateEndpoint(
+            f"{name}-vault-endpoint",
+            private_endpoint_name=f"pe-kv-slm-{args.stack}",
+            resource_group_name=azure.resource_group_name,
+            location=azure.location,
+            subnet=network.SubnetArgs(id=azure.endpoints_subnet_id),
+            private_link_service_connections=[
+                network.PrivateLinkServiceConnectionArgs(
+                    name="vault", private_link_service_id=vault.id, group_ids=["vault"]
+                )
+            ],
+            opts=child,
+        )
+        zone = privatedns.PrivateZone(
+            f"{name}-vault-dns",
+            private_zone_name=KEY_VAULT_DNS_ZONE,
+            resource_group_name=azure.resource_group_name,
+            location="global",
+            opts=child,
+        )
+        privatedns.VirtualNetworkLink(
+            f"{name}-vault-dns-link",
+            virtual_network_link_name="cluster-vnet",
+            private_zone_name=zone.name,
+            resource_group_name=azure.resource_group_name,
+            location="global",
+            registration_enabled=False,
+            virtual_network=privatedns.SubResourceArgs(id=azure.vnet_id),
+            opts=child,
+        )
+        network.PrivateDnsZoneGroup(
+            f"{name}-vault-dns-group",
+            private_dns_zone_group_name="vault",
+            private_endpoint_name=endpoint.name,
+            resource_group_name=azure.resource_group_name,
+            private_dns_zone_configs=[
+                network.PrivateDnsZoneConfigArgs(name="vault", private_dns_zone_id=zone.id)
+            ],
+            opts=child,
+        )
+
+    def _consumer(self, name, args, consumer, items, vault, written) -> PodWiring:
+        """One identity that reads this vault only, federated to the consumer's account."""
+        azure = args.azure
+        prefix = f"{name}-{consumer.name}"
+        identity = declare_workload_identity(
+            prefix,
+            WorkloadIdentityArgs(
+                identity_name=f"id-slm-{args.stack}-{consumer.name}",
+                resource_group_name=azure.resource_group_name,
+                location=azure.location,
+                oidc_issuer_url=azure.oidc_issuer_url,
+                namespace=consumer.namespace,
+                service_account=consumer.service_account,
+                role_guid=KEY_VAULT_SECRETS_USER_ROLE,
+                scope=vault.id,
+                client=azure.client,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        wiring = csi_wiring(consumer, identity.client_id)
+        if consumer.create_service_account:
+            _service_account(name, consumer, wiring.service_account_annotations, self)
+        k8s.apiextensions.CustomResource(
+            f"{prefix}-provider",
+            api_version=SECRET_PROVIDER_CLASS_API,
+            kind="SecretProviderClass",
+            metadata={"name": consumer.name, "namespace": consumer.namespace},
+            spec=secret_provider_class_spec(
+                items, vault.name, identity.client_id, azure.client.tenant_id
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=written),
+        )
+        return wiring
+
+
+def _service_account(
+    name: str, consumer: Consumer, annotations: dict[str, Any], parent: pulumi.Resource
+) -> k8s.core.v1.ServiceAccount:
+    return k8s.core.v1.ServiceAccount(
+        f"{name}-{consumer.name}",
+        metadata={
+            "name": consumer.service_account,
+            "namespace": consumer.namespace,
+            "annotations": annotations,
+        },
+        # The workloads call no Kubernetes API; the CSI driver gets its token from kubelet.
+        automount_service_account_token=False,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 def secret_read_command(secret: str, namespace: str, key: str) -> str:
     """The kubectl line that prints one key of a Secret."""
     return f"kubectl get secret {secret} -n {namespace} -o jsonpath='{{.data.{key}}}' | base64 -d"
+
+
+def api_key_command(namespace: str) -> str:
+    """How an operator reads the API key from the cluster (printed as a stack output)."""
+    return secret_read_command(API_KEY.secret, namespace, API_KEY.key)
+
+
+def vault_read_command(vault_name: str, item: SecretItem) -> str:
+    """How an operator reads a value from Key Vault (needs an allowed network)."""
+    return (
+        f"az keyvault secret show --vault-name {vault_name} --name {item.vault_name}"
+        " --query value -o tsv"
+    )

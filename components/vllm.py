@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 from components import sizing, workload
 from components.config import GpuPool, ModelConfig
 from components.gpu_pool import POOL_LABEL, gpu_tolerations
-from components.secrets import API_KEY_KEY, API_KEY_SECRET, HF_TOKEN_KEY, HF_TOKEN_SECRET
+from components.secrets import API_KEY, HF_TOKEN, PodWiring, SecretItem
 
 PORT = 8000
 # Endpoints leave the load balancer before the server stops taking requests.
@@ -41,6 +41,8 @@ class VllmArgs:
     image: str
     max_request_seconds: int
     cache: workload.ModelCache
+    # The service account and volumes that give the pod its Secrets (components/secrets).
+    secrets: PodWiring
 
 
 class VllmService(pulumi.ComponentResource):
@@ -97,6 +99,7 @@ def deployment_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
 def pod_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
     model, plan = args.model, args.plan
     spec: dict[str, Any] = {
+        "serviceAccountName": args.secrets.service_account,
         # The server calls no Kubernetes API.
         "automountServiceAccountToken": False,
         "securityContext": workload.pod_security_context(),
@@ -109,7 +112,7 @@ def pod_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
     if model.replicas.max > 1:
         spec["topologySpreadConstraints"] = workload.spread_over_nodes_and_zones(selector)
     if plan.model.gated:
-        spec["containers"][0]["env"].append(_secret_env("HF_TOKEN", HF_TOKEN_SECRET, HF_TOKEN_KEY))
+        spec["containers"][0]["env"].append(_secret_env("HF_TOKEN", HF_TOKEN))
     return spec
 
 
@@ -125,7 +128,7 @@ def container(args: VllmArgs) -> dict[str, Any]:
         "command": ["python3", "-m", "vllm.entrypoints.openai.api_server"],
         "args": [*plan.engine_args, "--host=0.0.0.0", f"--port={PORT}"],
         "env": [
-            _secret_env("VLLM_API_KEY", API_KEY_SECRET, API_KEY_KEY),
+            _secret_env("VLLM_API_KEY", API_KEY),
             *(
                 {"name": key, "value": value}
                 for key, value in {
@@ -172,6 +175,7 @@ def container(args: VllmArgs) -> dict[str, Any]:
             {"name": "scratch", "mountPath": "/scratch"},
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "dshm", "mountPath": "/dev/shm"},
+            *args.secrets.volume_mounts,
         ],
     }
 
@@ -183,8 +187,9 @@ def volumes(args: VllmArgs) -> list[dict[str, Any]]:
         workload.empty_dir("scratch", SCRATCH_SIZE),
         workload.empty_dir("tmp", "2Gi"),
         workload.empty_dir("dshm", f"{SHM_GIB_PER_GPU * tp}Gi", memory=True),
+        *args.secrets.volumes,
     ]
 
 
-def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+def _secret_env(name: str, item: SecretItem) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": item.secret, "key": item.key}}}

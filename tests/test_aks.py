@@ -19,7 +19,12 @@ def _cluster(plans: dict[str, Any], stack: str) -> dict[str, Any]:
 @pytest.mark.parametrize("stack", AKS_STACKS)
 def test_control_plane_runs_as_a_user_assigned_identity(plans, stack: str) -> None:
     identity = resources_of(plans[stack], "azure-native:managedidentity:UserAssignedIdentity")
-    assert [i["inputs"]["resourceName"] for i in identity] == [f"id-slm-{stack}-aks"]
+    # The control plane's, then one per workload that reads Key Vault (tests/test_secrets).
+    assert [i["inputs"]["resourceName"] for i in identity] == [
+        f"id-slm-{stack}-aks",
+        f"id-slm-{stack}-model-server",
+        f"id-slm-{stack}-grafana",
+    ]
     cluster = _cluster(plans, stack)
     assert cluster["identity"] == {
         "type": "UserAssigned",
@@ -162,7 +167,7 @@ def test_device_plugin_and_dcgm_exporter_charts_are_pinned_and_reach_every_gpu_n
         "dcgm-exporter": "4.8.3",
     }
     for chart in charts.values():
-        assert chart["namespace"] == "slm-gpu-system"
+        assert chart["namespace"] == "slm-system"
         values = chart["values"]
         terms = values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
         assert terms["nodeSelectorTerms"] == [

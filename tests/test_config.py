@@ -61,6 +61,14 @@ def _set(path: str, value: Any) -> Callable[[dict], None]:
     return mutate
 
 
+def _all(*mutations: Callable[[dict], None]) -> Callable[[dict], None]:
+    def mutate(config: dict) -> None:
+        for mutation in mutations:
+            mutation(config)
+
+    return mutate
+
+
 def _drop(key: str) -> Callable[[dict], None]:
     return lambda config: config.pop(f"{P}{key}")
 
@@ -259,7 +267,35 @@ BAD_DEV_CONFIGS = [
         _set("monitoring", {"runbookUrl": "docs/runbook.md"}),
         'slm-deploy:monitoring.runbookUrl: "docs/runbook.md" is not allowed; expected text matching ^https://\\S+$',
     ),
+    # -- secrets and hardening (issue 7) --
+    (
+        _all(
+            _set("gpuPools[0].vmSize", "Standard_NV36ads_A10_v5"),
+            _set("models[0].source", "google/gemma-3-4b-it"),
+        ),
+        "slm-deploy:secrets.huggingFaceToken: null is not allowed; expected a token for models[0] (google/gemma-3-4b-it), a gated model: pulumi config set --secret --path secrets.huggingFaceToken hf_...",
+    ),
 ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "path"),
+    [
+        ("vllmImage", "vllm/vllm-openai:v0.31.0", "serving.vllmImage"),
+        ("ollamaImage", "ollama/ollama:0.31.1", "serving.ollamaImage"),
+        ("ollama", {"openWebUi": {"image": "ghcr.io/open-webui/open-webui:v0.8.12"}}, "serving.ollama.openWebUi.image"),
+    ],
+)
+def test_prod_refuses_images_pinned_by_tag_only(config_root: Path, key, value, path) -> None:
+    document = read_stack(config_root, "prod")
+    document["config"][f"{P}serving"] = {key: value}
+    write_stack(config_root, "prod", document)
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("prod", config_root=config_root)
+    image = value if isinstance(value, str) else value["openWebUi"]["image"]
+    assert str(raised.value) == (
+        f'slm-deploy:{path}: "{image}" is not allowed; expected an image pinned by @sha256 digest in prod'
+    )
 
 
 def test_scale_to_zero_is_refused_in_staging(config_root: Path) -> None:

@@ -256,19 +256,6 @@ def test_custom_resources_wait_for_the_release_that_installs_their_crds(plans) -
     assert release["urn"] in dcgm["dependencies"]
 
 
-def test_grafana_password_is_generated_and_never_in_clear(plans) -> None:
-    manifests = kubernetes_manifests(plans["prod"]["resources"])
-    secret = manifests["slm-monitoring/secret-grafana-admin.yaml"]
-    # The map holds a secret, so the whole map is secret to the engine.
-    assert secret["stringData"] == {"admin-user": "[secret]", "admin-password": "[secret]"}
-    (password,) = [
-        r
-        for r in resources_of(plans["prod"], "random:index/randomPassword:RandomPassword")
-        if "grafana" in r["name"]
-    ]
-    assert password["protect"] is True  # prod
-
-
 def test_vllm_is_scraped_every_15s_and_the_dashboard_is_loaded(plans) -> None:
     manifests = kubernetes_manifests(plans["dev"]["resources"])
     monitor = manifests["slm-monitoring/servicemonitor-vllm.yaml"]
@@ -352,14 +339,18 @@ def test_azure_managed_grafana_reads_the_workspace(managed_plan) -> None:
         for r in resources_of(managed_plan, "azure-native:authorization:RoleAssignment")
     }
     assert roles["slm-monitoring-grafana-reads-workspace"] == "b0d8363b-8ddd-447d-831f-62ca05bff136"
-    assert roles["slm-monitoring-keda-reads-workspace"] == "b0d8363b-8ddd-447d-831f-62ca05bff136"
+    assert roles["slm-monitoring-keda-role"] == "b0d8363b-8ddd-447d-831f-62ca05bff136"
     assert roles["slm-monitoring-deployer-grafana-admin"] == "22926164-76b3-42b3-bc55-97df8dab3e41"
 
 
 def test_azure_managed_keda_signs_in_with_workload_identity(managed_plan) -> None:
-    (credential,) = resources_of(
-        managed_plan, "azure-native:managedidentity:FederatedIdentityCredential"
-    )
+    (credential,) = [
+        c
+        for c in resources_of(
+            managed_plan, "azure-native:managedidentity:FederatedIdentityCredential"
+        )
+        if c["name"] == "slm-monitoring-keda-federation"
+    ]
     assert credential["inputs"]["subject"] == "system:serviceaccount:kube-system:keda-operator"
     assert credential["inputs"]["audiences"] == ["api://AzureADTokenExchange"]
     manifests = kubernetes_manifests(managed_plan["resources"])

@@ -46,16 +46,18 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) ->
     result = run_plan("dev", "--out", str(first))
     assert result.returncode == 0, result.stderr
     resources = json.loads((first / "dev" / "resources.json").read_text())
-    assert result.stdout.startswith(f"plan dev: {len(resources)} resources (9 azure-native, ")
+    azure = sum(r["type"].startswith("azure-native:") for r in resources)
+    assert azure == 26  # cluster, VNet, Key Vault, identities: tests/test_aks, test_secrets
+    assert result.stdout.startswith(f"plan dev: {len(resources)} resources ({azure} azure-native, ")
     assert "  phi4-mini: fits t4spot, 10.58 of 12.75 GiB per GPU (2.17 spare)\n" in result.stdout
     assert "  pool t4spot: 0.00-217.83 USD/month\n" in result.stdout
     assert run_plan("dev", "--out", str(second), "--quiet").returncode == 0
     files = sorted(p.relative_to(first / "dev") for p in (first / "dev").rglob("*") if p.is_file())
     assert [str(f) for f in files] == [
         "helm.json",
-        "manifests/_cluster/namespace-slm-gpu-system.yaml",
         "manifests/_cluster/namespace-slm-inference.yaml",
         "manifests/_cluster/namespace-slm-monitoring.yaml",
+        "manifests/_cluster/namespace-slm-system.yaml",
         "manifests/slm-inference/deployment-phi4-mini.yaml",
         "manifests/slm-inference/networkpolicy-allow-clients.yaml",
         "manifests/slm-inference/networkpolicy-allow-dns.yaml",
@@ -65,12 +67,19 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) ->
         "manifests/slm-inference/persistentvolumeclaim-phi4-mini-models.yaml",
         "manifests/slm-inference/poddisruptionbudget-phi4-mini.yaml",
         "manifests/slm-inference/scaledobject-phi4-mini.yaml",
-        "manifests/slm-inference/secret-slm-api-key.yaml",
+        "manifests/slm-inference/secretproviderclass-model-server.yaml",
         "manifests/slm-inference/service-phi4-mini.yaml",
+        "manifests/slm-inference/serviceaccount-slm-model-server.yaml",
         "manifests/slm-monitoring/configmap-dashboard-slm-serving.yaml",
+        "manifests/slm-monitoring/networkpolicy-allow-prometheus-queries.yaml",
+        "manifests/slm-monitoring/networkpolicy-allow-same-namespace.yaml",
+        "manifests/slm-monitoring/networkpolicy-default-deny-ingress.yaml",
         "manifests/slm-monitoring/prometheusrule-slm-serving.yaml",
-        "manifests/slm-monitoring/secret-grafana-admin.yaml",
+        "manifests/slm-monitoring/secretproviderclass-grafana.yaml",
         "manifests/slm-monitoring/servicemonitor-vllm.yaml",
+        "manifests/slm-system/networkpolicy-allow-gpu-metrics-scrape.yaml",
+        "manifests/slm-system/networkpolicy-allow-same-namespace.yaml",
+        "manifests/slm-system/networkpolicy-default-deny-ingress.yaml",
         "outputs.json",
         "resources.json",
         "summary.md",

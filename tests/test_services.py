@@ -64,7 +64,10 @@ def test_dev_vllm_deployment_by_the_numbers(plans) -> None:
     assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
-    assert container["image"] == "vllm/vllm-openai:v0.32.0"
+    assert container["image"] == (
+        "vllm/vllm-openai:v0.31.0"
+        "@sha256:c1c9f6fd5c109ba7f0546a59f5b2f15fb87f64c77782e90a27b648b42a8e67c3"
+    )
     assert container["args"][:8] == [
         "--model=microsoft/Phi-4-mini-instruct",
         "--served-model-name=phi4-mini",
@@ -132,20 +135,6 @@ def test_prod_pins_revisions_and_spreads_replicas(plans) -> None:
     pdbs = [r for r in resources_of(plans["prod"], "kubernetes:policy/v1:PodDisruptionBudget")]
     assert sorted(p["inputs"]["metadata"]["name"] for p in pdbs) == ["phi4-mini", "qwen3-8b"]
     assert pdbs[0]["inputs"]["spec"]["maxUnavailable"] == 1
-
-
-def test_api_key_secret_is_generated_and_never_in_clear(plans) -> None:
-    secret = next(
-        r
-        for r in resources_of(plans["dev"], "kubernetes:core/v1:Secret")
-        if r["inputs"]["metadata"]["name"] == "slm-api-key"
-    )
-    assert secret["inputs"]["stringData"] == {"api-key": "[secret]"}
-    password = resources_of(plans["dev"], "random:index/randomPassword:RandomPassword")[0]
-    assert password["inputs"]["length"] == 48 and password["inputs"]["special"] is False
-    assert plans["dev"]["outputs"]["apiKeyCommand"] == (
-        "kubectl get secret slm-api-key -n slm-inference -o jsonpath='{.data.api-key}' | base64 -d"
-    )
 
 
 def test_local_ollama_pulls_before_it_serves(plans) -> None:
@@ -259,9 +248,10 @@ def test_gated_models_read_the_hugging_face_token(config_root) -> None:
     assert env["HF_TOKEN"]["valueFrom"] == {
         "secretKeyRef": {"name": "slm-hf-token", "key": "token"}
     }
-    assert manifests["slm-inference/secret-slm-hf-token.yaml"]["stringData"] == {
-        "token": "[secret]"
-    }
+    provider = manifests["slm-inference/secretproviderclass-model-server.yaml"]["spec"]
+    assert {"objectName": "hugging-face-token", "key": "token"} in [
+        entry for synced in provider["secretObjects"] for entry in synced["data"]
+    ]
     assert "v1:abc" not in yaml.safe_dump(manifests)
 
 

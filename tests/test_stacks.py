@@ -20,6 +20,7 @@ CUSTOM_KINDS = {
     ("azmonitoring.coreos.com/v1", "ServiceMonitor"),  # AKS managed Prometheus add-on
     ("keda.sh/v1alpha1", "ScaledObject"),  # KEDA (AKS add-on or chart)
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
+    ("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"),  # AKS Key Vault CSI add-on
 }
 
 
@@ -147,7 +148,7 @@ def test_inference_namespace_enforces_restricted_pod_security(plans, stack: str)
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["pod-security.kubernetes.io/enforce-version"] == "v1.33"
     assert labels["slm-deploy/environment"] == plans[stack]["outputs"]["environment"]
-    assert ("slm-gpu-system" in namespaces) == (stack != "local")
+    assert ("slm-system" in namespaces) == (stack != "local")
     assert ("slm-monitoring" in namespaces) == (stack != "local")
 
 

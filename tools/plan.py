@@ -27,9 +27,12 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from tools.stack_files import StackConfigValues
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_CONFIG = 2
@@ -68,22 +71,28 @@ def build_plan(stack: str, config_root: Path = ROOT) -> dict[str, Any]:
     `config_root` holds Pulumi.yaml and the stack files (tests point it at a copy); the
     program is always this repository's `__main__.py`."""
     # Imported here so that `--help` and bad arguments answer without loading the SDK.
-    from components.config import ConfigError
-    from tools.mock_engine import run_program
     from tools.stack_files import StackFileError, load_stack_config_values
 
     try:
         values = load_stack_config_values(config_root, stack)
     except StackFileError as err:
         raise PlanConfigError(str(err)) from None
+    return plan_from_values(values)
+
+
+def plan_from_values(values: StackConfigValues) -> dict[str, Any]:
+    """The plan of already-read stack config values (as the CLI hands them to the program)."""
+    from components.config import ConfigError
+    from tools.mock_engine import run_program
+
     try:
         recording = run_program(
-            ROOT / "__main__.py", values.project, stack, values.values, values.secret_keys
+            ROOT / "__main__.py", values.project, values.stack, values.values, values.secret_keys
         )
     except ConfigError as err:
         raise PlanConfigError(str(err)) from None
     resources = [r.as_json() for r in recording.resources]
-    return {"stack": stack, "resources": resources, "outputs": recording.outputs}
+    return {"stack": values.stack, "resources": resources, "outputs": recording.outputs}
 
 
 def write_plan(plan: dict[str, Any], target: Path) -> None:
