@@ -282,7 +282,11 @@ class KeyVaultSecrets(pulumi.ComponentResource):
                 secret_name=item.vault_name,
                 vault_name=vault.name,
                 resource_group_name=azure.resource_group_name,
-                properties=keyvault.SecretPropertiesArgs(value=values[item]),
+                # No expiry: the generated values rotate through Pulumi (replace the
+                # RandomPassword), and an expired key would stop serving, not protect it.
+                properties=keyvault.SecretPropertiesArgs(
+                    value=values[item], content_type="text/plain"
+                ),
                 opts=child,
             )
             for item in values

@@ -20,10 +20,10 @@ def _cluster(plans: dict[str, Any], stack: str) -> dict[str, Any]:
 def test_control_plane_runs_as_a_user_assigned_identity(plans, stack: str) -> None:
     identity = resources_of(plans[stack], "azure-native:managedidentity:UserAssignedIdentity")
     # The control plane's, then one per workload that reads Key Vault (tests/test_secrets).
-    assert [i["inputs"]["resourceName"] for i in identity] == [
+    assert sorted(i["inputs"]["resourceName"] for i in identity) == [
         f"id-slm-{stack}-aks",
-        f"id-slm-{stack}-model-server",
         f"id-slm-{stack}-grafana",
+        f"id-slm-{stack}-model-server",
     ]
     cluster = _cluster(plans, stack)
     assert cluster["identity"] == {

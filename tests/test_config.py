@@ -283,7 +283,11 @@ BAD_DEV_CONFIGS = [
     [
         ("vllmImage", "vllm/vllm-openai:v0.31.0", "serving.vllmImage"),
         ("ollamaImage", "ollama/ollama:0.31.1", "serving.ollamaImage"),
-        ("ollama", {"openWebUi": {"image": "ghcr.io/open-webui/open-webui:v0.8.12"}}, "serving.ollama.openWebUi.image"),
+        (
+            "ollama",
+            {"openWebUi": {"image": "ghcr.io/open-webui/open-webui:v0.8.12"}},
+            "serving.ollama.openWebUi.image",
+        ),
     ],
 )
 def test_prod_refuses_images_pinned_by_tag_only(config_root: Path, key, value, path) -> None:

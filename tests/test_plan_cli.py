@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import read_stack, write_stack
+from tests.conftest import STACKS, read_stack, write_stack
 from tools.plan import ROOT
 
 REPOSITORY_FILES = ["__main__.py", "Pulumi.yaml", "components", "stacks", "tools"]
@@ -153,3 +153,47 @@ def test_unknown_stack_and_bad_arguments_exit_2(tmp_path: Path) -> None:
         "plan qa: stack 'qa': no file stacks/Pulumi.qa.yaml; stacks: dev, local, prod, staging\n"
     )
     assert run_plan("--no-such-flag").returncode == 2
+
+
+def _staging_without_purge_protection() -> dict:
+    from tools.plan import build_plan, policy_violations
+
+    plan = build_plan("staging")
+    for resource in plan["resources"]:
+        if resource["type"] == "azure-native:keyvault:Vault":
+            del resource["inputs"]["properties"]["enablePurgeProtection"]
+    plan["violations"] = policy_violations(plan["resources"])
+    return plan
+
+
+def test_the_plan_runs_the_policy_pack_over_what_it_declares() -> None:
+    plan = _staging_without_purge_protection()
+    assert len(plan["violations"]) == 1
+    assert plan["violations"][0].startswith("key-vault-purge-protection: ")
+    assert "slm-secrets-vault" in plan["violations"][0]
+
+
+def test_a_policy_violation_fails_the_plan_but_keeps_its_files(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import tools.plan
+
+    plan = _staging_without_purge_protection()
+    monkeypatch.setattr(tools.plan, "build_plan", lambda stack: plan)
+    assert tools.plan.main(["staging", "--out", str(tmp_path), "--quiet"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"plan staging: policy {plan['violations'][0]}"]
+    summary = (tmp_path / "staging" / "summary.md").read_text()
+    assert f"- {plan['violations'][0]}" in summary
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_resources_are_listed_after_what_they_need(plans, stack: str) -> None:
+    declared = {resource["urn"] for resource in plans[stack]["resources"]}
+    seen: set[str] = set()
+    for resource in plans[stack]["resources"]:
+        needs = [resource["parent"], resource["provider"].rsplit("::", 1)[0]]
+        needs += resource["dependencies"]
+        assert all(need in seen for need in needs if need in declared), resource["urn"]
+        seen.add(resource["urn"])
+    assert seen == declared

@@ -772,6 +772,7 @@ def test_rules_module_has_no_pulumi_imports() -> None:
 
 # --- every stack's plan ----------------------------------------------------------------------
 
+
 # Known failures of current stacks, each with its reason; strict, so a fix shows up.
 def plan_case(stack: str, rule: rules.Rule) -> Any:
     return pytest.param(stack, rule, id=f"{stack}-{rule.name}")

@@ -259,6 +259,7 @@ def test_inference_namespace_denies_by_default_and_allows_clients_dns_downloads(
     policies = {
         r["inputs"]["metadata"]["name"]: r["inputs"]["spec"]
         for r in resources_of(plans["prod"], "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if r["inputs"]["metadata"]["namespace"] == "slm-inference"
     }
     assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     clients = policies["allow-clients"]["ingress"][0]["from"]

@@ -5,7 +5,8 @@
 Runs `__main__.py` under Pulumi's mock engine with the config of `stacks/Pulumi.<stack>.yaml`
 and writes `<out>/<stack>/`:
 
-    resources.json   every resource in declaration order (urn, type, name, parent, provider,
+    resources.json   every resource in creation order (after its parent, provider and
+                     dependencies; ties by URN) (urn, type, name, parent, provider,
                      protect, retainOnDelete, dependencies, inputs as the engine sees them;
                      secrets hidden)
     outputs.json     the stack outputs
@@ -14,12 +15,14 @@ and writes `<out>/<stack>/`:
     summary.md       resources by type, GPU pools, models, outputs
 
 Exit status: 0 plan written; 2 configuration error (one line on stderr, nothing written);
-1 anything else. Two runs produce byte-identical files.
+1 a policy of policies/ is violated (one line each on stderr; the files are written) or
+anything else. Two runs produce byte-identical files.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import shutil
 import sys
@@ -58,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         elapsed = time.perf_counter() - started
         print(console_summary(plan, target, elapsed))
+    if plan["violations"]:
+        # The same rules `pulumi preview --policy-pack policies` enforces: a mandatory
+        # violation stops a deployment, so it fails the plan too (the files stay to inspect).
+        for violation in plan["violations"]:
+            print(f"plan {args.stack}: policy {violation}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -91,8 +100,57 @@ def plan_from_values(values: StackConfigValues) -> dict[str, Any]:
         )
     except ConfigError as err:
         raise PlanConfigError(str(err)) from None
-    resources = [r.as_json() for r in recording.resources]
-    return {"stack": values.stack, "resources": resources, "outputs": recording.outputs}
+    resources = creation_order([r.as_json() for r in recording.resources])
+    return {
+        "stack": values.stack,
+        "resources": resources,
+        "outputs": recording.outputs,
+        "violations": policy_violations(resources),
+    }
+
+
+def creation_order(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Resources in an order the engine could create them: each after its parent, its
+    provider and its dependencies; among those ready together, by URN.
+
+    The order in which registrations reach the engine is not stable when several wait on
+    the same resources (asyncio wakes them in the order their outputs resolve), so the
+    plan sorts instead, and two plans of one commit stay byte-identical."""
+    by_urn = {resource["urn"]: resource for resource in resources}
+    waiting_on = {
+        urn: {
+            d
+            for d in (r["parent"], r["provider"].rsplit("::", 1)[0], *r["dependencies"])
+            if d in by_urn and d != urn
+        }
+        for urn, r in by_urn.items()
+    }
+    dependents: dict[str, list[str]] = {urn: [] for urn in by_urn}
+    for urn, needs in waiting_on.items():
+        for need in needs:
+            dependents[need].append(urn)
+    ready = [urn for urn, needs in waiting_on.items() if not needs]
+    heapq.heapify(ready)
+    ordered = []
+    while ready:
+        urn = heapq.heappop(ready)
+        ordered.append(by_urn[urn])
+        for dependent in dependents[urn]:
+            waiting_on[dependent].discard(urn)
+            if not waiting_on[dependent]:
+                heapq.heappush(ready, dependent)
+    return ordered
+
+
+def policy_violations(resources: list[dict[str, Any]]) -> list[str]:
+    """The policy pack's rules (policies/rules.py) over the declared resources, one line
+    per violation: `<rule>: <message>`."""
+    from policies import rules
+
+    return [
+        f"{violation.rule}: {violation.message}"
+        for violation in rules.check(rules.views_from_plan(resources))
+    ]
 
 
 def write_plan(plan: dict[str, Any], target: Path) -> None:
@@ -195,8 +253,18 @@ def summary_markdown(plan: dict[str, Any]) -> str:
     lines += [f"| `{kind}` | {count} |" for kind, count in sorted(counts.items())]
     lines += ["", "## GPU pools", ""] + _pool_lines(outputs.get("gpuPools") or {})
     lines += ["", "## Models", ""] + _model_lines(outputs.get("models") or {})
+    lines += ["", "## Policies", ""] + _policy_lines(plan["violations"])
     lines += ["", "## Stack outputs", "", "```json", _dumps(outputs), "```", ""]
     return "\n".join(lines)
+
+
+def _policy_lines(violations: list[str]) -> list[str]:
+    from policies import rules
+
+    if not violations:
+        names = ", ".join(f"`{rule.name}`" for rule in rules.RULES)
+        return [f"Every rule of the policy pack passes: {names}."]
+    return [f"- {violation}" for violation in violations]
 
 
 def _pool_lines(pools: dict[str, Any]) -> list[str]:
@@ -286,6 +354,8 @@ def console_summary(plan: dict[str, Any], target: Path, elapsed: float) -> str:
             else f"cost unknown (no price recorded for {pool['vmSize']})"
         )
         lines.append(f"  pool {name}: {estimate}")
+    violations = len(plan["violations"])
+    lines.append(f"  policies: {violations} violation{'' if violations == 1 else 's'}")
     lines.append(f"  see {where}/summary.md")
     return "\n".join(lines)
 

@@ -1,0 +1,147 @@
+"""Hardening across namespaces: Pod Security Standards levels, default-deny network policies
+with their explicit allows, kube-prometheus-stack's pods made "restricted", service accounts
+without tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import STACKS, read_stack, resources_of, write_stack
+from tools.plan import build_plan
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _policies(plan: dict[str, Any]) -> dict[str, dict[str, dict]]:
+    by_namespace: dict[str, dict[str, dict]] = {}
+    for policy in resources_of(plan, NETWORK_POLICY):
+        meta = policy["inputs"]["metadata"]
+        by_namespace.setdefault(meta["namespace"], {})[meta["name"]] = policy["inputs"]["spec"]
+    return by_namespace
+
+
+def _pod_security(plan: dict[str, Any]) -> dict[str, set[str]]:
+    levels = {}
+    for namespace in resources_of(plan, "kubernetes:core/v1:Namespace"):
+        labels = namespace["inputs"]["metadata"]["labels"]
+        levels[namespace["inputs"]["metadata"]["name"]] = {
+            labels[f"pod-security.kubernetes.io/{mode}"] for mode in ("enforce", "audit", "warn")
+        }
+    return levels
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_namespace_is_restricted_but_the_node_agents(plans, stack: str) -> None:
+    expected = {"slm-inference": {"restricted"}}
+    if stack != "local":
+        expected |= {"slm-monitoring": {"restricted"}, "slm-system": {"privileged"}}
+    assert _pod_security(plans[stack]) == expected
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_namespace_denies_ingress_by_default(plans, stack: str) -> None:
+    policies = _policies(plans[stack])
+    assert set(policies) == set(_pod_security(plans[stack]))
+    for namespace, named in policies.items():
+        denies = [spec for spec in named.values() if "ingress" not in spec and "egress" not in spec]
+        assert denies, namespace
+        assert all(spec["podSelector"] == {} for spec in denies)
+        assert any("Ingress" in spec["policyTypes"] for spec in denies), namespace
+    # The model servers are closed both ways: only DNS, clients and downloads are allowed.
+    assert policies["slm-inference"]["default-deny"]["policyTypes"] == ["Ingress", "Egress"]
+
+
+def test_only_keda_may_query_prometheus_from_outside_monitoring(plans) -> None:
+    monitoring = _policies(plans["prod"])["slm-monitoring"]
+    assert set(monitoring) == {
+        "default-deny-ingress",
+        "allow-same-namespace",
+        "allow-prometheus-queries",
+    }
+    assert monitoring["allow-prometheus-queries"] == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                        }
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": 9090}],
+            }
+        ],
+    }
+
+
+def test_node_agents_take_only_the_gpu_metrics_scrape(plans) -> None:
+    system = _policies(plans["dev"])["slm-system"]
+    assert system["allow-gpu-metrics-scrape"]["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "slm-monitoring"}
+                    }
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 9400}],
+        }
+    ]
+
+
+def test_managed_prometheus_scrapes_from_kube_system(config_root) -> None:
+    document = read_stack(config_root, "staging")
+    document["config"]["slm-deploy:monitoring"] = {"mode": "azure-managed"}
+    write_stack(config_root, "staging", document)
+    policies = _policies(build_plan("staging", config_root=config_root))
+    assert set(policies) == {"slm-inference", "slm-system"}
+    scrape = policies["slm-system"]["allow-gpu-metrics-scrape"]["ingress"][0]["from"]
+    assert scrape == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    ]
+
+
+def _kps_values(plan: dict[str, Any]) -> dict[str, Any]:
+    (release,) = resources_of(plan, "kubernetes:helm.sh/v3:Release")
+    return release["inputs"]["values"]
+
+
+def test_monitoring_pods_are_restricted_and_node_exporter_moves_out(plans) -> None:
+    values = _kps_values(plans["prod"])
+    restricted_pod = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    for pod in (
+        values["prometheus"]["prometheusSpec"]["securityContext"],
+        values["alertmanager"]["alertmanagerSpec"]["securityContext"],
+        values["prometheusOperator"]["securityContext"],
+        values["kube-state-metrics"]["securityContext"],
+        values["grafana"]["securityContext"],
+    ):
+        assert pod.items() >= restricted_pod.items()
+        assert pod["runAsUser"] != 0
+    assert values["prometheusOperator"]["containerSecurityContext"] == RESTRICTED_CONTAINER
+    assert values["kube-state-metrics"]["containerSecurityContext"] == RESTRICTED_CONTAINER
+    assert values["grafana"]["sidecar"]["securityContext"] == RESTRICTED_CONTAINER
+    grafana = values["grafana"]["containerSecurityContext"]
+    assert grafana == RESTRICTED_CONTAINER | {"readOnlyRootFilesystem": False}
+    # The rule-validating webhook (and its root certificate job) is off: promtool checks
+    # the rules before merge instead.
+    assert values["prometheusOperator"]["admissionWebhooks"] == {"enabled": False}
+    assert values["prometheusOperator"]["tls"] == {"enabled": False}
+    assert values["prometheus-node-exporter"] == {"namespaceOverride": "slm-system"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_service_accounts_we_create_mount_no_token(plans, stack: str) -> None:
+    for account in resources_of(plans[stack], "kubernetes:core/v1:ServiceAccount"):
+        assert account["inputs"]["automountServiceAccountToken"] is False
