@@ -22,6 +22,7 @@ anything else. Two runs produce byte-identical files.
 from __future__ import annotations
 
 import argparse
+import gc
 import heapq
 import json
 import shutil
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return EXIT_CONFIG if exit_.code else 0
     started = time.perf_counter()
+    # One short-lived run: the provider SDKs import hundreds of thousands of objects, and
+    # the cyclic collector would rescan them all through the program's many small async
+    # steps. Measured on the prod stack: about 0.5 s of a 4.7 s plan, same peak memory.
+    gc.disable()
     try:
         plan = build_plan(args.stack)
     except PlanConfigError as err:
