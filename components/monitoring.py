@@ -4,9 +4,11 @@ rules (components/alerts.py) and dashboard (components/dashboards.py).
 
 kube-prometheus-stack (the Prometheus community's official chart, pinned) runs Prometheus,
 Alertmanager, Grafana, kube-state-metrics and node-exporter. It is a helm.v3.Release, not a
-v4 Chart: real Helm installs its CRDs before anything else and runs its hooks (the
-admission webhook's certificate jobs), which a v4 Chart would drop. Our ServiceMonitor and
-PrometheusRule depend on the release, so their CRDs exist before them.
+v4 Chart: real Helm installs its CRDs before anything else and runs its hooks, which a v4
+Chart would drop. Our ServiceMonitor and PrometheusRule depend on the release, so their
+CRDs exist before them. Its pods run Pod Security "restricted" (node-exporter, which needs
+the host, goes to the node agents' namespace); Grafana's admin password comes from
+components/secrets.py (Key Vault through the CSI driver on AKS).
 
 The Prometheus it installs is the one KEDA asks (prometheus_url).
 

@@ -44,7 +44,7 @@ HELM_TYPES = frozenset(
 )
 
 ENVIRONMENT_LABEL = "slm-deploy/environment"
-# local and dev relax cost, never security (docs/ARCHITECTURE.md): they may skip the
+# local and dev relax cost, never security (the architecture principles): they may skip the
 # controls that only protect shared or long-lived data (an API key on a private endpoint,
 # purge protection on a vault that is torn down daily).
 RELAXED_ENVIRONMENTS = frozenset({"local", "dev"})
