@@ -10,9 +10,12 @@ overlap. Pods take no VNet addresses (Azure CNI overlay), so one /16 holds any n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
-from pulumi_azure_native import authorization, network
+from pulumi_azure_native import network
+
+from components.identity import assign_role
 
 VNET_ADDRESS_SPACE = "10.224.0.0/12"
 NODES_SUBNET = "10.224.0.0/16"
@@ -29,7 +32,7 @@ class ClusterNetworkArgs:
     resource_group_name: pulumi.Input[str]
     # The cluster's control-plane identity, made Network Contributor on the VNet.
     cluster_principal_id: pulumi.Input[str]
-    role_definition_id: pulumi.Input[str]
+    client: Any  # the deploying identity's client config (for the subscription id)
 
 
 class ClusterNetwork(pulumi.ComponentResource):
@@ -70,13 +73,13 @@ class ClusterNetwork(pulumi.ComponentResource):
             # Sequential: Azure rejects concurrent writes to one VNet's subnets.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[nodes]),
         )
-        self.role_assignment = authorization.RoleAssignment(
+        self.role_assignment = assign_role(
             f"{name}-cluster-network-contributor",
-            principal_id=args.cluster_principal_id,
-            principal_type="ServicePrincipal",
-            role_definition_id=args.role_definition_id,
-            scope=vnet.id,
-            opts=child,
+            args.client,
+            NETWORK_CONTRIBUTOR_ROLE,
+            args.cluster_principal_id,
+            vnet.id,
+            child,
         )
         self.vnet_id = vnet.id
         self.nodes_subnet_id = nodes.id

@@ -24,9 +24,9 @@ from pulumi_azure_native import (
     resources,
 )
 
-from components.azure_network import NETWORK_CONTRIBUTOR_ROLE, ClusterNetwork, ClusterNetworkArgs
+from components.azure_network import ClusterNetwork, ClusterNetworkArgs
 from components.config import AksCluster, ExistingCluster, MaintenanceWindow
-from components.identity import role_definition
+from components.identity import assign_role
 
 # The application ID of the Azure Kubernetes Service AAD server, the audience kubelogin asks
 # Microsoft Entra ID for when local accounts are disabled (the same for every AKS cluster).
@@ -119,7 +119,7 @@ class Cluster(pulumi.ComponentResource):
                 location=settings.location,
                 resource_group_name=group.name,
                 cluster_principal_id=identity.principal_id,
-                role_definition_id=role_definition(client, NETWORK_CONTRIBUTOR_ROLE),
+                client=client,
             ),
             opts=child,
         )
@@ -162,23 +162,17 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         kubelet = cluster.identity_profile.apply(lambda p: p["kubeletidentity"].object_id)
-        authorization.RoleAssignment(
-            f"{name}-acr-pull",
-            principal_id=kubelet,
-            principal_type="ServicePrincipal",
-            role_definition_id=role_definition(client, ACR_PULL_ROLE),
-            scope=registry.id,
-            opts=child,
-        )
+        assign_role(f"{name}-acr-pull", client, ACR_PULL_ROLE, kubelet, registry.id, child)
         # The identity running `pulumi up` administers the cluster through Azure RBAC: with
         # local accounts disabled there is no other way in.
-        authorization.RoleAssignment(
+        assign_role(
             f"{name}-deployer-admin",
-            principal_id=client.object_id,
+            client,
+            AKS_RBAC_CLUSTER_ADMIN_ROLE,
+            client.object_id,
+            cluster.id,
+            child,
             principal_type=settings.deployer_principal_type,
-            role_definition_id=role_definition(client, AKS_RBAC_CLUSTER_ADMIN_ROLE),
-            scope=cluster.id,
-            opts=child,
         )
         self.resource_group_name = group.name
         self.cluster_name = cluster.name

@@ -27,6 +27,29 @@ def role_definition(client: Any, role_guid: str) -> pulumi.Output[str]:
     )
 
 
+def assign_role(
+    name: str,
+    client: Any,
+    role_guid: str,
+    principal_id: pulumi.Input[str],
+    scope: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+    principal_type: str = "ServicePrincipal",
+) -> authorization.RoleAssignment:
+    """One built-in role for one principal on one resource (never wider than `scope`).
+
+    `principal_type` is stated because Azure needs it to assign a role to an identity
+    created moments before, which Entra ID may not have replicated yet."""
+    return authorization.RoleAssignment(
+        name,
+        principal_id=principal_id,
+        principal_type=principal_type,
+        role_definition_id=role_definition(client, role_guid),
+        scope=scope,
+        opts=opts,
+    )
+
+
 def service_account_subject(namespace: str, service_account: str) -> str:
     return f"system:serviceaccount:{namespace}:{service_account}"
 
@@ -65,12 +88,7 @@ def declare_workload_identity(
         audiences=[WORKLOAD_IDENTITY_AUDIENCE],
         opts=opts,
     )
-    authorization.RoleAssignment(
-        f"{name}-role",
-        principal_id=identity.principal_id,
-        principal_type="ServicePrincipal",
-        role_definition_id=role_definition(args.client, args.role_guid),
-        scope=args.scope,
-        opts=opts,
+    assign_role(
+        f"{name}-role", args.client, args.role_guid, identity.principal_id, args.scope, opts
     )
     return identity

@@ -25,12 +25,12 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_azure_native import alertsmanagement, authorization, dashboard, monitor
+from pulumi_azure_native import alertsmanagement, dashboard, monitor
 
 from components import alerts, dashboards
 from components.config import AlertThresholds
 from components.gpu_pool import OPERATOR_SERVICE_MONITOR, ChartPin
-from components.identity import WorkloadIdentityArgs, declare_workload_identity, role_definition
+from components.identity import WorkloadIdentityArgs, assign_role, declare_workload_identity
 from components.secrets import (
     GRAFANA_PASSWORD,
     GRAFANA_USER,
@@ -467,21 +467,22 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        authorization.RoleAssignment(
+        assign_role(
             f"{name}-grafana-reads-workspace",
-            principal_id=grafana.identity.apply(lambda identity: identity.principal_id),
-            principal_type="ServicePrincipal",
-            role_definition_id=role_definition(args.client, MONITORING_DATA_READER_ROLE),
-            scope=workspace.id,
-            opts=child,
+            args.client,
+            MONITORING_DATA_READER_ROLE,
+            grafana.identity.apply(lambda identity: identity.principal_id),
+            workspace.id,
+            child,
         )
-        authorization.RoleAssignment(
+        assign_role(
             f"{name}-deployer-grafana-admin",
-            principal_id=args.client.object_id,
+            args.client,
+            GRAFANA_ADMIN_ROLE,
+            args.client.object_id,
+            grafana.id,
+            child,
             principal_type=args.deployer_principal_type,
-            role_definition_id=role_definition(args.client, GRAFANA_ADMIN_ROLE),
-            scope=grafana.id,
-            opts=child,
         )
         self.grafana_url = grafana.properties.apply(lambda props: props.endpoint if props else None)
 

@@ -25,7 +25,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi_azure_native import (
-    authorization,
     keyvault,
     monitor,
     network,
@@ -34,7 +33,7 @@ from pulumi_azure_native import (
 )
 from pydantic import SecretStr
 
-from components.identity import WorkloadIdentityArgs, declare_workload_identity, role_definition
+from components.identity import WorkloadIdentityArgs, assign_role, declare_workload_identity
 
 
 @dataclass(frozen=True)
@@ -292,13 +291,14 @@ class KeyVaultSecrets(pulumi.ComponentResource):
             for item in values
         ]
         # The deployer reads the API key (apiKeyVaultCommand) like any other consumer would.
-        authorization.RoleAssignment(
+        assign_role(
             f"{name}-deployer-reads-secrets",
-            principal_id=azure.client.object_id,
+            azure.client,
+            KEY_VAULT_SECRETS_USER_ROLE,
+            azure.client.object_id,
+            vault.id,
+            child,
             principal_type=azure.deployer_principal_type,
-            role_definition_id=role_definition(azure.client, KEY_VAULT_SECRETS_USER_ROLE),
-            scope=vault.id,
-            opts=child,
         )
         self._wiring: dict[str, PodWiring] = {}
         for consumer in args.consumers:

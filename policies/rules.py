@@ -272,26 +272,36 @@ def check_vllm_endpoint_authenticated(resources: Sequence[ResourceView]) -> list
 # --- b) aks-local-accounts-disabled ----------------------------------------------------------
 
 
+def fields_not_true(
+    resources: Sequence[ResourceView],
+    resource_type: str,
+    paths: Sequence[tuple[str, ...]],
+    rule: str,
+    allowed: str,
+) -> list[Violation]:
+    """A violation for each resource of `resource_type` whose field at a path is not true."""
+    violations = []
+    for resource in resources:
+        if resource.type != resource_type:
+            continue
+        for path in paths:
+            value = dig(resource.props, *path)
+            if value is not True:
+                text = f"{'.'.join(path)} is {value!r}{allowed}"
+                violations.append(_violation(rule, resource, text))
+    return violations
+
+
 def check_aks_local_accounts_disabled(resources: Sequence[ResourceView]) -> list[Violation]:
     # Local accounts hand out a static cluster-admin kubeconfig that bypasses Entra ID and
     # Azure RBAC; a managed AAD profile is what makes Entra ID the only way in.
-    required = (("disableLocalAccounts",), ("aadProfile", "managed"))
-    violations = []
-    for resource in resources:
-        if resource.type != MANAGED_CLUSTER:
-            continue
-        for path in required:
-            value = dig(resource.props, *path)
-            if value is not True:
-                violations.append(
-                    _violation(
-                        AKS_LOCAL_ACCOUNTS_DISABLED,
-                        resource,
-                        f"{'.'.join(path)} is {value!r}; allowed: true (sign-in through"
-                        " Entra ID only, no local cluster-admin accounts)",
-                    )
-                )
-    return violations
+    return fields_not_true(
+        resources,
+        MANAGED_CLUSTER,
+        (("disableLocalAccounts",), ("aadProfile", "managed")),
+        AKS_LOCAL_ACCOUNTS_DISABLED,
+        "; allowed: true (sign-in through Entra ID only, no local cluster-admin accounts)",
+    )
 
 
 # --- c) key-vault-purge-protection -----------------------------------------------------------
@@ -305,22 +315,13 @@ def check_key_vault_purge_protection(resources: Sequence[ResourceView]) -> list[
     required = [("properties", "enableRbacAuthorization")]
     if environment not in RELAXED_ENVIRONMENTS:
         required.append(("properties", "enablePurgeProtection"))
-    violations = []
-    for resource in resources:
-        if resource.type != KEY_VAULT:
-            continue
-        for path in required:
-            value = dig(resource.props, *path)
-            if value is not True:
-                violations.append(
-                    _violation(
-                        KEY_VAULT_PURGE_PROTECTION,
-                        resource,
-                        f"{'.'.join(path)} is {value!r} in environment {environment};"
-                        " allowed: true",
-                    )
-                )
-    return violations
+    return fields_not_true(
+        resources,
+        KEY_VAULT,
+        required,
+        KEY_VAULT_PURGE_PROTECTION,
+        f" in environment {environment}; allowed: true",
+    )
 
 
 # --- d) no-plaintext-secrets -----------------------------------------------------------------
