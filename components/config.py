@@ -728,6 +728,13 @@ def load_stack_config() -> StackConfig:
         value = _read(config, key)
         if value is not None:
             raw[key] = value
+    if "secrets" in raw and not runtime_config.is_config_secret(f"{PROJECT}:secrets"):
+        # A value set without --secret sits in clear text in a stack file under git.
+        raise ConfigError(
+            f'{PROJECT}:secrets: "[clear text]" is not allowed; expected values set with '
+            "`pulumi config set --secret --path secrets.<name> <value>` (encrypted in the "
+            "stack file)"
+        )
     return parse_stack_config(raw)
 
 

@@ -65,6 +65,9 @@ class WorkloadIdentityArgs:
     role_guid: str
     scope: pulumi.Input[str]  # the one resource the role applies to
     client: Any  # the deploying identity's client config (for the subscription id)
+    # The role assignment's resource name after the identity's (a rename would make Azure
+    # refuse the new assignment as a duplicate of the old one before it is deleted).
+    role_suffix: str = "role"
 
 
 def declare_workload_identity(
@@ -89,6 +92,11 @@ def declare_workload_identity(
         opts=opts,
     )
     assign_role(
-        f"{name}-role", args.client, args.role_guid, identity.principal_id, args.scope, opts
+        f"{name}-{args.role_suffix}",
+        args.client,
+        args.role_guid,
+        identity.principal_id,
+        args.scope,
+        opts,
     )
     return identity

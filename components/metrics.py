@@ -6,10 +6,12 @@ each name here says which exporter and version it was checked against, and the t
 
 Checked against:
 - vLLM: the V1 engine's Prometheus metrics, as vLLM's own metrics test lists them and its
-  metrics design page describes them, for the image this template pins (serving.vllmImage,
-  vllm/vllm-openai v0.31.0). Counters are exposed with the `_total` suffix, histograms as
-  `_bucket`/`_sum`/`_count`. Older releases used vllm:gpu_cache_usage_perc and
-  vllm:time_per_output_token_seconds; these names are the current ones.
+  metrics design page describes them, read for v0.32.0. The image pinned now is v0.31.0
+  (serving.vllmImage: the newest with a digest on record); its V1 metric names are taken
+  to be the same, which was not checked against a running v0.31.0. Counters are exposed
+  with the `_total` suffix, histograms as `_bucket`/`_sum`/`_count`. Older releases used
+  vllm:gpu_cache_usage_perc and vllm:time_per_output_token_seconds; these names are the
+  current ones.
 - vLLM's HTTP server: prometheus-fastapi-instrumentator's http_requests_total, with the
   status grouped as "2xx", "4xx", "5xx".
 - DCGM exporter 4.8.3 (the chart components/gpu_pool.py pins): etc/default-counters.csv.

@@ -500,6 +500,7 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
                 role_guid=MONITORING_DATA_READER_ROLE,
                 scope=workspace.id,
                 client=args.client,
+                role_suffix="reads-workspace",  # its name since issue 6's stacks
             ),
             child,
         )

@@ -180,7 +180,15 @@ AKS_APP_ROUTING_NAMESPACE = "app-routing-system"
 INGRESS_NGINX_NAMESPACE = "ingress-nginx"
 # Model downloads (Hugging Face, the Ollama registry) go to public HTTPS endpoints; private
 # ranges stay closed so a compromised server cannot reach the rest of the network.
-PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+# Also closed: shared address space (100.64/10, carrier NAT and some overlays) and
+# link-local (169.254/16: the node's instance metadata and its managed identity).
+PRIVATE_RANGES = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+)
 INFERENCE_COMPONENT = {"app.kubernetes.io/component": "inference"}
 
 
@@ -190,25 +198,43 @@ DCGM_EXPORTER_PORT = 9400
 
 
 @dataclass(frozen=True)
+class Peer:
+    """Pods allowed to connect: a namespace, narrowed to some pods where their labels are
+    ours to know (the add-ons Azure runs in kube-system label their pods as it sees fit)."""
+
+    namespace: str
+    pod_labels: tuple[tuple[str, str], ...] = ()
+
+    def selector(self) -> dict:
+        peer: dict = {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.namespace}}
+        }
+        if self.pod_labels:
+            peer["podSelector"] = {"matchLabels": dict(self.pod_labels)}
+        return peer
+
+
+# Prometheus' pods, as the Prometheus operator labels them.
+PROMETHEUS_PODS = (("app.kubernetes.io/name", "prometheus"),)
+
+
+@dataclass(frozen=True)
 class NetworkPoliciesArgs:
     inference_namespace: str
-    # Namespaces whose pods may call the model servers (ingress controller, monitoring).
-    client_namespaces: tuple[str, ...]
+    # Who may call the model servers' port: the ingress controller, the metrics scraper.
+    clients: tuple[Peer, ...]
     # In-cluster monitoring's namespace (None without it), and the node agents' (None when
     # neither GPU pools nor in-cluster monitoring create it).
     monitoring_namespace: str | None = None
     node_system_namespace: str | None = None
-    # Where the metrics scrapers run: the monitoring namespace, or kube-system (ama-metrics).
-    scraper_namespace: str | None = None
+    # The metrics scraper: Prometheus in the monitoring namespace, or kube-system (ama-metrics).
+    scraper: Peer | None = None
     # Who queries Prometheus from outside its namespace: KEDA's operator (kube-system).
     prometheus_client_namespaces: tuple[str, ...] = ()
 
 
 def _from_namespaces(namespaces: tuple[str, ...] | list[str]) -> list[dict]:
-    return [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-        for ns in namespaces
-    ]
+    return [Peer(ns).selector() for ns in namespaces]
 
 
 def _deny_all(types: list[str]) -> dict:
@@ -251,10 +277,16 @@ def inference_policies(args: NetworkPoliciesArgs) -> dict[str, dict]:
             "ingress": [{"from": [{"podSelector": {}}]}],
             "egress": [{"to": [{"podSelector": {}}]}],
         },
+        # The servers' one port ("http": the API and /metrics), nothing else of theirs.
         "allow-clients": {
             "podSelector": {"matchLabels": INFERENCE_COMPONENT},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": _from_namespaces(args.client_namespaces)}],
+            "ingress": [
+                {
+                    "from": [peer.selector() for peer in args.clients],
+                    "ports": [{"protocol": "TCP", "port": "http"}],
+                }
+            ],
         },
         # Only the model servers download (weights from Hugging Face, Ollama's registry);
         # Open WebUI and anything else in the namespace get no way out.
@@ -300,13 +332,13 @@ def node_system_policies(args: NetworkPoliciesArgs) -> dict[str, dict]:
         "default-deny-ingress": _deny_all(["Ingress"]),
         "allow-same-namespace": _same_namespace_ingress(),
     }
-    if args.scraper_namespace:
+    if args.scraper:
         policies["allow-gpu-metrics-scrape"] = {
             "podSelector": {},
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": _from_namespaces([args.scraper_namespace]),
+                    "from": [args.scraper.selector()],
                     "ports": [{"protocol": "TCP", "port": DCGM_EXPORTER_PORT}],
                 }
             ],

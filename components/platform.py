@@ -41,6 +41,7 @@ from components.network import (
     INGRESS_NGINX_NAMESPACE,
     MONITORING_NAMESPACE,
     NODE_SYSTEM_NAMESPACE,
+    PROMETHEUS_PODS,
     ExposedModel,
     ModelIngress,
     ModelIngressArgs,
@@ -48,6 +49,7 @@ from components.network import (
     NamespacesArgs,
     NetworkPolicies,
     NetworkPoliciesArgs,
+    Peer,
     namespace_specs,
 )
 from components.ollama import PORT as OLLAMA_PORT
@@ -413,36 +415,37 @@ def _ingress_args(config: StackConfig, services: dict) -> ModelIngressArgs:
     )
 
 
-AZURE_METRICS_NAMESPACE = "kube-system"
-
-
-def client_namespaces(config: StackConfig) -> tuple[str, ...]:
-    """Namespaces whose pods may call the model servers."""
-    clients = [
-        config.ingress.controller_namespace
-        or (AKS_APP_ROUTING_NAMESPACE if config.is_aks else INGRESS_NGINX_NAMESPACE)
-    ]
-    if config.monitoring.mode == "in-cluster":
-        clients.append(MONITORING_NAMESPACE)
-    if config.monitoring.mode == "azure-managed":
-        clients.append(AZURE_METRICS_NAMESPACE)  # the ama-metrics add-on's scrapers
-    return tuple(clients)
-
-
+AZURE_METRICS_NAMESPACE = "kube-system"  # the ama-metrics add-on's scrapers
 KEDA_NAMESPACE = "kube-system"  # the AKS KEDA add-on's operator queries Prometheus
+
+
+def metrics_scraper(config: StackConfig) -> Peer | None:
+    """Who scrapes /metrics: our Prometheus' pods, or Azure's managed scrapers."""
+    return {
+        "in-cluster": Peer(MONITORING_NAMESPACE, PROMETHEUS_PODS),
+        "azure-managed": Peer(AZURE_METRICS_NAMESPACE),
+    }.get(config.monitoring.mode)
+
+
+def model_clients(config: StackConfig) -> tuple[Peer, ...]:
+    """Who may call the model servers: the ingress controller and the metrics scraper."""
+    controller = config.ingress.controller_namespace or (
+        AKS_APP_ROUTING_NAMESPACE if config.is_aks else INGRESS_NGINX_NAMESPACE
+    )
+    scraper = metrics_scraper(config)
+    return (Peer(controller), *([scraper] if scraper else []))
 
 
 def network_policies_args(config: StackConfig, namespaces: Namespaces) -> NetworkPoliciesArgs:
     in_cluster = config.monitoring.mode == "in-cluster"
-    scraper = {"in-cluster": MONITORING_NAMESPACE, "azure-managed": AZURE_METRICS_NAMESPACE}
     return NetworkPoliciesArgs(
         inference_namespace=INFERENCE_NAMESPACE,
-        client_namespaces=client_namespaces(config),
+        clients=model_clients(config),
         monitoring_namespace=MONITORING_NAMESPACE if in_cluster else None,
         node_system_namespace=NODE_SYSTEM_NAMESPACE
         if NODE_SYSTEM_NAMESPACE in namespaces.namespaces
         else None,
-        scraper_namespace=scraper.get(config.monitoring.mode),
+        scraper=metrics_scraper(config),
         prometheus_client_namespaces=(KEDA_NAMESPACE,)
         if in_cluster and autoscaled_models(config)
         else (),

@@ -136,10 +136,15 @@ def by_secret(items: tuple[SecretItem, ...]) -> dict[str, list[SecretItem]]:
     return grouped
 
 
+# Before Key Vault, one component held the API key: stacks deployed then keep their key.
+PREVIOUS_TYPE = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_="slm:secrets:ServingSecrets")])
+
+
 class ClusterSecrets(pulumi.ComponentResource):
     """The Kubernetes Secrets written directly (clusters without Azure)."""
 
     def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None):
+        opts = pulumi.ResourceOptions.merge(opts, PREVIOUS_TYPE)
         super().__init__("slm:secrets:ClusterSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         values = secret_values(name, args, self)
@@ -266,6 +271,7 @@ class KeyVaultSecrets(pulumi.ComponentResource):
     """A Key Vault per stack, and workload identity plus CSI wiring per consumer."""
 
     def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None):
+        opts = pulumi.ResourceOptions.merge(opts, PREVIOUS_TYPE)
         super().__init__("slm:secrets:KeyVaultSecrets", name, None, opts)
         azure = args.azure
         policy = vault_policy(args.environment)

@@ -7,9 +7,10 @@ here imports Pulumi: `policies/__main__.py` adapts the policy engine's resources
 `resources.json` (`ResourceView.from_plan`), so both run the same rules.
 
 In the offline plan a value that Pulumi holds as a secret reads "[secret]". The policy
-engine hands stack policies the plain value instead (pulumi_policy unwraps secrets), so
-there a Pulumi secret in a secret-bearing field is reported like any literal: stricter,
-never laxer.
+engine hands stack policies the plain value instead (pulumi_policy unwraps secrets): there
+a Pulumi secret in a secret-bearing field is reported like any literal (stricter), but one
+under an innocent key (a ConfigMap's data, an env value, Helm values) cannot be told from
+any other string. That check holds in the offline plan only, which CI runs on every change.
 """
 
 from __future__ import annotations

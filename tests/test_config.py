@@ -269,6 +269,10 @@ BAD_DEV_CONFIGS = [
     ),
     # -- secrets and hardening (issue 7) --
     (
+        _set("secrets", {"huggingFaceToken": "hf_WrittenInClearText0123456789"}),
+        'slm-deploy:secrets: "[clear text]" is not allowed; expected values set with `pulumi config set --secret --path secrets.<name> <value>` (encrypted in the stack file)',
+    ),
+    (
         _all(
             _set("gpuPools[0].vmSize", "Standard_NV36ads_A10_v5"),
             _set("models[0].source", "google/gemma-3-4b-it"),

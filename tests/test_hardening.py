@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import STACKS, read_stack, resources_of, write_stack
+from tests.netpol import External, Pod, allowed, policies_by_namespace
 from tools.plan import build_plan
 
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -92,7 +93,8 @@ def test_node_agents_take_only_the_gpu_metrics_scrape(plans) -> None:
                 {
                     "namespaceSelector": {
                         "matchLabels": {"kubernetes.io/metadata.name": "slm-monitoring"}
-                    }
+                    },
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
                 }
             ],
             "ports": [{"protocol": "TCP", "port": 9400}],
@@ -145,3 +147,81 @@ def test_monitoring_pods_are_restricted_and_node_exporter_moves_out(plans) -> No
 def test_service_accounts_we_create_mount_no_token(plans, stack: str) -> None:
     for account in resources_of(plans[stack], "kubernetes:core/v1:ServiceAccount"):
         assert account["inputs"]["automountServiceAccountToken"] is False
+
+
+# -- who can reach whom (tests/netpol.py evaluates the plan's policies) ----------------------
+
+
+def _pod_of(plan: dict[str, Any], deployment: str) -> Pod:
+    (manifest,) = [
+        r["inputs"]
+        for r in resources_of(plan, "kubernetes:apps/v1:Deployment")
+        if r["inputs"]["metadata"]["name"] == deployment
+    ]
+    template = manifest["spec"]["template"]
+    ports = {
+        port["name"]: port["containerPort"]
+        for container in template["spec"]["containers"]
+        for port in container.get("ports", [])
+    }
+    return Pod(manifest["metadata"]["namespace"], template["metadata"]["labels"], ports)
+
+
+PROMETHEUS = Pod("slm-monitoring", {"app.kubernetes.io/name": "prometheus"}, {"web": 9090})
+GRAFANA = Pod("slm-monitoring", {"app.kubernetes.io/name": "grafana"}, {"grafana": 3000})
+KEDA = Pod("kube-system", {"app": "keda-operator"})
+KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"})
+APP_ROUTING = Pod("app-routing-system", {"app": "nginx"})
+DCGM = Pod("slm-system", {"app.kubernetes.io/name": "dcgm-exporter"}, {"metrics": 9400})
+PUBLIC = External("104.16.0.1")  # a public address (model downloads)
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "port", "expected"),
+    [
+        ("prometheus", "vllm", 8000, True),  # scrape /metrics
+        ("grafana", "vllm", 8000, False),  # other monitoring pods: no
+        ("app-routing", "vllm", 8000, True),  # the ingress controller
+        ("app-routing", "vllm", 8001, False),  # only the servers' http port
+        ("keda", "prometheus", 9090, True),  # the autoscaler's queries
+        ("keda", "grafana", 3000, False),
+        ("grafana", "prometheus", 9090, True),  # within the namespace
+        ("vllm", "kube-dns", 53, True),
+        ("vllm", "public", 443, True),  # weights from Hugging Face
+        ("vllm", "public", 80, False),
+        ("vllm", "private", 443, False),  # nothing else in the network
+        ("vllm", "metadata", 443, False),  # not the node's instance metadata
+        ("vllm", "prometheus", 9090, False),
+        ("prometheus", "dcgm", 9400, True),  # GPU metrics
+        ("vllm", "dcgm", 9400, False),
+    ],
+)
+def test_who_reaches_whom_in_prod(plans, source, destination, port, expected) -> None:
+    plan = plans["prod"]
+    endpoints = {
+        "prometheus": PROMETHEUS,
+        "grafana": GRAFANA,
+        "keda": KEDA,
+        "kube-dns": KUBE_DNS,
+        "app-routing": APP_ROUTING,
+        "dcgm": DCGM,
+        "vllm": _pod_of(plan, "phi4-mini"),
+        "public": PUBLIC,
+        "private": External("10.1.2.3"),
+        "metadata": External("169.254.169.254"),
+    }
+    protocol = "UDP" if port == 53 else "TCP"
+    policies = policies_by_namespace(plan["resources"])
+    assert allowed(policies, endpoints[source], endpoints[destination], port, protocol) is expected
+
+
+def test_only_model_servers_download(plans, config_root) -> None:
+    document = read_stack(config_root, "local")
+    document["config"]["slm-deploy:serving"] = {"ollama": {"openWebUi": {"enabled": True}}}
+    write_stack(config_root, "local", document)
+    plan = build_plan("local", config_root=config_root)
+    policies = policies_by_namespace(plan["resources"])
+    ollama, webui = _pod_of(plan, "qwen3-tiny"), _pod_of(plan, "open-webui")
+    assert allowed(policies, ollama, PUBLIC, 443) is True  # pulls the model
+    assert allowed(policies, webui, PUBLIC, 443) is False  # no way out
+    assert allowed(policies, webui, ollama, ollama.ports["http"]) is True

@@ -339,7 +339,7 @@ def test_azure_managed_grafana_reads_the_workspace(managed_plan) -> None:
         for r in resources_of(managed_plan, "azure-native:authorization:RoleAssignment")
     }
     assert roles["slm-monitoring-grafana-reads-workspace"] == "b0d8363b-8ddd-447d-831f-62ca05bff136"
-    assert roles["slm-monitoring-keda-role"] == "b0d8363b-8ddd-447d-831f-62ca05bff136"
+    assert roles["slm-monitoring-keda-reads-workspace"] == "b0d8363b-8ddd-447d-831f-62ca05bff136"
     assert roles["slm-monitoring-deployer-grafana-admin"] == "22926164-76b3-42b3-bc55-97df8dab3e41"
 
 

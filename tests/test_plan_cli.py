@@ -192,8 +192,11 @@ def test_resources_are_listed_after_what_they_need(plans, stack: str) -> None:
     declared = {resource["urn"] for resource in plans[stack]["resources"]}
     seen: set[str] = set()
     for resource in plans[stack]["resources"]:
-        needs = [resource["parent"], resource["provider"].rsplit("::", 1)[0]]
+        needs = [resource["parent"], resource["provider"]]
         needs += resource["dependencies"]
         assert all(need in seen for need in needs if need in declared), resource["urn"]
         seen.add(resource["urn"])
     assert seen == declared
+    if stack != "local":  # Kubernetes resources come after the cluster's provider
+        providers = [r["provider"] for r in plans[stack]["resources"] if r["provider"]]
+        assert any(p.endswith("pulumi:providers:kubernetes::slm-cluster-k8s") for p in providers)

@@ -275,6 +275,8 @@ def test_inference_namespace_denies_by_default_and_allows_clients_dns_downloads(
         "10.0.0.0/8",
         "172.16.0.0/12",
         "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
     ]
     assert policies["allow-dns"]["egress"][0]["ports"] == [
         {"protocol": "UDP", "port": 53},

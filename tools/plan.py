@@ -124,9 +124,7 @@ def creation_order(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_urn = {resource["urn"]: resource for resource in resources}
     waiting_on = {
         urn: {
-            d
-            for d in (r["parent"], r["provider"].rsplit("::", 1)[0], *r["dependencies"])
-            if d in by_urn and d != urn
+            d for d in (r["parent"], r["provider"], *r["dependencies"]) if d in by_urn and d != urn
         }
         for urn, r in by_urn.items()
     }
