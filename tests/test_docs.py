@@ -1,0 +1,49 @@
+"""The documentation stays true to the tree: the architecture diagrams name every component
+module and nothing else, every relative link resolves, every alert has its runbook section."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from components import alerts
+from components.config import AlertThresholds
+from tools.plan import ROOT
+
+COMPONENTS_README = ROOT / "components" / "README.md"
+DOCS = [ROOT / "README.md", COMPONENTS_README, *sorted((ROOT / "docs").glob("*.md"))]
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _mermaid_blocks(text: str) -> list[str]:
+    return re.findall(r"```mermaid\n(.*?)```", text, flags=re.S)
+
+
+def test_the_diagram_names_every_component_module_and_no_other() -> None:
+    diagram = "\n".join(_mermaid_blocks(COMPONENTS_README.read_text()))
+    named = set(re.findall(r"\b([a-z_]+)\.py\b", diagram))
+    modules = {p.stem for p in (ROOT / "components").glob("*.py") if p.stem != "__init__"}
+    assert named == modules
+
+
+@pytest.mark.parametrize("document", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(document: Path) -> None:
+    for target in MARKDOWN_LINK.findall(document.read_text()):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = (document.parent / target.split("#")[0]).resolve()
+        assert path.exists(), f"{document.name}: {target}"
+
+
+def test_every_alert_has_its_runbook_section() -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    sections = set(re.findall(r"^## (\S+)$", runbook, flags=re.M))
+    names = {
+        rule["alert"].lower()
+        for group in alerts.rule_groups(AlertThresholds(), "ns", "https://x/runbook.md")
+        for rule in group["rules"]
+    }
+    assert len(names) == 8
+    assert names <= sections
