@@ -13,7 +13,8 @@ Keys (all in the `slm-deploy:` namespace):
     models        the models to serve, each on an engine and, for GPUs, a pool
     monitoring    which Prometheus/Grafana the platform uses
     secrets       secret values (set with `pulumi config set --secret --path secrets.<name>`)
-    serving       images, model caches, request timeouts, Ollama and Open WebUI settings
+    serving       images, model caches and their warmer, request timeouts, Ollama and Open
+                  WebUI settings
     ingress       the HTTPS entry point: host, TLS, ingress class
 """
 
@@ -89,6 +90,16 @@ GIT_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 UTC_OFFSET = re.compile(r"^[+-](0[0-9]|1[0-4]):[0-5][0-9]$")
 LOCATION = re.compile(r"^[a-z0-9]+$")
+# An Azure Blob container, optionally a prefix inside it; no query string, so no SAS token
+# (the cache warmer signs in with workload identity).
+BLOB_URL = re.compile(
+    r"^https://(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net/"
+    r"[a-z0-9][-a-z0-9]{1,61}[a-z0-9](/[^?#\s]*)?$"
+)
+STORAGE_ACCOUNT_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w.()]+"
+    r"/providers/Microsoft\.Storage/storageAccounts/(?P<account>[a-z0-9]{3,24})$"
+)
 PATTERN_MEANINGS = {
     AGENT_POOL_NAME.pattern: "1-12 lowercase letters and digits, starting with a letter",
     MODEL_NAME.pattern: "a DNS label of at most 40 characters: lowercase letters, digits, '-'",
@@ -98,6 +109,10 @@ PATTERN_MEANINGS = {
     TIME_OF_DAY.pattern: "a time of day as HH:MM (24-hour clock)",
     UTC_OFFSET.pattern: "a UTC offset such as +01:00",
     IMAGE_REFERENCE.pattern: "an image reference: repository[:tag][@sha256:digest]",
+    BLOB_URL.pattern: "a container URL https://<account>.blob.core.windows.net/<container>"
+    "[/<prefix>], without a SAS token",
+    STORAGE_ACCOUNT_ID.pattern: "a storage account resource id: /subscriptions/<id>"
+    "/resourceGroups/<group>/providers/Microsoft.Storage/storageAccounts/<name>",
 }
 
 
@@ -428,6 +443,53 @@ class OllamaSettings(_Strict):
     # Flash attention lowers KV-cache memory and speeds long prompts (the chapter's setting).
     flash_attention: bool = True
     open_webui: OpenWebUi = Field(default_factory=OpenWebUi, alias="openWebUi")
+    # The models are baked into serving.ollamaImage (built from images/ollama-preloaded), for
+    # clusters without internet egress: nothing is pulled, the pods get no download egress
+    # and no model volume. Off by default: the stock image plus a pull needs no image build.
+    preloaded: bool = False
+
+
+class CacheWarmer(_Strict):
+    """A Job per vLLM model that fills its cache with the pinned revision before any server
+    starts (images/model-cache-warmer): the servers then run offline, with no download
+    egress, and a new revision is downloaded once, not by every replica."""
+
+    enabled: bool = False
+    # Required when enabled: there is no public image of the warmer to default to.
+    image: str | None = Field(None, pattern=IMAGE_REFERENCE.pattern)
+    # Where the weights come from: the Hugging Face Hub, or a mirror of it in Azure Blob
+    # Storage (blobs under <prefix>/<repository>/<revision>/ of blobUrl).
+    source: Literal["huggingface", "azure-blob"] = "huggingface"
+    blob_url: str | None = Field(None, pattern=BLOB_URL.pattern)
+    # The mirror's storage account: the warmer's workload identity reads it (AKS).
+    blob_storage_account_id: str | None = Field(None, pattern=STORAGE_ACCOUNT_ID.pattern)
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str | None) -> str | None:
+        return value if value is None else pinned_image(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> CacheWarmer:
+        if self.enabled and self.image is None:
+            raise _FieldError(
+                "image", None, "the image built from images/model-cache-warmer when enabled"
+            )
+        if self.source == "azure-blob" and self.blob_url is None:
+            raise _FieldError(
+                "blobUrl",
+                None,
+                "https://<account>.blob.core.windows.net/<container>[/<prefix>] "
+                "when source is azure-blob",
+            )
+        account_id = self.blob_storage_account_id
+        if self.blob_url and account_id:
+            account = BLOB_URL.match(self.blob_url)["account"]
+            if STORAGE_ACCOUNT_ID.match(account_id)["account"] != account:
+                raise _FieldError(
+                    "blobStorageAccountId", account_id, f"the id of blobUrl's account ({account})"
+                )
+        return self
 
 
 class ServingSettings(_Strict):
@@ -450,6 +512,7 @@ class ServingSettings(_Strict):
         return pinned_image(value)
 
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
+    cache_warmer: CacheWarmer = Field(default_factory=CacheWarmer)
 
 
 class IngressSettings(_Strict):
@@ -663,6 +726,8 @@ class StackConfig(_Strict):
             "serving.ollamaImage": serving.ollama_image,
             "serving.ollama.openWebUi.image": serving.ollama.open_webui.image,
         }
+        if serving.cache_warmer.enabled:
+            images["serving.cacheWarmer.image"] = serving.cache_warmer.image
         for key, image in images.items():
             if "@sha256:" not in image:
                 raise _FieldError(key, image, "an image pinned by @sha256 digest in prod")
@@ -695,6 +760,63 @@ class StackConfig(_Strict):
             )
         if ingress.tls_key_vault_certificate_uri and not self.is_aks:
             raise _FieldError("ingress.tlsKeyVaultCertificateUri", "...", "tlsSecretName off AKS")
+        self._check_ollama_preloaded()
+        if self.serving.cache_warmer.enabled:
+            self._check_cache_warmer()
+
+    def _check_ollama_preloaded(self) -> None:
+        """Preloaded models live read-only in the image: nothing to pull, nowhere to build."""
+        if not self.serving.ollama.preloaded:
+            return
+        if self.serving.ollama_image == OLLAMA_IMAGE:
+            raise _FieldError(
+                "serving.ollamaImage",
+                OLLAMA_IMAGE,
+                "an image built from images/ollama-preloaded when serving.ollama.preloaded is "
+                "true (the stock image holds no models)",
+            )
+        for index, model in enumerate(self.models):
+            if model.engine == "ollama" and model.variants:
+                # Variants are stack config, built when the pod starts into a writable store
+                # that also holds the base model's blobs; the preloaded store is read-only.
+                raise _FieldError(
+                    f"models[{index}].variants",
+                    "[...]",
+                    "nothing while serving.ollama.preloaded is true: variants are built at "
+                    "deploy time into a writable model store, the preloaded one is read-only",
+                )
+
+    def _check_cache_warmer(self) -> None:
+        """The warmer fills a shared volume with one exact revision that servers then read."""
+        warmer = self.serving.cache_warmer
+        if self.serving.model_cache != "shared":
+            raise _FieldError(
+                "serving.modelCache",
+                self.serving.model_cache,
+                "shared while serving.cacheWarmer is enabled: the warmer fills the volume "
+                "the model servers read",
+            )
+        for index, model in enumerate(self.models):
+            if model.engine == "vllm" and model.revision is None:
+                raise _FieldError(
+                    f"models[{index}].revision",
+                    None,
+                    "a pinned commit while serving.cacheWarmer is enabled: the cache holds "
+                    "one exact revision",
+                )
+        if warmer.source == "azure-blob" and not self.is_aks:
+            raise _FieldError(
+                "serving.cacheWarmer.source",
+                "azure-blob",
+                "huggingface off AKS: the warmer reads the mirror with workload identity",
+            )
+        if warmer.source == "azure-blob" and warmer.blob_storage_account_id is None:
+            raise _FieldError(
+                "serving.cacheWarmer.blobStorageAccountId",
+                None,
+                "the mirror's storage account id when source is azure-blob: the warmer's "
+                "identity is granted Storage Blob Data Reader on it",
+            )
 
 
 # -- reading pulumi.Config -----------------------------------------------------------------

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.workload import DOWNLOADS_LABEL
+
 INFERENCE_NAMESPACE = "slm-inference"
 MONITORING_NAMESPACE = "slm-monitoring"
 # Node-level agents: NVIDIA's device plugin and DCGM exporter, Prometheus' node-exporter.
@@ -190,6 +192,7 @@ PRIVATE_RANGES = (
     "169.254.0.0/16",
 )
 INFERENCE_COMPONENT = {"app.kubernetes.io/component": "inference"}
+DOWNLOADS_MODELS = {DOWNLOADS_LABEL: "true"}
 
 
 # Ports that other namespaces reach in the monitoring and node-agent namespaces.
@@ -288,10 +291,11 @@ def inference_policies(args: NetworkPoliciesArgs) -> dict[str, dict]:
                 }
             ],
         },
-        # Only the model servers download (weights from Hugging Face, Ollama's registry);
-        # Open WebUI and anything else in the namespace get no way out.
+        # Only pods that download models (vLLM servers fetching weights from Hugging Face,
+        # Ollama pulling from its registry, the cache warmer) get a way out; a server whose
+        # weights are in its image or a warmed cache, Open WebUI and anything else get none.
         "allow-model-downloads": {
-            "podSelector": {"matchLabels": INFERENCE_COMPONENT},
+            "podSelector": {"matchLabels": DOWNLOADS_MODELS},
             "policyTypes": ["Egress"],
             "egress": [
                 {

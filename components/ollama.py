@@ -5,6 +5,11 @@ Models are pulled by a blocking init container (a temporary server pulls into th
 volume and builds the variants), never by a postStart hook: when the server container
 starts, its models are there, and readiness asks the API that lists them. Ollama runs one
 replica: its model volume is ReadWriteOnce and it has no metrics endpoint to scale on.
+
+With `serving.ollama.preloaded`, the models are baked into the image (images/ollama-preloaded)
+for clusters without internet egress: the init container only checks that the image holds
+the model, the server reads the image's read-only store, and the pod has no model volume
+and no download egress.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from components.gpu_pool import POOL_LABEL, gpu_tolerations
 
 PORT = 11434
 MODELFILES_PATH = "/modelfiles"
+# Where images/ollama-preloaded puts its model store (its Dockerfile copies it here).
+PRELOADED_MODELS_PATH = "/usr/share/ollama/models"
+# The pulled store: on the model volume.
+VOLUME_MODELS_PATH = "/models/ollama"
 # How long the init container waits for its temporary server to answer.
 SERVER_START_SECONDS = 60
 
@@ -45,7 +54,9 @@ class OllamaService(pulumi.ComponentResource):
         model = args.model
         selector = workload.labels("ollama", model.name, "inference")
         metadata = {"name": model.name, "namespace": args.namespace, "labels": selector}
-        workload.declare_model_cache(name, model.name, args.namespace, args.cache, self)
+        preloaded = args.settings.preloaded
+        if not preloaded:
+            workload.declare_model_cache(name, model.name, args.namespace, args.cache, self)
         if model.variants:
             k8s.core.v1.ConfigMap(
                 f"{name}-modelfiles",
@@ -61,7 +72,10 @@ class OllamaService(pulumi.ComponentResource):
                 "selector": {"matchLabels": selector},
                 # A ReadWriteOnce volume cannot follow a surge pod to another node.
                 "strategy": {"type": "Recreate"},
-                "template": {"metadata": {"labels": selector}, "spec": pod_spec(args)},
+                "template": {
+                    "metadata": {"labels": workload.pod_labels(selector, not preloaded)},
+                    "spec": pod_spec(args),
+                },
             },
             opts=child,
         )
@@ -86,11 +100,17 @@ def modelfile(base: str, variant: OllamaVariant) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pull_script(model: ModelConfig) -> str:
-    """Start a temporary server, pull the model, build each variant, stop the server."""
+def init_script(model: ModelConfig, preloaded: bool) -> str:
+    """Start a temporary server; pull the model (or, preloaded, check the image holds it);
+    build each variant; stop the server."""
+    first = _check_step(model.source) if preloaded else f"ollama pull {model.source}\n"
     creates = "".join(
         f"ollama create {v.name} -f {MODELFILES_PATH}/{v.name}\n" for v in model.variants
     )
+    return _start_server() + first + creates + 'kill "$server"\nwait "$server" || true\n'
+
+
+def _start_server() -> str:
     return (
         "set -eu\n"
         "ollama serve >/tmp/pull-server.log 2>&1 &\n"
@@ -101,10 +121,15 @@ def pull_script(model: ModelConfig) -> str:
         "{ cat /tmp/pull-server.log; exit 1; }\n"
         "  sleep 1\n"
         "done\n"
-        f"ollama pull {model.source}\n"
-        f"{creates}"
-        'kill "$server"\n'
-        'wait "$server" || true\n'
+    )
+
+
+def _check_step(source: str) -> str:
+    # Readiness (/api/tags) passes with an empty store; a model missing from the image must
+    # stop the pod here, with the reason in the init container's log.
+    return (
+        f"ollama show {source} >/dev/null 2>&1 || {{ echo '{source} is not in this image: "
+        f"rebuild images/ollama-preloaded with it in MODELS' >&2; exit 1; }}\n"
     )
 
 
@@ -112,7 +137,7 @@ def server_env(args: OllamaArgs, host: str) -> list[dict[str, str]]:
     shape, settings = args.plan.shape, args.settings
     env = {
         "OLLAMA_HOST": host,
-        "OLLAMA_MODELS": "/models/ollama",
+        "OLLAMA_MODELS": PRELOADED_MODELS_PATH if settings.preloaded else VOLUME_MODELS_PATH,
         "HOME": "/scratch/home",
         "OLLAMA_CONTEXT_LENGTH": str(shape.max_model_len),
         "OLLAMA_NUM_PARALLEL": str(shape.max_num_seqs),
@@ -121,21 +146,25 @@ def server_env(args: OllamaArgs, host: str) -> list[dict[str, str]]:
         # Keep models loaded: reloading costs seconds on every idle gap.
         "OLLAMA_KEEP_ALIVE": "-1",
     }
+    if settings.preloaded:
+        # The server prunes unreferenced blobs when it starts; the image's store is read-only.
+        env["OLLAMA_NOPRUNE"] = "1"
     return [{"name": key, "value": value} for key, value in env.items()]
 
 
 def pod_spec(args: OllamaArgs) -> dict[str, Any]:
-    model = args.model
+    model, preloaded = args.model, args.settings.preloaded
     mounts = [
-        {"name": "models", "mountPath": "/models"},
         {"name": "scratch", "mountPath": "/scratch"},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     volumes = [
-        workload.model_cache_volume(model.name, args.cache),
         workload.empty_dir("scratch", "1Gi"),
         workload.empty_dir("tmp", "1Gi"),
     ]
+    if not preloaded:
+        mounts.insert(0, {"name": "models", "mountPath": "/models"})
+        volumes.insert(0, workload.model_cache_volume(model.name, args.cache))
     if model.variants:
         mounts.append({"name": "modelfiles", "mountPath": MODELFILES_PATH, "readOnly": True})
         volumes.append({"name": "modelfiles", "configMap": {"name": modelfiles_name(model.name)}})
@@ -145,10 +174,10 @@ def pod_spec(args: OllamaArgs) -> dict[str, Any]:
         "securityContext": workload.pod_security_context(),
         "initContainers": [
             {
-                "name": "pull-models",
+                "name": "check-models" if preloaded else "pull-models",
                 "image": args.image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["/bin/sh", "-c", pull_script(model)],
+                "command": ["/bin/sh", "-c", init_script(model, preloaded)],
                 "env": server_env(args, f"127.0.0.1:{PORT}"),
                 "resources": resources,
                 "securityContext": workload.container_security_context(),

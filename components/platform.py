@@ -3,19 +3,23 @@
 Order: cluster (VNet, AKS, Kubernetes provider) -> GPU pools -> namespaces -> secrets (the
 vault, identities, SecretProviderClasses) -> monitoring (Grafana reads its admin Secret) ->
 GPU software (its DCGM ServiceMonitor needs monitoring's CRDs) -> network policies -> model
-services -> autoscaling -> ingress.
+services (each vLLM model after its cache warmer's Job, with serving.cacheWarmer) ->
+autoscaling -> ingress.
 Components receive plain typed args and the provider once, at their boundary; children
 inherit it.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pulumi
 
 from components import sizing
 from components.autoscaling import Autoscaling, AutoscalingArgs
+from components.cache_warmer import SERVICE_ACCOUNT as CACHE_WARMER_ACCOUNT
+from components.cache_warmer import BlobReaderArgs, BlobReaderIdentity
 from components.cluster import Cluster, ClusterArgs
 from components.config import GpuPool, ModelConfig, StackConfig
 from components.gpu_pool import (
@@ -63,6 +67,7 @@ from components.secrets import (
     ClusterSecrets,
     Consumer,
     KeyVaultSecrets,
+    PodWiring,
     SecretsArgs,
     api_key_command,
     vault_read_command,
@@ -140,7 +145,10 @@ class Platform(pulumi.ComponentResource):
             network_policies_args(config, namespaces),
             opts=_after(on_cluster, *namespaces.namespaces.values()),
         )
-        services = _model_services(name, config, secrets, _after(in_inference, secrets, *pools))
+        warmer_wiring = _cache_warmer_wiring(name, config, cluster, secrets, in_inference)
+        services = _model_services(
+            name, config, secrets, warmer_wiring, _after(in_inference, secrets, *pools)
+        )
         endpoints = {model: service.url for model, service in services.items()}
         scaled = autoscaled_models(config)
         if scaled and monitoring:
@@ -207,6 +215,13 @@ MODEL_SERVER = Consumer(
     service_account="slm-model-server",
     items=(API_KEY, HF_TOKEN),
 )
+# The cache warmer downloading a gated model from the Hub reads the Hugging Face token.
+CACHE_WARMER = Consumer(
+    name="cache-warmer",
+    namespace=INFERENCE_NAMESPACE,
+    service_account=CACHE_WARMER_ACCOUNT,
+    items=(HF_TOKEN,),
+)
 GRAFANA = Consumer(
     name="grafana",
     namespace=MONITORING_NAMESPACE,
@@ -221,13 +236,49 @@ def vllm_models(config: StackConfig) -> tuple[ModelConfig, ...]:
 
 
 def secret_consumers(config: StackConfig) -> tuple[Consumer, ...]:
-    """The workloads that read secrets: vLLM servers (API key, HF token), Grafana."""
+    """The workloads that read secrets: vLLM servers (API key, HF token), the cache warmer
+    downloading from the Hub (HF token), Grafana."""
+    warmer = config.serving.cache_warmer
     consumers = []
     if vllm_models(config):
-        consumers.append(MODEL_SERVER)
+        # With a warmer, the servers run offline: the token is the warmer's alone.
+        offline = replace(MODEL_SERVER, items=(API_KEY,))
+        consumers.append(offline if warmer.enabled else MODEL_SERVER)
+    if vllm_models(config) and warmer.enabled and warmer.source == "huggingface":
+        consumers.append(CACHE_WARMER)
     if config.monitoring.mode == "in-cluster":
         consumers.append(GRAFANA)
     return tuple(consumers)
+
+
+def _cache_warmer_wiring(
+    name: str,
+    config: StackConfig,
+    cluster: Cluster,
+    secrets: KeyVaultSecrets | ClusterSecrets,
+    opts: pulumi.ResourceOptions,
+) -> PodWiring | None:
+    """The warmer's service account: a secrets consumer (the Hub, for the token), or an
+    identity that reads the Azure Blob mirror (AKS)."""
+    warmer = config.serving.cache_warmer
+    if not (warmer.enabled and vllm_models(config)):
+        return None
+    if warmer.source == "huggingface":
+        return secrets.wiring(CACHE_WARMER.name)
+    reader = BlobReaderIdentity(
+        f"{name}-cache-warmer",
+        BlobReaderArgs(
+            stack=config.stack,
+            namespace=INFERENCE_NAMESPACE,
+            storage_account_id=warmer.blob_storage_account_id,
+            resource_group_name=cluster.resource_group_name,
+            location=config.cluster.location,
+            oidc_issuer_url=cluster.oidc_issuer_url,
+            client=cluster.client,
+        ),
+        opts=opts,
+    )
+    return reader.wiring
 
 
 def _secrets(
@@ -328,6 +379,7 @@ def _model_services(
     name: str,
     config: StackConfig,
     secrets: KeyVaultSecrets | ClusterSecrets,
+    warmer_wiring: PodWiring | None,
     opts: pulumi.ResourceOptions,
 ) -> dict[str, VllmService | OllamaService]:
     services: dict[str, VllmService | OllamaService] = {}
@@ -345,6 +397,8 @@ def _model_services(
                 config.serving.max_request_seconds,
                 cache,
                 secrets.wiring(MODEL_SERVER.name),
+                warmer=config.serving.cache_warmer if warmer_wiring else None,
+                warmer_wiring=warmer_wiring,
             )
             services[model.name] = VllmService(f"{name}-{model.name}", args, opts=opts)
         else:

@@ -308,9 +308,13 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         )
         self._wiring: dict[str, PodWiring] = {}
         for consumer in args.consumers:
-            self._wiring[consumer.name] = self._consumer(
-                name, args, consumer, present_items(consumer, values), vault, written
-            )
+            items = present_items(consumer, values)
+            if items:
+                self._wiring[consumer.name] = self._consumer(
+                    name, args, consumer, items, vault, written
+                )
+            else:
+                self._wiring[consumer.name] = self._nothing_to_read(name, consumer)
         self.vault_name = vault.name
         self.vault_uri = vault.properties.apply(lambda p: p.vault_uri)
         self.register_outputs({"vaultName": vault.name})
@@ -423,6 +427,13 @@ class KeyVaultSecrets(pulumi.ComponentResource):
             ],
             opts=child,
         )
+
+    def _nothing_to_read(self, name: str, consumer: Consumer) -> PodWiring:
+        """A consumer whose items have no value (no token configured): its service account,
+        no identity, no CSI volume (a SecretProviderClass with no object fails to mount)."""
+        if consumer.create_service_account:
+            _service_account(name, consumer, {}, self)
+        return PodWiring(service_account=consumer.service_account)
 
     def _consumer(self, name, args, consumer, items, vault, written) -> PodWiring:
         """One identity that reads this vault only, federated to the consumer's account."""

@@ -3,7 +3,8 @@
 Everything numeric comes from the model's EnginePlan (components/sizing.py): engine
 arguments, startup budget; and from the pool's SKU: CPU and memory per replica. This module
 only declares: a Deployment, a Service, a PodDisruptionBudget when there can be more than one
-replica, and the model cache volume.
+replica, the model cache volume and, with `serving.cacheWarmer`, the Job that fills it
+(components/cache_warmer.py): then the servers run offline and download nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import sizing, workload
+from components import cache_warmer, sizing, workload
+from components.config import CacheWarmer as CacheWarmerSettings
 from components.config import GpuPool, ModelConfig
 from components.gpu_pool import POOL_LABEL, gpu_tolerations
 from components.secrets import API_KEY, HF_TOKEN, PodWiring, SecretItem
@@ -43,6 +45,9 @@ class VllmArgs:
     cache: workload.ModelCache
     # The service account and volumes that give the pod its Secrets (components/secrets).
     secrets: PodWiring
+    # Set when serving.cacheWarmer is enabled: the warmer's settings and its pods' wiring.
+    warmer: CacheWarmerSettings | None = None
+    warmer_wiring: PodWiring | None = None
 
 
 class VllmService(pulumi.ComponentResource):
@@ -54,14 +59,18 @@ class VllmService(pulumi.ComponentResource):
         model = args.model
         selector = workload.labels("vllm", model.name, "inference")
         autoscaled = model.replicas.max > model.replicas.min
-        workload.declare_model_cache(name, model.name, args.namespace, args.cache, self)
+        claim = workload.declare_model_cache(name, model.name, args.namespace, args.cache, self)
+        warmed = self._warm_cache(name, args, claim)
         self.deployment = k8s.apps.v1.Deployment(
             name,
             metadata={"name": model.name, "namespace": args.namespace, "labels": selector},
             spec=deployment_spec(args, selector),
-            # The autoscaler owns the replica count once it varies (components/autoscaling).
+            # The autoscaler owns the replica count once it varies (components/autoscaling);
+            # a new revision rolls out once the warmer has it in the cache.
             opts=pulumi.ResourceOptions(
-                parent=self, ignore_changes=["spec.replicas"] if autoscaled else None
+                parent=self,
+                ignore_changes=["spec.replicas"] if autoscaled else None,
+                depends_on=warmed,
             ),
         )
         self.service = workload.http_service(
@@ -81,6 +90,24 @@ class VllmService(pulumi.ComponentResource):
         self.url = f"http://{model.name}.{args.namespace}.svc.cluster.local:{PORT}/v1"
         self.register_outputs({"url": self.url})
 
+    def _warm_cache(self, name, args: VllmArgs, claim) -> list[pulumi.Resource]:
+        if args.warmer is None:
+            return []
+        warmer = cache_warmer.CacheWarmer(
+            f"{name}-cache-warmer",
+            cache_warmer.CacheWarmerArgs(
+                args.model,
+                args.plan.startup_budget_seconds,
+                args.namespace,
+                args.warmer,
+                args.cache,
+                args.warmer_wiring,
+                claim,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return [warmer.job]
+
 
 def deployment_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
     model = args.model
@@ -92,7 +119,11 @@ def deployment_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
             "type": "RollingUpdate",
             "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
         },
-        "template": {"metadata": {"labels": selector}, "spec": pod_spec(args, selector)},
+        "template": {
+            # Without a warmer, each server downloads its weights itself.
+            "metadata": {"labels": workload.pod_labels(selector, args.warmer is None)},
+            "spec": pod_spec(args, selector),
+        },
     }
 
 
@@ -111,7 +142,13 @@ def pod_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
     }
     if model.replicas.max > 1:
         spec["topologySpreadConstraints"] = workload.spread_over_nodes_and_zones(selector)
-    if plan.model.gated:
+    if args.warmer:
+        spec["initContainers"] = [
+            cache_warmer.wait_for_cache_container(
+                args.warmer.image, model, plan.startup_budget_seconds
+            )
+        ]
+    elif plan.model.gated:
         spec["containers"][0]["env"].append(_secret_env("HF_TOKEN", HF_TOKEN))
     return spec
 
@@ -133,7 +170,7 @@ def container(args: VllmArgs) -> dict[str, Any]:
                 {"name": key, "value": value}
                 for key, value in {
                     # Weights in the model cache; everything else writable in scratch.
-                    "HF_HOME": "/models/huggingface",
+                    "HF_HOME": workload.HF_HOME,
                     "HOME": "/scratch/home",
                     "XDG_CACHE_HOME": "/scratch/xdg",
                     "VLLM_CACHE_ROOT": "/scratch/vllm",
@@ -145,6 +182,8 @@ def container(args: VllmArgs) -> dict[str, Any]:
                     "HF_HUB_DISABLE_TELEMETRY": "1",
                 }.items()
             ),
+            # The warmer put the pinned revision in the cache: never ask the Hub.
+            *([{"name": "HF_HUB_OFFLINE", "value": "1"}] if args.warmer else []),
         ],
         "ports": [{"name": "http", "containerPort": PORT}],
         "resources": {

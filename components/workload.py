@@ -17,6 +17,17 @@ import pulumi_kubernetes as k8s
 RUN_AS_USER = 10001
 
 
+# On the pods that download models (and only those): the network policy that lets HTTPS out
+# selects it. A pod-template label, never part of a Deployment's selector, so turning
+# downloads off (a preloaded image, a warmed cache) changes no selector.
+DOWNLOADS_LABEL = "slm-deploy/downloads-models"
+
+
+def pod_labels(selector: dict[str, str], downloads_models: bool) -> dict[str, str]:
+    """A pod template's labels: its selector's, and the downloads label where it downloads."""
+    return selector | {DOWNLOADS_LABEL: "true"} if downloads_models else dict(selector)
+
+
 def labels(app: str, instance: str, component: str) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": app,
@@ -103,6 +114,11 @@ def quantity_gib(gib: float) -> str:
 
 
 # -- model caches -----------------------------------------------------------------------------
+
+# The model volume's mount, and the Hugging Face cache on it (HF_HOME; the hub cache is its
+# hub/), which vLLM reads and the cache warmer fills.
+MODELS_MOUNT = "/models"
+HF_HOME = f"{MODELS_MOUNT}/huggingface"
 
 
 @dataclass(frozen=True)

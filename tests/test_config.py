@@ -77,6 +77,23 @@ def _add_model_copy(config: dict) -> None:
     config[f"{P}models"].append(copy.deepcopy(config[f"{P}models"][0]))
 
 
+# The cache warmer's settings in the rows below: a syntactically valid (not a real) digest.
+WARMER_IMAGE = "registry.example.com/slm/model-cache-warmer:0.1.0@sha256:" + "0" * 64
+PHI4_REVISION = "c0fb9e74abda11b496b7907a9c6c9009a7a0488f"  # as the prod stack pins it
+MIRROR_ACCOUNT_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-models"
+    "/providers/Microsoft.Storage/storageAccounts/slmmodels"
+)
+
+
+def _warmer(**settings: Any) -> Callable[[dict], None]:
+    """Enable the cache warmer (with settings) on dev, its model pinned to a revision."""
+    return _all(
+        _set("models[0].revision", PHI4_REVISION),
+        _set("serving.cacheWarmer", {"enabled": True, "image": WARMER_IMAGE, **settings}),
+    )
+
+
 # (mutation of the dev stack's config, the exact first line we expect)
 BAD_DEV_CONFIGS = [
     (
@@ -279,7 +296,110 @@ BAD_DEV_CONFIGS = [
         ),
         "slm-deploy:secrets.huggingFaceToken: null is not allowed; expected a token for models[0] (google/gemma-3-4b-it), a gated model: pulumi config set --secret --path secrets.huggingFaceToken hf_...",
     ),
+    # -- images, preloaded Ollama and the cache warmer (issue 8) --
+    (
+        _set("serving.cacheWarmer", {"enabled": True}),
+        "slm-deploy:serving.cacheWarmer.image: null is not allowed; expected the image built from images/model-cache-warmer when enabled",
+    ),
+    (
+        _set(
+            "serving.cacheWarmer", {"enabled": True, "image": "registry.example.com/warmer:latest"}
+        ),
+        'slm-deploy:serving.cacheWarmer.image: "registry.example.com/warmer:latest" is not allowed; expected a version tag or an @sha256 digest, never latest',
+    ),
+    (
+        _set("serving.cacheWarmer", {"enabled": True, "image": WARMER_IMAGE}),
+        "slm-deploy:models[0].revision: null is not allowed; expected a pinned commit while serving.cacheWarmer is enabled: the cache holds one exact revision",
+    ),
+    (
+        _all(_warmer(), _set("serving.modelCache", "node")),
+        'slm-deploy:serving.modelCache: "node" is not allowed; expected shared while serving.cacheWarmer is enabled: the warmer fills the volume the model servers read',
+    ),
+    (
+        _warmer(source="s3"),
+        "slm-deploy:serving.cacheWarmer.source: \"s3\" is not allowed; expected one of 'huggingface' or 'azure-blob'",
+    ),
+    (
+        _warmer(source="azure-blob"),
+        "slm-deploy:serving.cacheWarmer.blobUrl: null is not allowed; expected https://<account>.blob.core.windows.net/<container>[/<prefix>] when source is azure-blob",
+    ),
+    (
+        _warmer(
+            source="azure-blob",
+            blobUrl="https://slmmodels.blob.core.windows.net/models?sv=2024&sig=x",
+        ),
+        'slm-deploy:serving.cacheWarmer.blobUrl: "https://slmmodels.blob.core.windows.net/models?sv=2024&s... is not allowed; expected a container URL https://<account>.blob.core.windows.net/<container>[/<prefix>], without a SAS token',
+    ),
+    (
+        _warmer(source="azure-blob", blobUrl="https://slmmodels.blob.core.windows.net/models/hf"),
+        "slm-deploy:serving.cacheWarmer.blobStorageAccountId: null is not allowed; expected the mirror's storage account id when source is azure-blob: the warmer's identity is granted Storage Blob Data Reader on it",
+    ),
+    (
+        _warmer(blobStorageAccountId="slmmodels"),
+        'slm-deploy:serving.cacheWarmer.blobStorageAccountId: "slmmodels" is not allowed; expected a storage account resource id: /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Storage/storageAccounts/<name>',
+    ),
+    (
+        _warmer(
+            source="azure-blob",
+            blobUrl="https://othermodels.blob.core.windows.net/models",
+            blobStorageAccountId=MIRROR_ACCOUNT_ID,
+        ),
+        "slm-deploy:serving.cacheWarmer.blobStorageAccountId: \"/subscriptions/00000000-0000-0000-0000-000000000000/reso... is not allowed; expected the id of blobUrl's account (othermodels)",
+    ),
+    (
+        _set("serving.ollama", {"preloaded": True}),
+        'slm-deploy:serving.ollamaImage: "ollama/ollama:0.31.1@sha256:f1a705f2bd113fb8d15f85f7c217... is not allowed; expected an image built from images/ollama-preloaded when serving.ollama.preloaded is true (the stock image holds no models)',
+    ),
 ]
+
+PRELOADED_OLLAMA_IMAGE = "registry.example.com/slm/ollama-preloaded:0.1.0@sha256:" + "1" * 64
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            _all(
+                _set("serving.ollamaImage", PRELOADED_OLLAMA_IMAGE),
+                _set("serving.ollama.preloaded", True),
+                _set("models[0].variants", [{"name": "tiny-coder", "system": "You write Python."}]),
+            ),
+            'slm-deploy:models[0].variants: "[...]" is not allowed; expected nothing while serving.ollama.preloaded is true: variants are built at deploy time into a writable model store, the preloaded one is read-only',
+        ),
+        (
+            _set(
+                "serving.cacheWarmer",
+                {
+                    "enabled": True,
+                    "image": WARMER_IMAGE,
+                    "source": "azure-blob",
+                    "blobUrl": "https://slmmodels.blob.core.windows.net/models",
+                },
+            ),
+            'slm-deploy:serving.cacheWarmer.source: "azure-blob" is not allowed; expected huggingface off AKS: the warmer reads the mirror with workload identity',
+        ),
+    ],
+)
+def test_bad_local_config_stops_with_one_line(config_root: Path, mutate, expected: str) -> None:
+    document = read_stack(config_root, "local")
+    mutate(document["config"])
+    write_stack(config_root, "local", document)
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("local", config_root=config_root)
+    assert str(raised.value) == expected
+
+
+def test_prod_refuses_a_cache_warmer_pinned_by_tag_only(config_root: Path) -> None:
+    document = read_stack(config_root, "prod")
+    image = "registry.example.com/slm/model-cache-warmer:0.1.0"
+    document["config"][f"{P}serving"] = {"cacheWarmer": {"enabled": True, "image": image}}
+    write_stack(config_root, "prod", document)
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("prod", config_root=config_root)
+    assert str(raised.value) == (
+        f'slm-deploy:serving.cacheWarmer.image: "{image}" is not allowed; expected an image '
+        "pinned by @sha256 digest in prod"
+    )
 
 
 @pytest.mark.parametrize(

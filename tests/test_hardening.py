@@ -4,10 +4,12 @@ without tokens."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from components.workload import DOWNLOADS_LABEL
 from tests.conftest import STACKS, read_stack, resources_of, write_stack
 from tests.netpol import External, Pod, allowed, policies_by_namespace
 from tools.plan import build_plan
@@ -225,3 +227,17 @@ def test_only_model_servers_download(plans, config_root) -> None:
     assert allowed(policies, ollama, PUBLIC, 443) is True  # pulls the model
     assert allowed(policies, webui, PUBLIC, 443) is False  # no way out
     assert allowed(policies, webui, ollama, ollama.ports["http"]) is True
+    # What lets a pod out is the downloads label, which only the model servers carry.
+    assert ollama.labels[DOWNLOADS_LABEL] == "true" and DOWNLOADS_LABEL not in webui.labels
+    assert allowed(policies, replace(webui, labels={DOWNLOADS_LABEL: "true"}), PUBLIC, 443)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_downloads_label_is_never_part_of_a_selector(plans, stack: str) -> None:
+    """Selectors are immutable: turning downloads off (a preloaded image, a warmed cache)
+    must change the pod template only, never replace a Deployment."""
+    for deployment in resources_of(plans[stack], "kubernetes:apps/v1:Deployment"):
+        spec = deployment["inputs"]["spec"]
+        assert DOWNLOADS_LABEL not in spec["selector"]["matchLabels"]
+        labels = spec["template"]["metadata"]["labels"]
+        assert labels.items() >= spec["selector"]["matchLabels"].items()

@@ -380,12 +380,15 @@ def test_existing_cluster_fills_the_same_secrets_from_config(config_root) -> Non
 
 
 def test_consumers_read_only_their_own_items() -> None:
-    from components.platform import GRAFANA, MODEL_SERVER
+    from components.platform import CACHE_WARMER, GRAFANA, MODEL_SERVER
 
     assert (
         Consumer("model-server", "slm-inference", "slm-model-server", (API_KEY, HF_TOKEN))
         == MODEL_SERVER
     )
+    # The cache warmer downloads gated models from the Hub: the token, nothing else.
+    assert CACHE_WARMER.items == (HF_TOKEN,)
+    assert CACHE_WARMER.service_account == "slm-cache-warmer"
     assert GRAFANA.items == (GRAFANA_USER, GRAFANA_PASSWORD)
     assert GRAFANA.create_service_account is False
 

@@ -10,6 +10,7 @@ import yaml
 from components.config import OllamaVariant
 from components.ollama import modelfile
 from tests.conftest import STACKS, read_stack, resources_of, write_stack
+from tests.netpol import External, Pod, allowed, policies_by_namespace
 from tools.plan import build_plan, kubernetes_manifests
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
@@ -158,6 +159,40 @@ def test_local_ollama_pulls_before_it_serves(plans) -> None:
     }
 
 
+PRELOADED_IMAGE = "registry.example.com/slm/ollama-preloaded:0.1.0@sha256:" + "1" * 64
+
+
+def test_preloaded_ollama_pulls_nothing_and_gets_no_egress(config_root) -> None:
+    document = read_stack(config_root, "local")
+    document["config"]["slm-deploy:serving"] = {
+        "ollamaImage": PRELOADED_IMAGE,
+        "ollama": {"preloaded": True},
+    }
+    write_stack(config_root, "local", document)
+    plan = build_plan("local", config_root=config_root)
+    deployment = _deployment(plan, "qwen3-tiny")
+    template = deployment["spec"]["template"]
+    pod = template["spec"]
+    # The selector stays; only the downloads label goes.
+    assert template["metadata"]["labels"] == deployment["spec"]["selector"]["matchLabels"]
+    (init,) = pod["initContainers"]
+    assert init["name"] == "check-models" and init["image"] == PRELOADED_IMAGE
+    script = init["command"][2]
+    assert "ollama pull" not in script
+    assert "ollama show qwen3:0.6b >/dev/null 2>&1 || " in script
+    for container in (init, pod["containers"][0]):
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["OLLAMA_MODELS"] == "/usr/share/ollama/models"
+        assert env["OLLAMA_NOPRUNE"] == "1"
+        assert {m["name"] for m in container["volumeMounts"]} == {"scratch", "tmp"}
+    assert {v["name"] for v in pod["volumes"]} == {"scratch", "tmp"}
+    assert resources_of(plan, "kubernetes:core/v1:PersistentVolumeClaim") == []
+    policies = policies_by_namespace(plan["resources"])
+    server = Pod("slm-inference", template["metadata"]["labels"], {"http": 11434})
+    assert allowed(policies, server, External("104.16.0.1"), 443) is False
+    assert allowed(policies, server, Pod("kube-system", {"k8s-app": "kube-dns"}), 53, "UDP")
+
+
 def test_modelfile_for_a_variant() -> None:
     variant = OllamaVariant.model_validate(
         {"name": "phi4-reasoning", "system": "Think step by step.", "temperature": 0.3, "topP": 0.8}
@@ -269,6 +304,10 @@ def test_inference_namespace_denies_by_default_and_allows_clients_dns_downloads(
         "app-routing-system",
         "slm-monitoring",
     ]
+    # Egress is for the pods that download a model, marked by a pod-template label.
+    assert policies["allow-model-downloads"]["podSelector"] == {
+        "matchLabels": {"slm-deploy/downloads-models": "true"}
+    }
     download = policies["allow-model-downloads"]["egress"][0]
     assert download["ports"] == [{"protocol": "TCP", "port": 443}]
     assert download["to"][0]["ipBlock"]["except"] == [
