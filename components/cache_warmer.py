@@ -180,6 +180,8 @@ def job_spec(args: CacheWarmerArgs) -> dict[str, Any]:
                 # Each attempt in a new pod, whose log stays for the post-mortem.
                 "restartPolicy": "Never",
                 "securityContext": workload.pod_security_context(),
+                # A download needs no GPU: the system pool takes it.
+                "tolerations": workload.SYSTEM_POOL_TOLERATIONS,
                 "containers": [container],
                 "volumes": [
                     workload.model_cache_volume(model.name, args.cache),

@@ -709,7 +709,12 @@ class StackConfig(_Strict):
 
     def check_gated_models_have_a_token(self) -> None:
         """Called after the memory fit: a gated model that cannot run is fixed first."""
+        warmer = self.serving.cache_warmer
+        # vLLM models filled from the Azure Blob mirror never ask the Hub for anything.
+        from_mirror = warmer.enabled and warmer.source == "azure-blob"
         for index, model in enumerate(self.models):
+            if from_mirror and model.engine == "vllm":
+                continue
             if model.spec.gated and not self.secrets.hugging_face_token:
                 raise _FieldError(
                     "secrets.huggingFaceToken",

@@ -38,7 +38,7 @@ from components.secrets import (
     PodWiring,
     secret_read_command,
 )
-from components.workload import labels
+from components.workload import SYSTEM_POOL_TOLERATIONS, labels
 
 KUBE_PROMETHEUS_STACK = ChartPin(
     "kube-prometheus-stack", "92.2.0", "https://prometheus-community.github.io/helm-charts"
@@ -52,11 +52,6 @@ GRAFANA_SERVICE_ACCOUNT = "slm-grafana"
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 # vLLM publishes its metrics on the API port; scrape at the autoscaler's polling interval.
 SCRAPE_INTERVAL = "15s"
-# The system pool is tainted CriticalAddonsOnly (components/cluster.py): monitoring is a
-# platform add-on and runs there, never on GPU nodes.
-SYSTEM_POOL_TOLERATIONS = [
-    {"key": "CriticalAddonsOnly", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
-]
 # Pod Security Standards "restricted", stated in our values rather than left to each
 # subchart's defaults, so the restricted monitoring namespace admits every pod.
 RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -101,6 +96,7 @@ def chart_values(args: MonitoringArgs) -> dict[str, Any]:
     """kube-prometheus-stack's values: retention and storage per stack, every monitor and
     rule in the cluster selected, Grafana's admin from our Secret, system-pool placement,
     restricted pods (node-exporter, which needs the host, runs with the node agents)."""
+    # Monitoring is a platform add-on: on the system pool, never on GPU nodes.
     on_system_pool = {"tolerations": SYSTEM_POOL_TOLERATIONS}
     # Prometheus, Alertmanager (the operator writes their containers' contexts itself).
     operator_managed = {"securityContext": RESTRICTED_POD | PROMETHEUS_IDS}

@@ -207,6 +207,8 @@ def pod_spec(args: OllamaArgs) -> dict[str, Any]:
     if args.pool:
         spec["nodeSelector"] = {POOL_LABEL: args.pool.name}
         spec["tolerations"] = gpu_tolerations(args.pool.spot)
+    else:
+        spec["tolerations"] = workload.SYSTEM_POOL_TOLERATIONS
     return spec
 
 
@@ -273,6 +275,7 @@ class OpenWebUi(pulumi.ComponentResource):
                     "metadata": {"labels": selector},
                     "spec": {
                         "automountServiceAccountToken": False,
+                        "tolerations": workload.SYSTEM_POOL_TOLERATIONS,
                         "securityContext": workload.pod_security_context(),
                         "containers": [
                             {

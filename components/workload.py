@@ -28,6 +28,15 @@ def pod_labels(selector: dict[str, str], downloads_models: bool) -> dict[str, st
     return selector | {DOWNLOADS_LABEL: "true"} if downloads_models else dict(selector)
 
 
+# The AKS system pool is tainted CriticalAddonsOnly (components/cluster.py) and GPU pools
+# nvidia.com/gpu: a pod that needs no GPU (monitoring, Open WebUI, a CPU model, the cache
+# warmer) tolerates the system pool's taint, or no AKS node would take it. Elsewhere the
+# taint does not exist and the toleration changes nothing.
+SYSTEM_POOL_TOLERATIONS = [
+    {"key": "CriticalAddonsOnly", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+]
+
+
 def labels(app: str, instance: str, component: str) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": app,

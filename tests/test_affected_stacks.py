@@ -12,10 +12,11 @@ import pytest
 
 from tools.affected_stacks import affected_stacks, main
 from tools.plan import ROOT
+from tools.stack_files import available_stacks
 
-# The repository's stacks, as available_stacks lists them (sorted).
-STACKS = ["dev", "local", "prod", "staging"]
-EVERY_CI_STACK = ["dev", "prod", "staging"]
+# The repository's stacks (a fork's added ones included), and those CI previews.
+STACKS = available_stacks(ROOT)
+EVERY_CI_STACK = [stack for stack in STACKS if stack != "local"]
 
 
 @pytest.mark.parametrize(

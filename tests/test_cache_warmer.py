@@ -596,3 +596,46 @@ def test_the_warmer_job_passes_checkov(hub_plan, tmp_path: Path) -> None:
     # Probes do not apply to a Job; every other workload check must have passed.
     expected = set(REQUIRED_WORKLOAD_CHECKS) - {"CKV_K8S_8", "CKV_K8S_9"}
     assert expected <= passed
+
+
+def test_a_gated_model_from_the_blob_mirror_needs_no_token(config_root: Path) -> None:
+    document = read_stack(config_root, "dev")
+    config = document["config"]
+    config["slm-deploy:gpuPools"][0]["vmSize"] = "Standard_NV36ads_A10_v5"
+    model = config["slm-deploy:models"][0]
+    model["source"], model["revision"] = "google/gemma-3-4b-it", REVISION
+    mirror = {
+        "source": "azure-blob",
+        "blobUrl": MIRROR_URL,
+        "blobStorageAccountId": MIRROR_ACCOUNT_ID,
+    }
+    config["slm-deploy:serving"] = {
+        "cacheWarmer": {"enabled": True, "image": WARMER_IMAGE, **mirror}
+    }
+    write_stack(config_root, "dev", document)
+    plan = build_plan("dev", config_root=config_root)  # no secrets.huggingFaceToken: no error
+    vault_secrets = {
+        r["inputs"]["secretName"] for r in resources_of(plan, "azure-native:keyvault:Secret")
+    }
+    assert "hugging-face-token" not in vault_secrets
+    assert plan["violations"] == []
+
+
+def test_the_hub_backend_asks_for_the_pinned_revision_in_the_cache_vllm_reads(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The real backend's call, with huggingface_hub stood in by a recorder (the package is
+    in the image, not in this environment)."""
+    calls: list[dict[str, Any]] = []
+    fake = type(sys)("huggingface_hub")
+    fake.snapshot_download = lambda **kwargs: calls.append(kwargs)
+    monkeypatch.setitem(sys.modules, "huggingface_hub", fake)
+    monkeypatch.setenv("HF_TOKEN", "hf_token_from_the_secret")
+    request = _request(tmp_path)
+    warm_cache.download_from_hub(request, lambda line: None)
+    (call,) = calls
+    assert call["repo_id"] == REPO and call["revision"] == REVISION
+    assert call["cache_dir"] == tmp_path / "models" / "huggingface" / "hub"  # HF_HOME/hub
+    assert call["token"] == "hf_token_from_the_secret"
+    assert "*.safetensors" in call["allow_patterns"]
+    assert not {"*.bin", "*.pth", "*.gguf"} & set(call["allow_patterns"])

@@ -241,3 +241,92 @@ def test_the_downloads_label_is_never_part_of_a_selector(plans, stack: str) -> N
         assert DOWNLOADS_LABEL not in spec["selector"]["matchLabels"]
         labels = spec["template"]["metadata"]["labels"]
         assert labels.items() >= spec["selector"]["matchLabels"].items()
+
+
+# -- every pod has a node to land on ----------------------------------------------------------
+
+WORKLOAD_TYPES = (
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:batch/v1:Job",
+)
+
+
+def _taint(text: str) -> dict[str, str]:
+    key_value, effect = text.split(":")
+    key, _, value = key_value.partition("=")
+    return {"key": key, "value": value, "effect": effect}
+
+
+def _aks_pools(plan: dict[str, Any]) -> list[tuple[dict[str, str], list[dict[str, str]]]]:
+    """Each AKS pool as the scheduler sees it: its node labels and its taints."""
+    (cluster,) = resources_of(plan, "azure-native:containerservice:ManagedCluster")
+    pools = [
+        ({}, [_taint(t) for t in profile.get("nodeTaints", [])])
+        for profile in cluster["inputs"]["agentPoolProfiles"]
+    ]
+    for pool in resources_of(plan, "azure-native:containerservice:AgentPool"):
+        inputs = pool["inputs"]
+        pools.append((inputs["nodeLabels"], [_taint(t) for t in inputs.get("nodeTaints", [])]))
+    return pools
+
+
+def _tolerates(tolerations: list[dict], taint: dict[str, str]) -> bool:
+    for toleration in tolerations:
+        if toleration.get("key") != taint["key"]:
+            continue
+        if toleration.get("effect") not in (None, taint["effect"]):
+            continue
+        if toleration.get("operator") == "Exists" or toleration.get("value") == taint["value"]:
+            return True
+    return False
+
+
+def _schedulable(pod: dict[str, Any], labels: dict[str, str], taints: list[dict]) -> bool:
+    selector = pod.get("nodeSelector", {})
+    tolerations = pod.get("tolerations", [])
+    return all(labels.get(k) == v for k, v in selector.items()) and all(
+        _tolerates(tolerations, taint) for taint in taints
+    )
+
+
+def _unplaceable(plan: dict[str, Any]) -> list[str]:
+    pools = _aks_pools(plan)
+    stranded = []
+    for type_ in WORKLOAD_TYPES:
+        for workload in resources_of(plan, type_):
+            pod = workload["inputs"]["spec"]["template"]["spec"]
+            if not any(_schedulable(pod, labels, taints) for labels, taints in pools):
+                stranded.append(workload["inputs"]["metadata"]["name"])
+    return stranded
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_pod_has_a_pool_that_takes_it(plans, stack: str) -> None:
+    assert _unplaceable(plans[stack]) == []
+
+
+def test_pods_without_a_gpu_land_on_the_system_pool_on_aks(config_root) -> None:
+    """Open WebUI, a CPU model and the cache warmer need no GPU: the system pool's taint is
+    the only one they can tolerate on AKS."""
+    document = read_stack(config_root, "dev")
+    config = document["config"]
+    config["slm-deploy:models"][0]["revision"] = "c0fb9e74abda11b496b7907a9c6c9009a7a0488f"
+    config["slm-deploy:models"].append(
+        {"name": "qwen3-tiny", "engine": "ollama", "source": "qwen3:0.6b"}
+    )
+    digest = "0" * 64
+    config["slm-deploy:serving"] = {
+        "ollama": {"openWebUi": {"enabled": True}},
+        "cacheWarmer": {"enabled": True, "image": f"acr.example/warmer:1@sha256:{digest}"},
+    }
+    write_stack(config_root, "dev", document)
+    plan = build_plan("dev", config_root=config_root)
+    names = {w["inputs"]["metadata"]["name"] for t in WORKLOAD_TYPES for w in resources_of(plan, t)}
+    assert {"open-webui", "qwen3-tiny", "phi4-mini"} <= names
+    assert any(name.startswith("phi4-mini-warm-") for name in names)
+    assert _unplaceable(plan) == []
+    # And the check can fail: without its toleration the warmer would have nowhere to go.
+    for job in resources_of(plan, "kubernetes:batch/v1:Job"):
+        del job["inputs"]["spec"]["template"]["spec"]["tolerations"]
+    assert [n for n in _unplaceable(plan) if "-warm-" in n]

@@ -161,6 +161,13 @@ def write_marker(request: FillRequest) -> None:
 # -- backends -----------------------------------------------------------------------------------
 
 
+# What vLLM loads from a checkpoint: safetensors weights and their index, configs, the
+# tokenizer (JSON, sentencepiece, tiktoken, vocab/merges text) and chat templates. Repos
+# often also ship the same weights as *.bin, *.pth (original/) or GGUF: skipping those
+# keeps the download, and the cache sized for one checkpoint, to one copy.
+HUB_PATTERNS = ("*.safetensors", "*.json", "*.model", "*.tiktoken", "*.txt", "*.jinja", "*.py")
+
+
 def download_from_hub(request: FillRequest, say: Log) -> None:
     """The Hub's own download into its cache layout (resumes partial files)."""
     # Imported here: only this backend needs it, and tests run without it.
@@ -171,6 +178,7 @@ def download_from_hub(request: FillRequest, say: Log) -> None:
         repo_id=request.repo,
         revision=request.revision,
         cache_dir=request.hub_cache,
+        allow_patterns=list(HUB_PATTERNS),
         token=os.environ.get("HF_TOKEN") or None,
     )
 
