@@ -7,9 +7,8 @@ slowly (GPU replicas are slow to start and expensive to thrash). Ollama is not s
 has no metrics endpoint and one ReadWriteOnce model volume, so it keeps its one replica.
 
 KEDA is the AKS add-on (components/cluster.py), the cluster's only external metrics
-adapter. Existing clusters (the local stack) run no vLLM model today (vLLM needs a GPU pool,
-and pools are AKS's), so nothing here installs KEDA's chart; bringing your own GPU nodes is
-where that will come in.
+adapter. Nothing here installs KEDA's chart, so on an existing cluster (vLLM on GPU nodes
+you bring included) the config refuses a replica range: replicas there are fixed.
 
 A model whose minimum is 0 (dev) cannot be woken by its queue: with no pod there is no
 metric. Its `replicas.awake` hours become a cron trigger holding one replica; outside them

@@ -9,7 +9,7 @@ Keys (all in the `slm-deploy:` namespace):
 
     environment   the tier this stack is: local, dev, staging or prod (drives the defaults)
     cluster       where the platform runs: a new AKS cluster, or an existing kubeconfig context
-    gpuPools      GPU node pools (AKS only)
+    gpuPools      GPU node pools: created on AKS, described (nodes that exist) otherwise
     models        the models to serve, each on an engine and, for GPUs, a pool
     monitoring    which Prometheus/Grafana the platform uses
     secrets       secret values (set with `pulumi config set --secret --path secrets.<name>`)
@@ -255,11 +255,32 @@ class ExistingCluster(_Strict):
     # A context in the deployer's kubeconfig ($KUBECONFIG or ~/.kube/config), e.g. kind-slm.
     context: str = Field(min_length=1)
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    # What makes the GPU nodes of gpuPools schedulable and observable. "present" (default):
+    # the cluster already runs it (NVIDIA's GPU Operator, or a device plugin and DCGM
+    # exporter), as most GPU clusters do, and a second device plugin would conflict.
+    # "install": the template declares NVIDIA's device plugin and DCGM exporter charts, as it
+    # does on AKS with gpuDriver "aks"; the nodes must already have the NVIDIA driver and
+    # container toolkit, and carry the label slm-deploy/gpu=nvidia.
+    gpu_software: Literal["present", "install"] = "present"
+
+
+# The keys of a gpuPools entry that only shape an AKS agent pool: refused on an existing
+# cluster, whose nodes already exist (their count, zones and disks are yours).
+AKS_ONLY_POOL_KEYS = {"min_count": "minCount", "zones": "zones", "os_disk_size_gb": "osDiskSizeGb"}
 
 
 class GpuPool(_Strict):
+    """A GPU node pool. On AKS the template creates it as an agent pool. On an existing
+    cluster it describes nodes that already exist: they carry the label
+    slm-deploy/pool=<name> (gpu_pool.POOL_LABEL), vmSize names their GPU, maxCount says how
+    many there are, spot adds the spot toleration; minCount, zones and osDiskSizeGb are
+    AKS's only and refused there."""
+
     name: str = Field(pattern=AGENT_POOL_NAME.pattern)
     # A GPU SKU from components/catalog.py (its GPUs, memory and price drive the checks).
+    # On an existing cluster, nodes outside Azure included: the catalog SKU with the same GPU
+    # model and GPU count per node (e.g. Standard_NV36ads_A10_v5 for one A10 per node), so
+    # the memory and capacity checks use the right GPU; its price is not shown.
     vm_size: str = Field(pattern=AZURE_VM_SIZE.pattern)
     # 0 lets an idle GPU pool cost nothing; the cluster autoscaler adds nodes on demand.
     min_count: int = Field(0, ge=0, le=100)
@@ -632,19 +653,30 @@ class StackConfig(_Strict):
                 raise _FieldError(
                     f"models[{index}].pool", model.pool, f"a gpuPools name: {allowed}"
                 )
-        if not self.is_aks and self.gpu_pools:
-            raise _FieldError(
-                "gpuPools",
-                "[...]",
-                "empty with cluster.mode existing: pools are created on AKS only",
-            )
+        if not self.is_aks:
+            self._check_existing_pools()
         self._check_environment_rules()
         return self
+
+    def _check_existing_pools(self) -> None:
+        """On an existing cluster a pool describes nodes that exist: the keys that shape an
+        AKS agent pool mean nothing there, so they are refused rather than ignored."""
+        for index, pool in enumerate(self.gpu_pools):
+            for field, key in AKS_ONLY_POOL_KEYS.items():
+                if field in pool.model_fields_set:
+                    raise _FieldError(
+                        f"gpuPools[{index}].{key}",
+                        getattr(pool, field),
+                        "nothing with cluster.mode existing: the nodes exist already (maxCount "
+                        "says how many); minCount, zones and osDiskSizeGb shape AKS agent pools",
+                    )
 
     def _check_environment_rules(self) -> None:
         """What each tier demands. dev may relax cost, never security."""
         if self.environment == "local" and self.is_aks:
             raise _FieldError("cluster.mode", "aks", "existing for the local environment")
+        # An existing cluster is allowed in local and dev; staging and prod promise Key Vault,
+        # private endpoints and the AKS settings the policy pack checks.
         if self.environment in ("staging", "prod") and not self.is_aks:
             raise _FieldError(
                 "cluster.mode", "existing", f"aks for the {self.environment} environment"
@@ -669,6 +701,14 @@ class StackConfig(_Strict):
         """Autoscaled models need a Prometheus to read; only dev and local may scale to zero
         (the first request after idle waits for a GPU node and the weights to load)."""
         for index, model in enumerate(self.models):
+            if model.replicas.max > model.replicas.min and not self.is_aks:
+                raise _FieldError(
+                    f"models[{index}].replicas.max",
+                    model.replicas.max,
+                    f"{model.replicas.min} (the minimum) with cluster.mode existing: "
+                    "autoscaling relies on the AKS KEDA add-on, and nothing installs KEDA "
+                    "on your cluster",
+                )
             if model.replicas.max > model.replicas.min and self.monitoring.mode == "none":
                 raise _FieldError(
                     f"models[{index}].replicas.max",

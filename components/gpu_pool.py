@@ -1,4 +1,5 @@
-"""GPU node pools: one AKS AgentPool resource per configured pool.
+"""GPU node pools: one AKS AgentPool resource per configured pool (on an existing cluster
+the pools describe nodes that exist, and nothing here creates them).
 
 Pools are separate AgentPool resources, never inline in the cluster: AKS rejects adding inline
 pools after creation, and editing them disturbs every pool. A pool's VM size cannot change in

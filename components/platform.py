@@ -1,10 +1,11 @@
 """The one place that wires the components together from the validated stack config.
 
-Order: cluster (VNet, AKS, Kubernetes provider) -> GPU pools -> namespaces -> secrets (the
-vault, identities, SecretProviderClasses) -> monitoring (Grafana reads its admin Secret) ->
-GPU software (its DCGM ServiceMonitor needs monitoring's CRDs) -> network policies -> model
-services (each vLLM model after its cache warmer's Job, with serving.cacheWarmer) ->
-autoscaling -> ingress.
+Order: cluster (VNet, AKS, Kubernetes provider) -> GPU pools (AKS only: on an existing
+cluster they are nodes that exist) -> namespaces -> secrets (the vault, identities,
+SecretProviderClasses) -> monitoring (Grafana reads its admin Secret) -> GPU software (its
+DCGM ServiceMonitor needs monitoring's CRDs) -> network policies -> model services (each
+vLLM model after its cache warmer's Job, with serving.cacheWarmer) -> autoscaling ->
+ingress.
 Components receive plain typed args and the provider once, at their boundary; children
 inherit it.
 """
@@ -95,6 +96,7 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # On an existing cluster the pools' nodes exist already: nothing to create.
         pools = [
             GpuNodePool(
                 f"{name}-pool-{pool.name}",
@@ -107,7 +109,7 @@ class Platform(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=cluster),
             )
-            for pool in config.gpu_pools
+            for pool in (config.gpu_pools if config.is_aks else [])
         ]
         on_cluster = pulumi.ResourceOptions(parent=self, providers={"kubernetes": cluster.provider})
         namespaces = Namespaces(
@@ -116,7 +118,7 @@ class Platform(pulumi.ComponentResource):
                 environment=config.environment,
                 kubernetes_version=config.cluster.kubernetes_version,
                 specs=namespace_specs(
-                    gpu=bool(pools),
+                    gpu=installs_gpu_software(config),
                     monitoring_in_cluster=config.monitoring.mode == "in-cluster",
                 ),
             ),
@@ -126,11 +128,15 @@ class Platform(pulumi.ComponentResource):
             name, config, cluster, _after(on_cluster, *namespaces.namespaces.values())
         )
         monitoring = _monitoring(name, config, cluster, namespaces, secrets, on_cluster)
-        if pools:
+        if installs_gpu_software(config):
             GpuSoftware(
                 f"{name}-gpu-software",
                 GpuSoftwareArgs(
-                    config.cluster.gpu_driver, NODE_SYSTEM_NAMESPACE, service_monitor_api(config)
+                    # An existing cluster's nodes have their driver: device plugin and DCGM
+                    # exporter, as on AKS with gpuDriver "aks".
+                    config.cluster.gpu_driver if config.is_aks else "aks",
+                    NODE_SYSTEM_NAMESPACE,
+                    service_monitor_api(config),
                 ),
                 opts=_after(
                     on_cluster,
@@ -182,7 +188,10 @@ class Platform(pulumi.ComponentResource):
             "registryLoginServer": cluster.registry_login_server,
             "kubeconfig": cluster.kubeconfig,
             "namespaces": sorted(namespaces.namespaces),
-            "gpuPools": {pool.name: pool_summary(pool) for pool in config.gpu_pools},
+            "gpuPools": {
+                pool.name: pool_summary(pool, existing=not config.is_aks)
+                for pool in config.gpu_pools
+            },
             "models": {
                 model.name: model_summary(model, config.engine_plans[model.name])
                 for model in config.models
@@ -362,6 +371,14 @@ def _monitoring(
     return None
 
 
+def installs_gpu_software(config: StackConfig) -> bool:
+    """NVIDIA's device plugin and DCGM exporter (or GPU Operator): with the GPU pools the
+    template creates on AKS; on an existing cluster only with gpuSoftware "install"."""
+    if not config.gpu_pools:
+        return False
+    return config.is_aks or config.cluster.gpu_software == "install"
+
+
 def service_monitor_api(config: StackConfig) -> str | None:
     """The ServiceMonitor API of the Prometheus that scrapes this cluster."""
     return {
@@ -516,8 +533,23 @@ def served_model_names(config: StackConfig) -> dict[str, list[str]]:
     }
 
 
-def pool_summary(pool: GpuPool) -> dict[str, Any]:
-    """A GPU pool as the stack outputs and the plan summary show it."""
+# Why an existing cluster's pool shows no cost: the template neither creates nor bills it.
+EXISTING_POOL_COST_NOTE = "existing nodes: not created by this template, no cost estimate"
+
+
+def pool_summary(pool: GpuPool, existing: bool = False) -> dict[str, Any]:
+    """A GPU pool as the stack outputs and the plan summary show it. Nodes of an existing
+    cluster show their GPU and count, and no Azure cost: the template does not create them."""
+    if existing:
+        return {
+            "vmSize": pool.vm_size,
+            "gpu": f"{pool.sku.gpus}x {pool.sku.gpu_model}",
+            "existingNodes": True,
+            "maxCount": pool.max_count,
+            "spot": pool.spot,
+            "monthlyCostUsd": None,
+            "costNote": EXISTING_POOL_COST_NOTE,
+        }
     return {
         "vmSize": pool.vm_size,
         "gpu": f"{pool.sku.gpus}x {pool.sku.gpu_model}",

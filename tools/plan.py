@@ -279,6 +279,13 @@ def _pool_lines(pools: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, pool in sorted(pools.items()):
+        if pool.get("existingNodes"):
+            # Nodes of an existing cluster: the template neither creates nor prices them.
+            lines.append(
+                f"| {name} | {pool['vmSize']} | {pool['gpu']} | {pool['maxCount']} existing"
+                f" | {pool['spot']} | - | - | {pool['costNote']} | - |"
+            )
+            continue
         cost = pool["monthlyCostUsd"]
         other_key = "monthlyCostUsdIfOnDemand" if pool["spot"] else "monthlyCostUsdIfSpot"
         other = pool[other_key]
@@ -291,11 +298,18 @@ def _pool_lines(pools: dict[str, Any]) -> list[str]:
             f" | {pool['spot']} | {_money(cost['min'])} | {_money(cost['max'])} | {_price(cost)}"
             f" | {other_text} |"
         )
-    lines += [
-        "",
-        "Costs are VM hours only (730 hours a month), from components/prices.json. A pool's VM"
-        " size is immutable: changing it replaces the pool and its nodes.",
-    ]
+    if any(not pool.get("existingNodes") for pool in pools.values()):
+        lines += [
+            "",
+            "Costs are VM hours only (730 hours a month), from components/prices.json. A pool's"
+            " VM size is immutable: changing it replaces the pool and its nodes.",
+        ]
+    else:
+        lines += [
+            "",
+            "Existing nodes of your cluster: the VM size names the catalog SKU whose GPU they"
+            " have, for the memory and capacity checks.",
+        ]
     return lines
 
 
@@ -351,11 +365,12 @@ def console_summary(plan: dict[str, Any], target: Path, elapsed: float) -> str:
             lines.append(f"  {name}: CPU, {model['cpuMemoryGiB']} GiB of memory")
     for name, pool in sorted((plan["outputs"].get("gpuPools") or {}).items()):
         cost = pool["monthlyCostUsd"]
-        estimate = (
-            f"{_money(cost['min'])}-{_money(cost['max'])} USD/month"
-            if cost["hourlyUsd"] is not None
-            else f"cost unknown (no price recorded for {pool['vmSize']})"
-        )
+        if pool.get("existingNodes"):
+            estimate = f"{pool['maxCount']} existing {pool['gpu']} nodes, no cost estimate"
+        elif cost["hourlyUsd"] is not None:
+            estimate = f"{_money(cost['min'])}-{_money(cost['max'])} USD/month"
+        else:
+            estimate = f"cost unknown (no price recorded for {pool['vmSize']})"
         lines.append(f"  pool {name}: {estimate}")
     violations = len(plan["violations"])
     lines.append(f"  policies: {violations} violation{'' if violations == 1 else 's'}")
