@@ -215,6 +215,11 @@ def test_deployers_get_blob_data_on_the_container_and_crypto_user_on_the_vault()
         "az", "role", "assignment", "create", "--assignee-object-id", DEPLOYER,
         "--role", "ba92f5b4-2d11-453d-a403-e96b0029c9fe", "--scope", CONTAINER_SCOPE, *TAIL,
     ]  # fmt: skip
+    assert bs.role_assignment_create(SETTINGS, DEPLOYER, *roles[1], "ServicePrincipal") == [
+        "az", "role", "assignment", "create", "--assignee-object-id", DEPLOYER,
+        "--assignee-principal-type", "ServicePrincipal",
+        "--role", "12338af0-0e69-4776-bea7-57ae8d297424", "--scope", VAULT_SCOPE, *TAIL,
+    ]  # fmt: skip
     assert bs.role_assignment_lookup(SETTINGS, DEPLOYER, *roles[1]) == [
         "az", "role", "assignment", "list", "--scope", VAULT_SCOPE,
         "--role", "12338af0-0e69-4776-bea7-57ae8d297424",

@@ -86,6 +86,9 @@ class Settings:
     key_vault: str
     key_name: str = "pulumi-state"
     deployers: tuple[str, ...] = ()
+    # What the deployers are (User, Group, ServicePrincipal): stated, Azure assigns a role
+    # to a principal created moments before without waiting for Entra ID to replicate it.
+    deployer_type: str | None = None
     admin: str | None = None
     sku: str = DEFAULT_SKU
     change_feed: bool = True
@@ -158,6 +161,7 @@ def validate(values: dict[str, Any]) -> Settings:
         key_vault=values["key_vault"],
         key_name=values.get("key_name") or "pulumi-state",
         deployers=deployers,
+        deployer_type=values.get("deployer_type"),
         admin=admin.lower() if admin else None,
         sku=values.get("sku") or DEFAULT_SKU,
         change_feed=values.get("change_feed", True),
@@ -347,11 +351,15 @@ def role_assignment_lookup(s: Settings, principal: str, role: str, scope: str) -
     )  # fmt: skip
 
 
-def role_assignment_create(s: Settings, principal: str, role: str, scope: str) -> Command:
-    # --assignee-object-id: no Microsoft Graph lookup, so it works for a new service
-    # principal and for a caller without directory read permissions.
+def role_assignment_create(
+    s: Settings, principal: str, role: str, scope: str, principal_type: str | None = None
+) -> Command:
+    # --assignee-object-id: no Microsoft Graph lookup, so it works for a caller without
+    # directory read permissions; with the principal's type, also for one created moments
+    # ago (az documents the pair against Graph replication latency).
+    typed = ["--assignee-principal-type", principal_type] if principal_type else []
     return _arm(
-        s, "role", "assignment", "create", "--assignee-object-id", principal,
+        s, "role", "assignment", "create", "--assignee-object-id", principal, *typed,
         "--role", role, "--scope", scope,
     )  # fmt: skip
 
@@ -628,11 +636,13 @@ def _resource_group_of(resource_id: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _assign(s: Settings, az: Runner, principal: str, role: str, scope: str) -> bool:
+def _assign(
+    s: Settings, az: Runner, principal: str, role: str, scope: str, kind: str | None = None
+) -> bool:
     """Assign `role` at `scope` unless it is there already; True when it was created."""
     if az.query(role_assignment_lookup(s, principal, role, scope), assume=[]):
         return False
-    az.change(role_assignment_create(s, principal, role, scope))
+    az.change(role_assignment_create(s, principal, role, scope, kind))
     return True
 
 
@@ -694,7 +704,7 @@ def _deployers(s: Settings, az: Runner) -> str:
     created = existed = 0
     for principal in s.deployers:
         for role, scope in deployer_roles(s):
-            if _assign(s, az, principal, role, scope):
+            if _assign(s, az, principal, role, scope, s.deployer_type):
                 created += 1
             else:
                 existed += 1
@@ -736,6 +746,13 @@ def parse(argv: Sequence[str] | None) -> tuple[Settings, bool]:
         help="an identity that runs Pulumi (object id of a user, group, service principal or"
         " managed identity): Storage Blob Data Contributor on the container, Key Vault Crypto"
         " User on the vault; repeat for several",
+    )
+    parser.add_argument(
+        "--deployer-principal-type",
+        dest="deployer_type",
+        choices=("User", "Group", "ServicePrincipal"),
+        help="what the --deployer-object-id identities are (managed identities are"
+        " ServicePrincipal): lets Azure assign roles to one created moments ago",
     )
     parser.add_argument(
         "--admin-object-id",
