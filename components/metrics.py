@@ -40,8 +40,6 @@ class Metric:
         return (self.name,)
 
 
-VLLM_LABEL = "model_name"  # vLLM labels its metrics with the served model name
-
 _METRICS = (
     # vLLM engine
     Metric("vllm:num_requests_running", "gauge", "vllm", "requests in the running batch"),

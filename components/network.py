@@ -233,11 +233,7 @@ class NetworkPoliciesArgs:
     # The metrics scraper: Prometheus in the monitoring namespace, or kube-system (ama-metrics).
     scraper: Peer | None = None
     # Who queries Prometheus from outside its namespace: KEDA's operator (kube-system).
-    prometheus_client_namespaces: tuple[str, ...] = ()
-
-
-def _from_namespaces(namespaces: tuple[str, ...] | list[str]) -> list[dict]:
-    return [Peer(ns).selector() for ns in namespaces]
+    prometheus_clients: tuple[Peer, ...] = ()
 
 
 def _deny_all(types: list[str]) -> dict:
@@ -315,13 +311,13 @@ def monitoring_policies(args: NetworkPoliciesArgs) -> dict[str, dict]:
         "default-deny-ingress": _deny_all(["Ingress"]),
         "allow-same-namespace": _same_namespace_ingress(),
     }
-    if args.prometheus_client_namespaces:
+    if args.prometheus_clients:
         policies["allow-prometheus-queries"] = {
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": _from_namespaces(args.prometheus_client_namespaces),
+                    "from": [peer.selector() for peer in args.prometheus_clients],
                     "ports": [{"protocol": "TCP", "port": PROMETHEUS_PORT}],
                 }
             ],

@@ -517,7 +517,7 @@ def network_policies_args(config: StackConfig, namespaces: Namespaces) -> Networ
         if NODE_SYSTEM_NAMESPACE in namespaces.namespaces
         else None,
         scraper=metrics_scraper(config),
-        prometheus_client_namespaces=(KEDA_NAMESPACE,)
+        prometheus_clients=(Peer(KEDA_NAMESPACE),)
         if in_cluster and autoscaled_models(config)
         else (),
     )

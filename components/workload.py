@@ -117,11 +117,6 @@ def pod_disruption_budget_spec(selector: dict[str, str]) -> dict[str, Any]:
     return {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
 
 
-def quantity_gib(gib: float) -> str:
-    """A memory quantity in whole Gi, rounded up."""
-    return f"{max(1, int(-(-gib // 1)))}Gi"
-
-
 # -- model caches -----------------------------------------------------------------------------
 
 # The model volume's mount, and the Hugging Face cache on it (HF_HOME; the hub cache is its

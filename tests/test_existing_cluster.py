@@ -5,16 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 
-from tests.conftest import read_stack, resources_of, write_stack
-from tests.test_stacks import CUSTOM_KINDS
+from tests.conftest import invalid_manifests, read_stack, resources_of, write_stack
 from tools.plan import (
     PlanConfigError,
     build_plan,
     console_summary,
-    kubernetes_manifests,
     summary_markdown,
 )
 
@@ -144,14 +141,7 @@ def test_install_declares_the_device_plugin_and_dcgm_exporter(config_root: Path)
 @pytest.mark.parametrize("software", ["present", "install"])
 def test_existing_cluster_manifests_validate_strictly(config_root: Path, software: str) -> None:
     plan = _plan(config_root, gpuSoftware=software)
-    version = plan["outputs"]["kubernetesVersion"]
-    for path, manifest in kubernetes_manifests(plan["resources"]).items():
-        if (manifest["apiVersion"], manifest["kind"]) in CUSTOM_KINDS:
-            continue
-        try:
-            kubernetes_validate.validate(manifest, version, strict=True)
-        except kubernetes_validate.ValidationError as err:
-            pytest.fail(f"{path}: {err.message} at {list(err.path)}")
+    assert invalid_manifests(plan) == []
 
 
 def test_spot_nodes_add_the_spot_toleration(config_root: Path) -> None:
