@@ -26,7 +26,7 @@ import pulumi_kubernetes as k8s
 from components import workload
 from components.config import CacheWarmer as CacheWarmerSettings
 from components.config import ModelConfig
-from components.identity import WorkloadIdentityArgs, declare_workload_identity
+from components.identity import AzurePlacement, WorkloadIdentityArgs, declare_workload_identity
 from components.secrets import CLIENT_ID_ANNOTATION, HF_TOKEN, PodWiring
 
 # Where images/model-cache-warmer installs its script (its Dockerfile copies it here).
@@ -228,13 +228,9 @@ class CacheWarmer(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class BlobReaderArgs:
-    stack: str
+    placement: AzurePlacement
     namespace: str
     storage_account_id: str
-    resource_group_name: pulumi.Input[str]
-    location: str
-    oidc_issuer_url: pulumi.Input[str]
-    client: Any  # the deploying identity's client config (subscription id)
 
 
 class BlobReaderIdentity(pulumi.ComponentResource):
@@ -247,15 +243,12 @@ class BlobReaderIdentity(pulumi.ComponentResource):
         identity = declare_workload_identity(
             name,
             WorkloadIdentityArgs(
-                identity_name=f"id-slm-{args.stack}-cache-warmer",
-                resource_group_name=args.resource_group_name,
-                location=args.location,
-                oidc_issuer_url=args.oidc_issuer_url,
+                purpose="cache-warmer",
+                placement=args.placement,
                 namespace=args.namespace,
                 service_account=SERVICE_ACCOUNT,
                 role_guid=STORAGE_BLOB_DATA_READER_ROLE,
                 scope=args.storage_account_id,
-                client=args.client,
             ),
             child,
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -26,7 +25,7 @@ from pulumi_azure_native import (
 
 from components.azure_network import ClusterNetwork, ClusterNetworkArgs
 from components.config import AksCluster, ExistingCluster, MaintenanceWindow
-from components.identity import assign_role
+from components.identity import AzurePlacement, assign_role
 
 # The application ID of the Azure Kubernetes Service AAD server, the audience kubelogin asks
 # Microsoft Entra ID for when local accounts are disabled (the same for every AKS cluster).
@@ -71,8 +70,8 @@ class Cluster(pulumi.ComponentResource):
     cluster_id: pulumi.Output[str] | None = None
     # The cluster's VNet (AKS only): its node subnet and the subnet for private endpoints.
     network: ClusterNetwork | None = None
-    # The deploying identity (`pulumi up`), for role assignments beside the cluster.
-    client: Any = None
+    # Where the other Azure resources of the stack go, and who deploys them (AKS only).
+    placement: AzurePlacement | None = None
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm:cluster:Cluster", name, None, opts)
@@ -177,9 +176,16 @@ class Cluster(pulumi.ComponentResource):
         self.resource_group_name = group.name
         self.cluster_name = cluster.name
         self.cluster_id = cluster.id
-        self.client = client
         self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(
             lambda profile: profile.issuer_url if profile else None
+        )
+        self.placement = AzurePlacement(
+            stack=stack,
+            location=settings.location,
+            resource_group_name=group.name,
+            oidc_issuer_url=self.oidc_issuer_url,
+            client=client,
+            deployer_principal_type=settings.deployer_principal_type,
         )
         self.registry_login_server = registry.login_server
         credentials = containerservice.list_managed_cluster_user_credentials_output(

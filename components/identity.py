@@ -55,16 +55,27 @@ def service_account_subject(namespace: str, service_account: str) -> str:
 
 
 @dataclass(frozen=True)
-class WorkloadIdentityArgs:
-    identity_name: str  # the Azure resource name, e.g. id-slm-prod-keda
-    resource_group_name: pulumi.Input[str]
+class AzurePlacement:
+    """Where a stack's Azure resources beside the cluster go, and who deploys them: built
+    once from the cluster (components/platform.py), shared by every component that declares
+    Azure resources."""
+
+    stack: str
     location: str
-    oidc_issuer_url: pulumi.Input[str]
+    resource_group_name: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]  # the cluster's, which workload identities trust
+    client: Any  # the deploying identity's client config: tenant, subscription, object id
+    deployer_principal_type: str
+
+
+@dataclass(frozen=True)
+class WorkloadIdentityArgs:
+    purpose: str  # names the identity: id-slm-<stack>-<purpose>
+    placement: AzurePlacement
     namespace: str
     service_account: str
     role_guid: str
     scope: pulumi.Input[str]  # the one resource the role applies to
-    client: Any  # the deploying identity's client config (for the subscription id)
     # The role assignment's resource name after the identity's (a rename would make Azure
     # refuse the new assignment as a duplicate of the old one before it is deleted).
     role_suffix: str = "role"
@@ -74,26 +85,27 @@ def declare_workload_identity(
     name: str, args: WorkloadIdentityArgs, opts: pulumi.ResourceOptions
 ) -> managedidentity.UserAssignedIdentity:
     """The identity, its federated credential and its one role assignment."""
+    place = args.placement
     identity = managedidentity.UserAssignedIdentity(
         name,
-        resource_name_=args.identity_name,
-        resource_group_name=args.resource_group_name,
-        location=args.location,
+        resource_name_=f"id-slm-{place.stack}-{args.purpose}",
+        resource_group_name=place.resource_group_name,
+        location=place.location,
         opts=opts,
     )
     managedidentity.FederatedIdentityCredential(
         f"{name}-federation",
         federated_identity_credential_resource_name=args.service_account,
-        resource_group_name=args.resource_group_name,
+        resource_group_name=place.resource_group_name,
         resource_name_=identity.name,
-        issuer=args.oidc_issuer_url,
+        issuer=place.oidc_issuer_url,
         subject=service_account_subject(args.namespace, args.service_account),
         audiences=[WORKLOAD_IDENTITY_AUDIENCE],
         opts=opts,
     )
     assign_role(
         f"{name}-{args.role_suffix}",
-        args.client,
+        place.client,
         args.role_guid,
         identity.principal_id,
         args.scope,

@@ -30,7 +30,12 @@ from pulumi_azure_native import alertsmanagement, dashboard, monitor
 from components import alerts, dashboards
 from components.config import AlertThresholds
 from components.gpu_pool import OPERATOR_SERVICE_MONITOR, ChartPin
-from components.identity import WorkloadIdentityArgs, assign_role, declare_workload_identity
+from components.identity import (
+    AzurePlacement,
+    WorkloadIdentityArgs,
+    assign_role,
+    declare_workload_identity,
+)
 from components.secrets import (
     GRAFANA_PASSWORD,
     GRAFANA_USER,
@@ -301,14 +306,9 @@ AZURE_SEVERITY = {"critical": 1, "warning": 2}
 
 @dataclass(frozen=True)
 class AzureMonitoringArgs:
-    stack: str
-    location: str
-    resource_group_name: pulumi.Input[str]
+    placement: AzurePlacement  # the deployer is made Grafana Admin
     cluster_name: pulumi.Input[str]
     cluster_id: pulumi.Input[str]
-    oidc_issuer_url: pulumi.Input[str]
-    client: Any  # the deploying identity: made Grafana Admin
-    deployer_principal_type: str
     inference_namespace: str
     thresholds: AlertThresholds
     runbook_url: str
@@ -346,12 +346,12 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
     ):
         super().__init__("slm:monitoring:AzureManagedMonitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        group = args.resource_group_name
+        group = args.placement.resource_group_name
         workspace = monitor.AzureMonitorWorkspace(
             f"{name}-workspace",
-            azure_monitor_workspace_name=f"amw-slm-{args.stack}",
+            azure_monitor_workspace_name=f"amw-slm-{args.placement.stack}",
             resource_group_name=group,
-            location=args.location,
+            location=args.placement.location,
             opts=child,
         )
         self._collect(name, args, workspace, child)
@@ -359,9 +359,9 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
         rules = alerts.rule_groups(args.thresholds, args.inference_namespace, args.runbook_url)
         alertsmanagement.PrometheusRuleGroup(
             f"{name}-rules",
-            rule_group_name=f"slm-serving-{args.stack}",
+            rule_group_name=f"slm-serving-{args.placement.stack}",
             resource_group_name=group,
-            location=args.location,
+            location=args.placement.location,
             scopes=[workspace.id],
             cluster_name=args.cluster_name,
             # Azure evaluates at most once a minute.
@@ -385,20 +385,20 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
     def _collect(self, name, args, workspace, child) -> None:
         """The metrics add-on's path to the workspace: endpoint, rule, association."""
         # Microsoft's own templates name these MSProm-<region>-<cluster> (at most 44 chars).
-        prefix = f"MSProm-{args.location}-aks-slm-{args.stack}"[:44]
+        prefix = f"MSProm-{args.placement.location}-aks-slm-{args.placement.stack}"[:44]
         endpoint = monitor.DataCollectionEndpoint(
             f"{name}-dce",
             data_collection_endpoint_name=prefix,
-            resource_group_name=args.resource_group_name,
-            location=args.location,
+            resource_group_name=args.placement.resource_group_name,
+            location=args.placement.location,
             kind="Linux",
             opts=child,
         )
         rule = monitor.DataCollectionRule(
             f"{name}-dcr",
             data_collection_rule_name=prefix,
-            resource_group_name=args.resource_group_name,
-            location=args.location,
+            resource_group_name=args.placement.resource_group_name,
+            location=args.placement.location,
             kind="Linux",
             data_collection_endpoint_id=endpoint.id,
             data_sources=monitor.DataCollectionRuleDataSourcesArgs(
@@ -444,9 +444,9 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
     def _grafana(self, name, args, workspace, child) -> None:
         grafana = dashboard.Grafana(
             f"{name}-grafana",
-            workspace_name=f"graf-slm-{args.stack}"[:23],
-            resource_group_name=args.resource_group_name,
-            location=args.location,
+            workspace_name=f"graf-slm-{args.placement.stack}"[:23],
+            resource_group_name=args.placement.resource_group_name,
+            location=args.placement.location,
             sku=dashboard.ResourceSkuArgs(name="Standard"),
             identity=dashboard.ManagedServiceIdentityArgs(type="SystemAssigned"),
             properties=dashboard.ManagedGrafanaPropertiesArgs(
@@ -465,7 +465,7 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
         )
         assign_role(
             f"{name}-grafana-reads-workspace",
-            args.client,
+            args.placement.client,
             MONITORING_DATA_READER_ROLE,
             grafana.identity.apply(lambda identity: identity.principal_id),
             workspace.id,
@@ -473,12 +473,12 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
         )
         assign_role(
             f"{name}-deployer-grafana-admin",
-            args.client,
+            args.placement.client,
             GRAFANA_ADMIN_ROLE,
-            args.client.object_id,
+            args.placement.client.object_id,
             grafana.id,
             child,
-            principal_type=args.deployer_principal_type,
+            principal_type=args.placement.deployer_principal_type,
         )
         self.grafana_url = grafana.properties.apply(lambda props: props.endpoint if props else None)
 
@@ -487,15 +487,12 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
         identity = declare_workload_identity(
             f"{name}-keda",
             WorkloadIdentityArgs(
-                identity_name=f"id-slm-{args.stack}-keda",
-                resource_group_name=args.resource_group_name,
-                location=args.location,
-                oidc_issuer_url=args.oidc_issuer_url,
+                purpose="keda",
+                placement=args.placement,
                 namespace=KEDA_OPERATOR_NAMESPACE,
                 service_account=KEDA_OPERATOR_ACCOUNT,
                 role_guid=MONITORING_DATA_READER_ROLE,
                 scope=workspace.id,
-                client=args.client,
                 role_suffix="reads-workspace",  # its name since issue 6's stacks
             ),
             child,

@@ -277,13 +277,9 @@ def _cache_warmer_wiring(
     reader = BlobReaderIdentity(
         f"{name}-cache-warmer",
         BlobReaderArgs(
-            stack=config.stack,
+            placement=cluster.placement,
             namespace=INFERENCE_NAMESPACE,
             storage_account_id=warmer.blob_storage_account_id,
-            resource_group_name=cluster.resource_group_name,
-            location=config.cluster.location,
-            oidc_issuer_url=cluster.oidc_issuer_url,
-            client=cluster.client,
         ),
         opts=opts,
     )
@@ -302,11 +298,7 @@ def _secrets(
         hugging_face_token=config.secrets.hugging_face_token,
         protect=config.protect_stateful,
         azure=AzureVaultArgs(
-            location=aks.location,
-            resource_group_name=cluster.resource_group_name,
-            client=cluster.client,
-            deployer_principal_type=aks.deployer_principal_type,
-            oidc_issuer_url=cluster.oidc_issuer_url,
+            placement=cluster.placement,
             vnet_id=cluster.network.vnet_id,
             nodes_subnet_id=cluster.network.nodes_subnet_id,
             endpoints_subnet_id=cluster.network.endpoints_subnet_id,
@@ -353,14 +345,9 @@ def _monitoring(
         return AzureManagedMonitoring(
             f"{name}-monitoring",
             AzureMonitoringArgs(
-                stack=config.stack,
-                location=aks.location,
-                resource_group_name=cluster.resource_group_name,
+                placement=cluster.placement,
                 cluster_name=cluster.cluster_name,
                 cluster_id=cluster.cluster_id,
-                oidc_issuer_url=cluster.oidc_issuer_url,
-                client=cluster.client,
-                deployer_principal_type=aks.deployer_principal_type,
                 inference_namespace=INFERENCE_NAMESPACE,
                 thresholds=settings.alerts,
                 runbook_url=settings.runbook_url,

@@ -33,7 +33,12 @@ from pulumi_azure_native import (
 )
 from pydantic import SecretStr
 
-from components.identity import WorkloadIdentityArgs, assign_role, declare_workload_identity
+from components.identity import (
+    AzurePlacement,
+    WorkloadIdentityArgs,
+    assign_role,
+    declare_workload_identity,
+)
 
 
 @dataclass(frozen=True)
@@ -91,11 +96,7 @@ class SecretsArgs:
 
 @dataclass(frozen=True)
 class AzureVaultArgs:
-    location: str
-    resource_group_name: pulumi.Input[str]
-    client: Any  # the deploying identity's client config: tenant, subscription, object id
-    deployer_principal_type: str
-    oidc_issuer_url: pulumi.Input[str]
+    placement: AzurePlacement
     vnet_id: pulumi.Input[str]
     nodes_subnet_id: pulumi.Input[str]
     endpoints_subnet_id: pulumi.Input[str]
@@ -286,7 +287,7 @@ class KeyVaultSecrets(pulumi.ComponentResource):
                 f"{name}-{item.vault_name}",
                 secret_name=item.vault_name,
                 vault_name=vault.name,
-                resource_group_name=azure.resource_group_name,
+                resource_group_name=azure.placement.resource_group_name,
                 # No expiry: the generated values rotate through Pulumi (replace the
                 # RandomPassword), and an expired key would stop serving, not protect it.
                 properties=keyvault.SecretPropertiesArgs(
@@ -299,12 +300,12 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         # The deployer reads the API key (apiKeyVaultCommand) like any other consumer would.
         assign_role(
             f"{name}-deployer-reads-secrets",
-            azure.client,
+            azure.placement.client,
             KEY_VAULT_SECRETS_USER_ROLE,
-            azure.client.object_id,
+            azure.placement.client.object_id,
             vault.id,
             child,
-            principal_type=azure.deployer_principal_type,
+            principal_type=azure.placement.deployer_principal_type,
         )
         self._wiring: dict[str, PodWiring] = {}
         for consumer in args.consumers:
@@ -334,10 +335,10 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         return keyvault.Vault(
             f"{name}-vault",
             vault_name=pulumi.Output.concat(vault_name_prefix(args.stack), suffix.result),
-            resource_group_name=azure.resource_group_name,
-            location=azure.location,
+            resource_group_name=azure.placement.resource_group_name,
+            location=azure.placement.location,
             properties=keyvault.VaultPropertiesArgs(
-                tenant_id=azure.client.tenant_id,
+                tenant_id=azure.placement.client.tenant_id,
                 sku=keyvault.SkuArgs(family="A", name=keyvault.SkuName.STANDARD),
                 # Azure RBAC decides who reads what (one role per identity), not access
                 # policies.
@@ -368,8 +369,8 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         workspace = operationalinsights.Workspace(
             f"{name}-logs",
             workspace_name=f"log-slm-{args.stack}",
-            resource_group_name=azure.resource_group_name,
-            location=azure.location,
+            resource_group_name=azure.placement.resource_group_name,
+            location=azure.placement.location,
             sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
             retention_in_days=policy.log_retention_days,
             opts=child,
@@ -390,8 +391,8 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         endpoint = network.PrivateEndpoint(
             f"{name}-vault-endpoint",
             private_endpoint_name=f"pe-kv-slm-{args.stack}",
-            resource_group_name=azure.resource_group_name,
-            location=azure.location,
+            resource_group_name=azure.placement.resource_group_name,
+            location=azure.placement.location,
             subnet=network.SubnetArgs(id=azure.endpoints_subnet_id),
             private_link_service_connections=[
                 network.PrivateLinkServiceConnectionArgs(
@@ -403,7 +404,7 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         zone = privatedns.PrivateZone(
             f"{name}-vault-dns",
             private_zone_name=KEY_VAULT_DNS_ZONE,
-            resource_group_name=azure.resource_group_name,
+            resource_group_name=azure.placement.resource_group_name,
             location="global",
             opts=child,
         )
@@ -411,7 +412,7 @@ class KeyVaultSecrets(pulumi.ComponentResource):
             f"{name}-vault-dns-link",
             virtual_network_link_name="cluster-vnet",
             private_zone_name=zone.name,
-            resource_group_name=azure.resource_group_name,
+            resource_group_name=azure.placement.resource_group_name,
             location="global",
             registration_enabled=False,
             virtual_network=privatedns.SubResourceArgs(id=azure.vnet_id),
@@ -421,7 +422,7 @@ class KeyVaultSecrets(pulumi.ComponentResource):
             f"{name}-vault-dns-group",
             private_dns_zone_group_name="vault",
             private_endpoint_name=endpoint.name,
-            resource_group_name=azure.resource_group_name,
+            resource_group_name=azure.placement.resource_group_name,
             private_dns_zone_configs=[
                 network.PrivateDnsZoneConfigArgs(name="vault", private_dns_zone_id=zone.id)
             ],
@@ -442,15 +443,12 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         identity = declare_workload_identity(
             prefix,
             WorkloadIdentityArgs(
-                identity_name=f"id-slm-{args.stack}-{consumer.name}",
-                resource_group_name=azure.resource_group_name,
-                location=azure.location,
-                oidc_issuer_url=azure.oidc_issuer_url,
+                purpose=consumer.name,
+                placement=azure.placement,
                 namespace=consumer.namespace,
                 service_account=consumer.service_account,
                 role_guid=KEY_VAULT_SECRETS_USER_ROLE,
                 scope=vault.id,
-                client=azure.client,
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -463,7 +461,7 @@ class KeyVaultSecrets(pulumi.ComponentResource):
             kind="SecretProviderClass",
             metadata={"name": consumer.name, "namespace": consumer.namespace},
             spec=secret_provider_class_spec(
-                items, vault.name, identity.client_id, azure.client.tenant_id
+                items, vault.name, identity.client_id, azure.placement.client.tenant_id
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=written),
         )
