@@ -183,12 +183,11 @@ def download_from_hub(request: FillRequest, say: Log) -> None:
     )
 
 
-def download_from_blob(request: FillRequest, say: Log, container: Any = None) -> None:
+def download_from_blob(request: FillRequest, say: Log) -> None:
     """Copy <blob-url>/ORG/NAME/SHA/<path> to <snapshot>/<path>, skipping files already
-    complete (a retry resumes). `container`: a ContainerClient, or a stand-in in tests."""
+    complete (a retry resumes)."""
     container_url, base = blob_location(request)
-    if container is None:
-        container = _container_client(container_url)
+    container = _container_client(container_url)
     blobs = [
         blob
         for blob in container.list_blobs(name_starts_with=base, include=["metadata"])
