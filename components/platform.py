@@ -164,6 +164,7 @@ class Platform(pulumi.ComponentResource):
                     scaled,
                     INFERENCE_NAMESPACE,
                     monitoring.prometheus_url,
+                    config.cluster.kubernetes_version,
                     monitoring.keda_client_id
                     if isinstance(monitoring, AzureManagedMonitoring)
                     else None,
