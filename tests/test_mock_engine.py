@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pulumi.runtime import mocks
 
-from tools.mock_engine import MissingInvokeMock, run_program
+from tools.mock_engine import (
+    MissingInvokeMock,
+    PlanMocks,
+    UnknownAzureName,
+    azure_name_input,
+    run_program,
+)
 
 PROGRAM_WITH_REMOTE_COMPONENTS = """
 import pulumi
@@ -76,3 +83,81 @@ def test_declared_secret_outputs_stay_secret_downstream(tmp_path: Path) -> None:
     secret = next(r for r in recording.resources if r.type == "kubernetes:core/v1:Secret")
     assert secret.inputs["stringData"] == {"k": "[secret]"}
     assert recording.outputs == {"plain": "[secret]"}
+
+
+# Each resource takes its name in an input the SDK defines, not one derived from its type
+# name: a user-assigned identity in `resourceName`, a federated credential in
+# `federatedIdentityCredentialResourceName` (its `resourceName` is the identity's name).
+PROGRAM_WITH_AZURE_NAMES = """
+import pulumi
+from pulumi_azure_native import (
+    alertsmanagement, containerservice, dashboard, managedidentity, monitor)
+
+identity = managedidentity.UserAssignedIdentity(
+    "identity", resource_name_="id-slm-test-keda", resource_group_name="rg", location="eastus")
+managedidentity.FederatedIdentityCredential(
+    "federation",
+    federated_identity_credential_resource_name="keda-operator",
+    resource_group_name="rg",
+    resource_name_=identity.name,
+    issuer="https://issuer",
+    subject="system:serviceaccount:kube-system:keda-operator",
+    audiences=["api://AzureADTokenExchange"],
+)
+named = {
+    "maintenance": containerservice.MaintenanceConfiguration(
+        "maintenance", config_name="aksManagedAutoUpgradeSchedule",
+        resource_group_name="rg", resource_name_="aks"),
+    "grafana": dashboard.Grafana("grafana", workspace_name="graf-slm-test",
+        resource_group_name="rg"),
+    "rules": alertsmanagement.PrometheusRuleGroup("rules", rule_group_name="slm-serving-test",
+        resource_group_name="rg", scopes=["ws"], rules=[]),
+    "association": monitor.DataCollectionRuleAssociation("association",
+        association_name="dcra-test", resource_uri="aks-id"),
+}
+for key, resource in named.items():
+    pulumi.export(key, resource.name)
+"""
+
+
+def test_azure_names_come_from_the_inputs_the_sdk_defines(tmp_path: Path) -> None:
+    recording = _run(tmp_path, PROGRAM_WITH_AZURE_NAMES)
+    by_type = {r.type: r for r in recording.resources}
+    identity = by_type["azure-native:managedidentity:UserAssignedIdentity"]
+    federation = by_type["azure-native:managedidentity:FederatedIdentityCredential"]
+    assert federation.inputs["resourceName"] == "id-slm-test-keda"
+    assert identity.urn in federation.dependencies
+    assert recording.outputs == {
+        "maintenance": "aksManagedAutoUpgradeSchedule",
+        "grafana": "graf-slm-test",
+        "rules": "slm-serving-test",
+        "association": "dcra-test",
+    }
+
+
+@pytest.mark.parametrize(
+    ("token", "name_input"),
+    [
+        ("azure-native:managedidentity:UserAssignedIdentity", "resourceName"),
+        (
+            "azure-native:managedidentity:FederatedIdentityCredential",
+            "federatedIdentityCredentialResourceName",
+        ),
+        ("azure-native:containerservice:ManagedCluster", "resourceName"),
+        ("azure-native:containerservice:MaintenanceConfiguration", "configName"),
+        ("azure-native:dashboard:Grafana", "workspaceName"),
+        ("azure-native:alertsmanagement:PrometheusRuleGroup", "ruleGroupName"),
+        ("azure-native:monitor:DataCollectionRuleAssociation", "associationName"),
+        ("azure-native:monitor:DiagnosticSetting", "name"),
+        ("azure-native:network:Subnet", "subnetName"),
+    ],
+)
+def test_the_name_input_is_read_from_the_sdk(token: str, name_input: str) -> None:
+    assert azure_name_input(token) == name_input
+
+
+def test_an_azure_type_whose_name_input_is_unknown_stops_the_plan(tmp_path: Path) -> None:
+    # A type this SDK does not have (a newer provider's, or a typo in a token).
+    token = "azure-native:containerservice:FleetOfClusters"
+    with pytest.raises(UnknownAzureName, match=token):
+        PlanMocks().new_resource(mocks.MockResourceArgs(token, "p", {}, "", ""))

@@ -180,11 +180,16 @@ def test_each_consumer_has_its_own_identity_reading_this_vault_only(
         plan, "azure-native:managedidentity:UserAssignedIdentity", f"slm-secrets-{consumer}"
     )
     assert identity["inputs"]["resourceName"] == f"id-slm-{stack}-{consumer}"
-    credential = _one(
+    federation = _one(
         plan,
         "azure-native:managedidentity:FederatedIdentityCredential",
         f"slm-secrets-{consumer}-federation",
-    )["inputs"]
+    )
+    # The credential belongs to this identity (its required resourceName) and waits for it.
+    assert identity["urn"] in federation["dependencies"]
+    credential = federation["inputs"]
+    assert credential["resourceName"] == f"id-slm-{stack}-{consumer}"
+    assert credential["federatedIdentityCredentialResourceName"] == f"slm-{consumer}"
     assert credential["subject"] == subject
     assert credential["audiences"] == ["api://AzureADTokenExchange"]
     assert credential["issuer"] == f"https://offline-plan.oic.azure/aks-slm-{stack}/"

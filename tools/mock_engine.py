@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import importlib
+import inspect
 import re
 import runpy
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +23,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi import _types
 from pulumi.runtime import mocks, rpc, settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.proto import resource_pb2
@@ -68,10 +73,15 @@ class PlanMocks(mocks.Mocks):
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
         state = dict(args.inputs)
-        name_input = _azure_name_input(args.typ)
-        if name_input and name_input in state and "name" not in state:
-            # azure-native resources take their name in "<type>Name" (or "resourceName")
-            # and return it as the "name" output.
+        name_input = azure_name_input(args.typ)
+        if args.typ.startswith("azure-native:") and name_input is None:
+            raise UnknownAzureName(
+                f"the offline plan cannot tell which input names {args.typ} from the "
+                "installed azure-native SDK (see azure_name_input in tools/mock_engine.py)"
+            )
+        if name_input in state:
+            # azure-native resources take their name in one input (registryName,
+            # resourceName, name...) and Azure returns it as the "name" output.
             state["name"] = state[name_input]
         identity = state.get("identity")
         if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
@@ -99,6 +109,10 @@ class PlanMocks(mocks.Mocks):
 
 
 class MissingInvokeMock(Exception):
+    pass
+
+
+class UnknownAzureName(Exception):
     pass
 
 
@@ -221,14 +235,75 @@ def _masked(value: Any) -> Any:
     return SECRET
 
 
-def _azure_name_input(token: str) -> str | None:
-    match = re.match(r"^azure-native:[^:]+:(\w+)$", token)
+# -- the azure-native SDK's own metadata ------------------------------------------------------
+
+_AZURE_TOKEN = re.compile(r"^azure-native:(?P<module>[a-z0-9]+):(?P<resource>\w+)$")
+
+
+@functools.cache
+def azure_resource_class(token: str) -> type | None:
+    """The installed SDK's class for an azure-native resource type token (None: not one)."""
+    match = _AZURE_TOKEN.match(token)
     if not match:
         return None
-    resource_type = match.group(1)
-    if resource_type == "ManagedCluster":
-        return "resourceName"
-    return resource_type[0].lower() + resource_type[1:] + "Name"
+    try:
+        module = importlib.import_module(f"pulumi_azure_native.{match['module']}")
+    except ModuleNotFoundError:
+        return None
+    resource = getattr(module, match["resource"], None)
+    # The SDK marks each resource class with its token (@pulumi.type_token).
+    if getattr(resource, "pulumi_type", None) != token:
+        return None
+    return resource
+
+
+@functools.cache
+def azure_args_class(token: str) -> type | None:
+    """The resource's `@pulumi.input_type` arguments class (the one its __init__ takes)."""
+    resource = azure_resource_class(token)
+    if resource is None:
+        return None
+    module = sys.modules[resource.__module__]
+    candidates = [
+        getattr(module, name)
+        for name in module.__all__
+        if name != resource.__name__ and _types.is_input_type(getattr(module, name))
+    ]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+@functools.cache
+def azure_name_input(token: str) -> str | None:
+    """The input that names an azure-native resource, which Azure returns as `name`.
+
+    The SDK's get function takes exactly the resource's path parameters (its name and its
+    parents'). Of those, the parents are required inputs and the resource's own name is the
+    one optional input: the provider names the resource itself when it is left out."""
+    resource, args = azure_resource_class(token), azure_args_class(token)
+    if resource is None or args is None:
+        return None
+    package, module_name = resource.__module__.rsplit(".", 1)
+    try:
+        getter = importlib.import_module(f"{package}.get_{module_name}")
+    except ModuleNotFoundError:
+        return None
+    lookup = getattr(getter, f"get_{module_name}")
+    path = set(inspect.signature(lookup).parameters) - {"opts"}
+    names = _types.input_type_py_to_pulumi_names(args)
+    optional = sorted(path & names.keys() - required_arguments(args))
+    return names[optional[0]] if len(optional) == 1 else None
+
+
+def required_arguments(input_type: type) -> set[str]:
+    """The Python names of an input type's required properties: its __init__ parameters
+    without a default (the SDK gives every optional one `= None`)."""
+    parameters = inspect.signature(input_type.__init__).parameters.values()
+    return {
+        parameter.name
+        for parameter in parameters
+        if parameter.default is inspect.Parameter.empty
+        and parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
 
 
 # -- outputs a provider computes ------------------------------------------------------------
