@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import metrics
+from components import aks_versions, metrics
 from components.config import ModelConfig
 
 # How often KEDA asks Prometheus (the proven 15 s), and how long a model stays up after the
@@ -33,6 +33,9 @@ COOLDOWN_SECONDS = 360
 # After this many failed queries, KEDA holds the fallback replica count: a blind autoscaler
 # must not scale a serving model down.
 FALLBACK_FAILURES = 3
+# KEDA's `fallback.behavior` (currentReplicasIfHigher among others) first appears in 2.17.0:
+# an older API server prunes it, leaving the plain fallback (see fallback_spec).
+FALLBACK_BEHAVIOR_SINCE = (2, 17, 0)
 # Scale up within a minute, down one replica per five minutes.
 SCALE_UP_WINDOW_SECONDS = 60
 SCALE_DOWN_WINDOW_SECONDS = 300
@@ -62,24 +65,48 @@ def waiting_query(model: str, namespace: str) -> str:
 
 
 def scaled_object_spec(
-    model: ModelConfig, namespace: str, prometheus_url: pulumi.Input[str], auth: str | None = None
+    model: ModelConfig,
+    namespace: str,
+    prometheus_url: pulumi.Input[str],
+    keda_version: tuple[int, ...],
+    auth: str | None = None,
 ) -> dict[str, Any]:
     replicas = model.replicas
-    return {
+    spec: dict[str, Any] = {
         "scaleTargetRef": {"name": model.name},
         "minReplicaCount": replicas.min,
         "maxReplicaCount": replicas.max,
         "pollingInterval": POLLING_SECONDS,
         "cooldownPeriod": COOLDOWN_SECONDS,
-        # Blind (Prometheus unreachable, or vLLM's series gone): hold at least the minimum,
-        # and never scale a busy model down (currentReplicasIfHigher).
-        "fallback": {
-            "failureThreshold": FALLBACK_FAILURES,
-            "replicas": max(replicas.min, 1),
-            "behavior": "currentReplicasIfHigher",
-        },
         "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior()}},
         "triggers": [queue_trigger(model, namespace, prometheus_url, auth), *awake_triggers(model)],
+    }
+    fallback = fallback_spec(model, keda_version)
+    if fallback is not None:
+        spec["fallback"] = fallback
+    return spec
+
+
+def fallback_spec(model: ModelConfig, keda_version: tuple[int, ...]) -> dict[str, Any] | None:
+    """What KEDA does when it is blind (Prometheus unreachable, or vLLM's series gone): hold
+    at least the minimum and never scale a busy model down.
+
+    From KEDA 2.17, currentReplicasIfHigher says exactly that. Before it (AKS runs 2.16.1
+    on some minors), a fallback sets the replica count to fallback.replicas outright: KEDA
+    2.16.1's scale executor (pkg/scaling/executor/scale_scaledobjects.go, doFallbackScaling)
+    writes it to the Deployment once no trigger is active, and its metrics adapter
+    (pkg/fallback/fallback.go) reports a value worth exactly that many replicas, so a busy
+    model would drop to it. Without a fallback, KEDA only marks the ScaledObject not ready,
+    and the HPA refuses to scale down while a metric is invalid (Kubernetes' HPA controller
+    scales on invalid metrics only upwards), so the current count holds. A fallback of
+    replicas.max would also hold it, but would scale an idle model to its most expensive
+    size every time Prometheus blinks."""
+    if keda_version < FALLBACK_BEHAVIOR_SINCE:
+        return None
+    return {
+        "failureThreshold": FALLBACK_FAILURES,
+        "replicas": max(model.replicas.min, 1),
+        "behavior": "currentReplicasIfHigher",
     }
 
 
@@ -109,8 +136,8 @@ def queue_trigger(
             # At zero replicas, any waiting request activates the model.
             "activationThreshold": "0",
             # A model with replicas always reports the gauge, so no data means scraping
-            # broke: an error, which engages the fallback. A model at zero has no series by
-            # design, and must read as 0 rather than wake through the fallback.
+            # broke: an error, on which the replica count holds (fallback_spec). A model at
+            # zero has no series by design, and must read as 0 rather than as an error.
             "ignoreNullValues": "true" if model.replicas.min == 0 else "false",
         },
     }
@@ -150,6 +177,7 @@ class Autoscaling(pulumi.ComponentResource):
     ):
         super().__init__("slm:autoscaling:Autoscaling", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        keda_version = aks_versions.keda_version(args.kubernetes_version)
         auth = None
         if args.azure_identity_client_id is not None:
             auth = AZURE_AUTH
@@ -160,7 +188,9 @@ class Autoscaling(pulumi.ComponentResource):
                 api_version="keda.sh/v1alpha1",
                 kind="ScaledObject",
                 metadata={"name": model.name, "namespace": args.namespace},
-                spec=scaled_object_spec(model, args.namespace, args.prometheus_url, auth),
+                spec=scaled_object_spec(
+                    model, args.namespace, args.prometheus_url, keda_version, auth
+                ),
                 opts=child,
             )
         self.register_outputs({"scaledModels": [m.name for m in args.models]})

@@ -40,17 +40,21 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components import catalog, sizing
+from components import aks_versions, catalog, sizing
 
 PROJECT = "slm-deploy"
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
 Environment = Literal["local", "dev", "staging", "prod"]
 
 # Kubernetes minor versions we can check the rendered manifests against offline
-# (kubernetes-validate ships schemas for 1.25-1.37). AKS itself supports a narrower window.
+# (kubernetes-validate ships schemas for 1.25-1.37). An existing cluster may run any of
+# them: its version is a fact about a cluster we don't manage, and nothing we declare there
+# depends on an AKS add-on. A new AKS cluster is held to aks_versions.aks_minors().
 SUPPORTED_KUBERNETES = tuple(f"1.{minor}" for minor in range(25, 38))
-# 1.33 is inside AKS's standard support window in late 2026 and has schemas for validation.
-DEFAULT_KUBERNETES_VERSION = "1.33"
+# 1.36: in AKS standard support until 2027-06-30, the longest of the minors whose add-on
+# versions AKS publishes (1.35 ends 2027-03-31; 1.37 has no add-on table yet), with
+# kubernetes-validate schemas. See components/aks_versions.json.
+DEFAULT_KUBERNETES_VERSION = "1.36"
 
 # AKS Linux agent pool names: 1-12 lowercase letters and digits, starting with a letter.
 AGENT_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
@@ -159,7 +163,14 @@ def pinned_image(reference: str) -> str:
     return reference
 
 
-def _check_kubernetes_version(version: str) -> None:
+def _check_kubernetes_version(version: str, on_aks: bool) -> None:
+    if on_aks and version not in aks_versions.aks_minors():
+        raise _FieldError(
+            "cluster.kubernetesVersion",
+            version,
+            f"a minor in AKS standard support on {aks_versions.CHECKED} with known add-on "
+            f"versions (components/aks_versions.json): {', '.join(aks_versions.aks_minors())}",
+        )
     if version not in SUPPORTED_KUBERNETES:
         raise _FieldError(
             "cluster.kubernetesVersion",
@@ -643,7 +654,7 @@ class StackConfig(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> StackConfig:
-        _check_kubernetes_version(self.cluster.kubernetes_version)
+        _check_kubernetes_version(self.cluster.kubernetes_version, self.is_aks)
         _check_unique([p.name for p in self.gpu_pools], "gpuPools", "name")
         _check_unique([m.name for m in self.models], "models", "name")
         pool_names = [p.name for p in self.gpu_pools]

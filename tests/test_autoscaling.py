@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.autoscaling import awake_triggers, hpa_behavior
+import pytest
+
+from components import aks_versions
+from components.autoscaling import awake_triggers, fallback_spec, hpa_behavior
 from components.config import ModelConfig
 from tests.conftest import resources_of
 from tools.plan import kubernetes_manifests
@@ -68,6 +71,7 @@ def test_prod_scales_both_models_within_their_ranges(plans) -> None:
         assert spec["fallback"]["replicas"] == spec["minReplicaCount"]
         (trigger,) = spec["triggers"]  # no awake hours: never at zero
         # A model with replicas always reports its queue: no data is a failure (fallback).
+        assert spec["fallback"]["behavior"] == "currentReplicasIfHigher"
         assert trigger["metadata"]["ignoreNullValues"] == "false"
         assert spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == hpa_behavior()
     assert plans["prod"]["outputs"]["autoscaledModels"] == ["phi4-mini", "qwen3-8b"]
@@ -138,3 +142,39 @@ def test_scaled_objects_wait_for_their_deployments(plans) -> None:
     for resource in resources:
         if resource["type"] == "kubernetes:keda.sh/v1alpha1:ScaledObject":
             assert resource["parent"] == autoscaling["urn"]
+
+
+def _busy_model(min_replicas: int) -> ModelConfig:
+    return ModelConfig.model_validate(
+        {
+            "name": "m",
+            "engine": "vllm",
+            "source": "Qwen/Qwen3-0.6B",
+            "pool": "p",
+            "replicas": {"min": min_replicas, "max": 4},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("keda", "expected"),
+    [
+        # KEDA 2.17.0 introduced fallback.behavior: never below the current count.
+        ((2, 17, 0), {"failureThreshold": 3, "replicas": 2, "behavior": "currentReplicasIfHigher"}),
+        ((2, 19, 0), {"failureThreshold": 3, "replicas": 2, "behavior": "currentReplicasIfHigher"}),
+        # KEDA 2.16.1 would set the Deployment to fallback.replicas outright: no fallback, so
+        # the HPA holds the current count while the metric fails.
+        ((2, 16, 1), None),
+    ],
+)
+def test_fallback_follows_the_keda_version(keda, expected) -> None:
+    assert fallback_spec(_busy_model(2), keda) == expected
+
+
+def test_fallback_follows_the_clusters_kubernetes_minor() -> None:
+    """AKS runs KEDA 2.16.1 on 1.33 (no behavior field) and 2.17.2 on 1.35."""
+    model = _busy_model(1)
+    assert fallback_spec(model, aks_versions.keda_version("1.33")) is None
+    assert fallback_spec(model, aks_versions.keda_version("1.35"))["behavior"] == (
+        "currentReplicasIfHigher"
+    )

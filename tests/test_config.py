@@ -25,7 +25,7 @@ def test_dev_defaults_come_from_code(config_root: Path) -> None:
     raw["models"] = [{"name": "m", "engine": "ollama", "source": "qwen3:0.6b"}]
     config = parse_stack_config(raw)
     assert config.cluster.location == "eastus"
-    assert config.cluster.kubernetes_version == "1.33"
+    assert config.cluster.kubernetes_version == "1.36"
     assert config.cluster.system_pool.min_count == 2
     assert config.cluster.system_pool.zones == ["1", "2", "3"]
     assert config.models[0].replicas.min == 1
@@ -120,9 +120,25 @@ BAD_DEV_CONFIGS = [
         _set("cluster.systemPool.vmSzie", "Standard_D8s_v5"),
         'slm-deploy:cluster.systemPool.vmSzie: "Standard_D8s_v5" is not allowed; expected no such key (check the spelling against components/config.py)',
     ),
+    # -- Kubernetes versions a new AKS cluster may run (components/aks_versions.json) --
     (
         _set("cluster.kubernetesVersion", "1.20"),
-        'slm-deploy:cluster.kubernetesVersion: "1.20" is not allowed; expected a minor version from 1.25 to 1.37',
+        'slm-deploy:cluster.kubernetesVersion: "1.20" is not allowed; expected a minor in AKS standard support on 2026-12-03 with known add-on versions (components/aks_versions.json): 1.35, 1.36',
+    ),
+    (
+        # Standard support ended 2026-07-31; the old default.
+        _set("cluster.kubernetesVersion", "1.33"),
+        'slm-deploy:cluster.kubernetesVersion: "1.33" is not allowed; expected a minor in AKS standard support on 2026-12-03 with known add-on versions (components/aks_versions.json): 1.35, 1.36',
+    ),
+    (
+        # Standard support ended 2026-11-30.
+        _set("cluster.kubernetesVersion", "1.34"),
+        'slm-deploy:cluster.kubernetesVersion: "1.34" is not allowed; expected a minor in AKS standard support on 2026-12-03 with known add-on versions (components/aks_versions.json): 1.35, 1.36',
+    ),
+    (
+        # GA, but AKS publishes no add-on versions for it yet.
+        _set("cluster.kubernetesVersion", "1.37"),
+        'slm-deploy:cluster.kubernetesVersion: "1.37" is not allowed; expected a minor in AKS standard support on 2026-12-03 with known add-on versions (components/aks_versions.json): 1.35, 1.36',
     ),
     (
         _set("gpuPools[0].minCount", -1),
@@ -359,6 +375,11 @@ PRELOADED_OLLAMA_IMAGE = "registry.example.com/slm/ollama-preloaded:0.1.0@sha256
     ("mutate", "expected"),
     [
         (
+            # An existing cluster may run any minor we hold schemas for, not one outside.
+            _set("cluster.kubernetesVersion", "1.24"),
+            'slm-deploy:cluster.kubernetesVersion: "1.24" is not allowed; expected a minor version from 1.25 to 1.37',
+        ),
+        (
             _all(
                 _set("serving.ollamaImage", PRELOADED_OLLAMA_IMAGE),
                 _set("serving.ollama.preloaded", True),
@@ -506,3 +527,13 @@ def test_secure_values_reach_the_program_as_secret_keys(config_root: Path) -> No
     values = load_stack_config_values(config_root, "dev")
     assert values.secret_keys == [f"{P}secrets"]
     assert values.values[f"{P}secrets"] == '{"huggingFaceToken": "[secret]"}'
+
+
+@pytest.mark.parametrize("version", ["1.25", "1.33", "1.37"])
+def test_an_existing_cluster_keeps_any_minor_with_schemas(config_root: Path, version) -> None:
+    """AKS's calendar binds the clusters AKS creates; an existing cluster's version is a fact
+    we only validate manifests for (nothing there depends on an AKS add-on)."""
+    document = read_stack(config_root, "local")
+    document["config"][f"{P}cluster"]["kubernetesVersion"] = version
+    write_stack(config_root, "local", document)
+    assert build_plan("local", config_root=config_root)["outputs"]["kubernetesVersion"] == version
