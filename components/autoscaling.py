@@ -53,7 +53,7 @@ class AutoscalingArgs:
     models: tuple[ModelConfig, ...]  # vLLM models whose replica range varies
     namespace: str
     prometheus_url: pulumi.Input[str]
-    # The cluster's Kubernetes minor ("1.33"): AKS's KEDA add-on version follows it.
+    # The cluster's Kubernetes minor ("1.36"): AKS's KEDA add-on version follows it.
     kubernetes_version: str
     # Azure managed Prometheus: the client id of the identity KEDA's operator queries with.
     azure_identity_client_id: pulumi.Input[str] | None = None

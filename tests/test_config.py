@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -537,3 +540,31 @@ def test_an_existing_cluster_keeps_any_minor_with_schemas(config_root: Path, ver
     document["config"][f"{P}cluster"]["kubernetesVersion"] = version
     write_stack(config_root, "local", document)
     assert build_plan("local", config_root=config_root)["outputs"]["kubernetesVersion"] == version
+
+
+def test_plan_exits_2_with_one_line_for_a_minor_aks_does_not_support(tmp_path: Path) -> None:
+    """The command a user runs: exit 2, the one line on stderr, no traceback, nothing written."""
+    for name in ("__main__.py", "Pulumi.yaml", "components", "stacks", "tools"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / name)
+    document = read_stack(tmp_path, "staging")
+    document["config"][f"{P}cluster"]["kubernetesVersion"] = "1.33"
+    write_stack(tmp_path, "staging", document)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.plan", "staging", "--out", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        'plan staging: slm-deploy:cluster.kubernetesVersion: "1.33" is not allowed; expected a '
+        "minor in AKS standard support on 2026-12-03 with known add-on versions "
+        "(components/aks_versions.json): 1.35, 1.36\n"
+    )
+    assert not out.exists()
