@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.config import AlertThresholds
-from components.metrics import bucket, name
+from components.metrics import DCGM_NODE_LABEL, bucket, name
 
 GROUP = "slm-serving"
 # Rules are evaluated every 30 s: twice per 15 s scrape, enough for alerts held for minutes.
@@ -119,10 +119,11 @@ def rule_groups(
         _alert(
             runbook_url,
             "GpuXidError",
-            f"max by (Hostname, gpu) ({name('DCGM_FI_DEV_XID_ERRORS')}) > 0",
+            f"max by ({DCGM_NODE_LABEL}, gpu) ({name('DCGM_FI_DEV_XID_ERRORS')}) > 0",
             "0m",
             "critical",
-            "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} reported an XID error",
+            f"GPU {{{{ $labels.gpu }}}} on {{{{ $labels.{DCGM_NODE_LABEL} }}}} "
+            "reported an XID error",
             "The last XID was {{ $value }}; many XIDs mean the GPU or node must be replaced.",
         ),
         _alert(

@@ -16,7 +16,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import GraphDrawStyle
 
-from components.metrics import bucket, name
+from components.metrics import DCGM_NODE_LABEL, bucket, name
 
 UID = "slm-serving"
 TITLE = "SLM serving"
@@ -26,7 +26,8 @@ DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 MODEL_FILTER = 'model_name=~"$model"'
 QUANTILES = (0.5, 0.95, 0.99)
 RATE = "[$__rate_interval]"
-PER_GPU = "{{Hostname}}/{{gpu}}"  # legend: node and GPU index
+PER_GPU = f"{{{{{DCGM_NODE_LABEL}}}}}/{{{{gpu}}}}"  # legend: node and GPU index
+BY_GPU = f"by ({DCGM_NODE_LABEL}, gpu)"  # one series per GPU of each node
 
 
 def _query(expr: str, legend: str, ref: str) -> prometheus.Dataquery:
@@ -69,7 +70,7 @@ def _by_model(metric: str, aggregate: str = "sum", rate: bool = False) -> str:
 
 
 def _gpu(metric: str) -> str:
-    return f"avg by (Hostname, gpu) ({name(metric)})"
+    return f"avg {BY_GPU} ({name(metric)})"
 
 
 def _variables(namespace: str) -> list[Any]:
@@ -174,8 +175,8 @@ def _rows(namespace: str) -> list[tuple[str, list[Any]]]:
                     "percentunit",
                     [
                         (
-                            f"sum by (Hostname, gpu) ({fb_used}) / (sum by (Hostname, gpu) "
-                            f"({fb_used}) + sum by (Hostname, gpu) ({fb_free}))",
+                            f"sum {BY_GPU} ({fb_used}) / (sum {BY_GPU} "
+                            f"({fb_used}) + sum {BY_GPU} ({fb_free}))",
                             PER_GPU,
                         )
                     ],

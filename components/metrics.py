@@ -4,18 +4,17 @@ A metric renamed upstream breaks a panel or an alert silently (it just shows no 
 each name here says which exporter and version it was checked against, and the tests fail
 (tests/promql_names.py) when a dashboard or rule uses a name that is not in this list.
 
-Checked against:
-- vLLM: the V1 engine's Prometheus metrics, as vLLM's own metrics test lists them and its
-  metrics design page describes them, read for v0.32.0. The image pinned now is v0.31.0
-  (serving.vllmImage: the newest with a digest on record); its V1 metric names are taken
-  to be the same, which was not checked against a running v0.31.0. Counters are exposed
-  with the `_total` suffix, histograms as `_bucket`/`_sum`/`_count`. Older releases used
-  vllm:gpu_cache_usage_perc and vllm:time_per_output_token_seconds; these names are the
-  current ones.
-- vLLM's HTTP server: prometheus-fastapi-instrumentator's http_requests_total, with the
-  status grouped as "2xx", "4xx", "5xx".
-- DCGM exporter 4.8.3 (the chart components/gpu_pool.py pins): etc/default-counters.csv.
-- kube-state-metrics v2 (bundled by the kube-prometheus-stack chart monitoring.py pins).
+Checked by tests/test_metric_contracts.py against extracts of the upstream code at the
+pinned versions (tests/upstream/, each folder's source.json says where from):
+- vLLM v0.31.0 (serving.vllmImage): the V1 engine's Prometheus logger
+  (vllm/v1/metrics/loggers.py): names, kinds, label names. Counters are exposed with the
+  `_total` suffix, histograms as `_bucket`/`_sum`/`_count`.
+- vLLM's HTTP server: prometheus-fastapi-instrumentator's default metrics
+  (http_requests_total by method, status, handler; status grouped as "2xx", "5xx").
+- DCGM exporter 4.8.3 (the chart components/gpu_pool.py pins): the metrics its chart
+  enables and the labels its renderer and collector write.
+- kube-state-metrics: a stand-in release (see tests/upstream/kube-state-metrics-*), until
+  the one kube-prometheus-stack 92.2.0 bundles can be read.
 """
 
 from __future__ import annotations
@@ -103,6 +102,10 @@ _METRICS = (
 )
 
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
+
+# The label that names the node on DCGM exporter samples: "hostname" since exporter 4.8.3
+# (upstream PR #655 renamed "Hostname"), from the NODE_NAME the chart's DaemonSet sets.
+DCGM_NODE_LABEL = "hostname"
 
 
 def name(metric: str) -> str:
