@@ -15,9 +15,14 @@ any other string. That check holds in the offline plan only, which CI runs on ev
 
 from __future__ import annotations
 
+import functools
 import re
+import types as types_module
+import typing
+from collections import abc
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 # The rules, by name (kebab-case, as `pulumi preview` reports them).
@@ -469,10 +474,108 @@ def clear_text_roots(resource: ResourceView) -> tuple[Path, ...]:
     return ()
 
 
-def secret_field_findings(path: Path, value: Any) -> Iterator[tuple[Path, str]]:
-    """(path, what) for each secret-bearing field at this node that holds a clear value."""
+# --- enums the azure-native SDK declares ----------------------------------------------------
+
+AZURE_NATIVE_PREFIX = "azure-native:"
+AZURE_NATIVE_PACKAGE = "pulumi_azure_native"
+
+
+def declared_enum_values(resource_type: str, path: Path) -> frozenset[str]:
+    """The values of the enum that the installed azure-native SDK declares for the input at
+    `path` of `resource_type` ("azure-native:<module>:<Resource>"); empty where it declares
+    none, or where the SDK does not know the type or the path.
+
+    Read from the SDK's own Python types, the ones `pulumi up` serializes the inputs with:
+    the resource's `<Resource>Args` input type, each property's getter name and annotation,
+    and the `Enum` classes of its `_enums.py`. So an SDK upgrade that turns a switch into a
+    free string (or back) changes what passes here without an edit. Only a value the enum
+    lists is set aside: azure-native enums are open (`Union[str, Enum]`), so any other
+    string in that field is still judged like any literal."""
+    if not resource_type.startswith(AZURE_NATIVE_PREFIX):
+        return frozenset()
+    types = _sdk_input_type(resource_type)
+    for step in path:
+        types = _sdk_member_types(types, step)
+    return frozenset(
+        member.value
+        for typ in _sdk_alternatives(types)
+        if isinstance(typ, type) and issubclass(typ, Enum)
+        for member in typ
+        if isinstance(member.value, str)
+    )
+
+
+@functools.cache
+def _sdk_input_type(resource_type: str) -> tuple[Any, ...]:
+    """The SDK's `<Resource>Args` class for this type token, if the SDK declares it."""
+    # Imported here, not at the top: only a secret-bearing azure-native field with a clear
+    # value asks the SDK, and the rules stay importable (and their other checks runnable)
+    # where the SDK is not installed; there no enum is known and every such field is reported.
+    import importlib
+
+    from pulumi.type_token import get_type_token
+
+    parts = resource_type.split(":")
+    if len(parts) != 3:
+        return ()
+    _, module_name, resource_name = parts
+    try:
+        module = importlib.import_module(f"{AZURE_NATIVE_PACKAGE}.{module_name.replace('/', '.')}")
+    except ImportError:
+        return ()
+    resource_class = getattr(module, resource_name, None)
+    args = getattr(module, f"{resource_name}Args", None)
+    if resource_class is None or get_type_token(resource_class) != resource_type:
+        return ()
+    return () if args is None else (args,)
+
+
+def _sdk_member_types(types: tuple[Any, ...], step: str | int) -> tuple[Any, ...]:
+    """The types a property name (or list index) leads to from `types`."""
+    from pulumi._types import input_type_types, is_input_type
+
+    found: list[Any] = []
+    for typ in _sdk_alternatives(types):
+        origin, args = typing.get_origin(typ), typing.get_args(typ)
+        if isinstance(step, str) and isinstance(typ, type) and is_input_type(typ):
+            found.extend(_present(input_type_types(typ).get(step)))
+        elif isinstance(step, str) and origin in (abc.Mapping, dict) and len(args) == 2:
+            found.append(args[1])
+        elif isinstance(step, int) and origin in (abc.Sequence, list) and args:
+            found.append(args[0])
+    return tuple(found)
+
+
+def _sdk_alternatives(types: Iterable[Any]) -> Iterator[Any]:
+    """Each concrete type of an SDK annotation: Union, Optional, Input and Awaitable unwrapped."""
+    for typ in types:
+        origin = typing.get_origin(typ)
+        if origin in (typing.Union, types_module.UnionType):
+            yield from _sdk_alternatives(typing.get_args(typ))
+        elif origin is abc.Awaitable:
+            yield from _sdk_alternatives(typing.get_args(typ)[:1])
+        else:
+            yield typ
+
+
+def _present(typ: Any) -> tuple[Any, ...]:
+    return () if typ is None else (typ,)
+
+
+def secret_field_findings(
+    path: Path, value: Any, resource_type: str = ""
+) -> Iterator[tuple[Path, str]]:
+    """(path, what) for each secret-bearing field at this node that holds a clear value.
+
+    A field whose provider declares it an enum and that holds one of the enum's values is a
+    switch, not a credential (Managed Grafana's apiKey: Enabled or Disabled)."""
     key = path[-1] if path else None
-    if isinstance(key, str) and secret_bearing_key(key) and clear_value(value):
+    if (
+        isinstance(key, str)
+        and secret_bearing_key(key)
+        and clear_value(value)
+        and value not in declared_enum_values(resource_type, path)
+    ):
         yield path, f"field '{key}' holds a literal secret"
     if isinstance(value, Mapping):
         name, literal = value.get("name"), value.get("value")
@@ -501,7 +604,7 @@ def plaintext_findings(resource: ResourceView) -> Iterator[tuple[Path, str]]:
     for path, value in walk(resource.props):
         if under(path, stores):
             continue
-        yield from secret_field_findings(path, value)
+        yield from secret_field_findings(path, value, resource.type)
         yield from shape_findings(path, value)
         if value == SECRET_PLACEHOLDER and under(path, clear_roots):
             yield path, "holds a Pulumi secret where Kubernetes stores it in clear text"

@@ -7,6 +7,7 @@ import runpy
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -19,8 +20,8 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from policies import rules
 from policies.rules import ResourceView
-from tests.conftest import STACKS
-from tools.plan import ROOT
+from tests.conftest import STACKS, read_stack, write_stack
+from tools.plan import ROOT, build_plan
 
 POLICIES = ROOT / "policies"
 DIGEST = "sha256:" + "0" * 64
@@ -506,6 +507,69 @@ def test_lookalikes_are_not_secret_shapes() -> None:
     assert violations_of(SECRETS, cm) == []
 
 
+GRAFANA = "azure-native:dashboard:Grafana"
+
+
+def grafana(api_key: Any) -> ResourceView:
+    """Managed Grafana as components/monitoring.py declares it (azure-managed mode)."""
+    properties = {"grafanaMajorVersion": "11", "apiKey": api_key}
+    return view(GRAFANA, {"workspaceName": "graf-slm-dev", "properties": properties}, name="graf")
+
+
+@pytest.mark.parametrize("switch", ["Disabled", "Enabled"])
+def test_an_enum_switch_named_like_a_secret_passes(switch: str) -> None:
+    """Managed Grafana's apiKey is the SDK's ApiKey enum (Enabled/Disabled), not a key."""
+    assert violations_of(SECRETS, grafana(switch)) == []
+
+
+@pytest.mark.parametrize("literal", ["glsa_0123456789abcdef", "disabled", "Disabled "])
+def test_a_value_outside_the_enum_in_an_enum_field_still_fails(literal: str) -> None:
+    # azure-native enums are open (str or the enum): any other string is judged as a literal.
+    [message] = messages(SECRETS, grafana(literal))
+    assert "properties.apiKey: field 'apiKey' holds a literal secret" in message
+    assert literal not in message
+
+
+def test_enum_values_count_only_where_the_sdk_declares_that_enum() -> None:
+    """The same word is still a literal secret in a field the SDK types as a string, in a
+    Kubernetes object, and on an azure-native type the SDK does not declare."""
+    aks = cluster(windowsProfile={"adminUsername": "azureuser", "adminPassword": "Disabled"})
+    unknown = view("azure-native:dashboard:NoSuchResource", {"properties": {"apiKey": "Disabled"}})
+    found = violations_of(SECRETS, aks, config_map({"apiKey": "Disabled"}), unknown)
+    assert [violation.message.split(": ")[1] for violation in found] == [
+        "windowsProfile.adminPassword",
+        "data.apiKey",
+        "properties.apiKey",
+    ]
+
+
+def test_declared_enum_values_are_read_from_the_sdk() -> None:
+    assert rules.declared_enum_values(GRAFANA, ("properties", "apiKey")) == {"Enabled", "Disabled"}
+    # Through a list of nested input types: an agent pool's mode.
+    assert rules.declared_enum_values(rules.MANAGED_CLUSTER, ("agentPoolProfiles", 0, "mode")) == {
+        "System",
+        "User",
+        "Gateway",
+    }
+    # A free string, a path the SDK lacks, a non-Azure type, a malformed token: no enum.
+    assert rules.declared_enum_values(GRAFANA, ("properties", "grafanaMajorVersion")) == set()
+    assert rules.declared_enum_values(GRAFANA, ("properties", "noSuchField")) == set()
+    assert rules.declared_enum_values(GRAFANA, ("properties", 0)) == set()
+    assert rules.declared_enum_values("kubernetes:core/v1:ConfigMap", ("data", "apiKey")) == set()
+    assert rules.declared_enum_values("azure-native:dashboard", ("apiKey",)) == set()
+
+
+def test_azure_managed_monitoring_plan_passes_every_rule(config_root: Path) -> None:
+    """Defect: every stack with monitoring.mode azure-managed exited 1 on Grafana's apiKey."""
+    document = read_stack(config_root, "staging")
+    document["config"]["slm-deploy:monitoring"] = {"mode": "azure-managed"}
+    write_stack(config_root, "staging", document)
+    plan = build_plan("staging", config_root=config_root)
+    [managed_grafana] = [r for r in plan["resources"] if r["type"] == GRAFANA]
+    assert managed_grafana["inputs"]["properties"]["apiKey"] == "Disabled"
+    assert plan["violations"] == []
+
+
 def test_workload_identity_and_secrets_store_shapes_pass() -> None:
     """The shapes the secrets component declares: Key Vault, CSI driver, workload identity."""
     resources = [
@@ -758,16 +822,40 @@ def test_check_runs_every_rule() -> None:
     }
 
 
-def test_rules_module_has_no_pulumi_imports() -> None:
+SDK_READERS = {"_sdk_input_type", "_sdk_member_types"}
+
+
+def test_rules_module_imports_pulumi_only_to_read_the_azure_sdk() -> None:
+    """The rules are pure functions over resources, whichever engine produced them: Pulumi
+    is imported only inside the two functions that read the azure-native SDK's types, and
+    only when a secret-bearing Azure field holds a clear value."""
     tree = ast.parse((POLICIES / "rules.py").read_text())
+    readers = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name in SDK_READERS
+    }
+    inside = {id(n) for reader in readers.values() for n in ast.walk(reader)}
     imported = [
-        alias.name
+        (alias.name if isinstance(node, ast.Import) else node.module or "", id(node) in inside)
         for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
+        if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     ]
-    imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-    assert not [name for name in imported if name.startswith("pulumi")]
+    assert [name for name, lazy in imported if name.startswith("pulumi") and not lazy] == []
+    assert sorted(name for name, lazy in imported if name.startswith("pulumi")) == [
+        "pulumi._types",
+        "pulumi._types",
+        "pulumi.type_token",
+    ]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, policies.rules; print(sorted(sys.modules))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "'pulumi'" not in loaded and "pulumi_azure_native" not in loaded
 
 
 # --- every stack's plan ----------------------------------------------------------------------
