@@ -68,6 +68,24 @@ class Namespaces(pulumi.ComponentResource):
 
 
 # -- ingress: one HTTPS host, a path per model ----------------------------------------------
+#
+# Only each model's OpenAI API is published: https://<host>/models/<name>/v1/<rest> reaches
+# the server as /v1/<rest>, and every other path answers 404 from the controller's default
+# backend. vLLM checks its API key only on paths under /v1, /v2, /inference and /cohere; the
+# rest of its routes (/invocations, which generates like /v1/chat/completions, /metrics,
+# /docs, /openapi.json, /load, /ping, ...) take no key, so they must never be reachable from
+# outside (tests/test_edge_security.py checks this against vLLM's own route table).
+# Ollama (exposed in local and dev only) has no key at all; publishing only its /v1 keeps
+# its model management API (/api/pull, /api/delete, /api/create) in the cluster.
+#
+# How ingress-nginx (AKS application routing runs v1.13) reads these rules: with use-regex
+# or rewrite-target on any Ingress of a host, every location of that host becomes
+# `location ~* "^<path>"` (case-insensitive, anchored at the start only) and the rewrite is
+# `rewrite "(?i)<path>" <target> break;`. Both work on NGINX's normalised URI: percent-escapes
+# decoded (%2F is a slash, %2e a dot), "." and ".." resolved, repeated slashes merged. So
+# /models/<name>/v1/../../invocations becomes /models/invocations before any location is
+# chosen, and no capture can climb out of /v1/. The target starts with the literal "/v1/":
+# the server sees a lowercase /v1 prefix whatever case the client sent.
 
 # AKS application routing add-on's managed NGINX class.
 AKS_APP_ROUTING_CLASS = "webapprouting.kubernetes.azure.com"
@@ -96,12 +114,22 @@ def model_path(model: str) -> str:
     return f"/models/{model}"
 
 
+# The one API prefix published per model, and where it lands on the server.
+API_PREFIX = "/v1/"
+REWRITE_TARGET = f"{API_PREFIX}$1"
+
+
+def ingress_path(model: str) -> str:
+    """The Ingress rule's regex: the model's /v1/ and what follows it (captured as $1)."""
+    return f"{model_path(model)}{API_PREFIX}(.*)"
+
+
 def ingress_annotations(args: ModelIngressArgs) -> dict[str, str]:
     timeout = str(args.max_request_seconds)
     annotations = {
-        # /models/<name>/v1/... reaches the server as /v1/...
+        # /models/<name>/v1/... reaches the server as /v1/..., nothing else reaches it.
         "nginx.ingress.kubernetes.io/use-regex": "true",
-        "nginx.ingress.kubernetes.io/rewrite-target": "/$2",
+        "nginx.ingress.kubernetes.io/rewrite-target": REWRITE_TARGET,
         # Streamed completions: pass tokens on as they come, wait as long as a response may.
         "nginx.ingress.kubernetes.io/proxy-buffering": "off",
         "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
@@ -145,7 +173,7 @@ class ModelIngress(pulumi.ComponentResource):
                         "http": {
                             "paths": [
                                 {
-                                    "path": f"{model_path(model.name)}(/|$)(.*)",
+                                    "path": ingress_path(model.name),
                                     "pathType": "ImplementationSpecific",
                                     "backend": {
                                         "service": {

@@ -1,0 +1,704 @@
+"""What the edge publishes, checked against vLLM's own route table and played as an attacker.
+
+vLLM's API key guards only some path prefixes; every other route it registers answers
+without a key (/invocations generates like /v1/chat/completions). The route table and the
+guarded prefixes come from the vendored extract of vLLM v0.31.0
+(tests/upstream/vllm-0.31.0-routes). The rendered Ingress objects are read the way
+ingress-nginx v1.13 (what AKS application routing runs) turns them into NGINX locations;
+that reading is checked against a real NGINX with the same locations, in front of a
+loopback server that stands in for vLLM.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.network import AKS_APP_ROUTING_CLASS
+from tests.conftest import read_stack, write_stack
+from tools.plan import ROOT, build_plan, kubernetes_manifests
+from tools.stack_files import available_stacks
+
+ROUTES = Path(__file__).parent / "upstream" / "vllm-0.31.0-routes"
+ENTRY = ("vllm.entrypoints.launchers.app", "build_app")
+AUTHENTICATE = "vllm.entrypoints.serve.middleware.authenticate"
+
+# FastAPI's own URLs for the docs routes, used where vLLM's FastAPI(...) call leaves them
+# at their defaults: fastapi 0.136.3 (the newest vLLM 0.31.0 accepts, <0.137),
+# fastapi/applications.py; the OAuth2 redirect is added only with docs_url.
+FASTAPI_DOCS = {
+    "openapi_url": "/openapi.json",
+    "docs_url": "/docs",
+    "redoc_url": "/redoc",
+    "swagger_ui_oauth2_redirect_url": "/docs/oauth2-redirect",
+}
+SWAGGER_REDIRECT = "<app.swagger_ui_oauth2_redirect_url>"
+
+
+# -- vLLM's route table, from the vendored extract ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    methods: tuple[str, ...]
+    mount: bool
+    # The `if` tests (vLLM's source text) that must all hold for the route to exist.
+    when: tuple[str, ...]
+
+
+@cache
+def extract(module: str) -> dict[str, Any]:
+    local = module.removeprefix("vllm.entrypoints.")
+    for name in (f"{local}.json", f"{local}.__init__.json"):
+        if (ROUTES / name).exists():
+            return json.loads((ROUTES / name).read_text())
+    raise AssertionError(f"{module} is reached from build_app but not vendored")
+
+
+def guarded_prefixes() -> tuple[str, ...]:
+    return tuple(extract(AUTHENTICATE)["constants"]["GUARDED_PREFIX"])
+
+
+def _route(entry: dict, when: tuple[str, ...]) -> Route:
+    path = (
+        FASTAPI_DOCS["swagger_ui_oauth2_redirect_url"]
+        if entry["path"] == SWAGGER_REDIRECT
+        else entry["path"]
+    )
+    assert not path.startswith("<"), f"a route path vLLM computes: {path}"
+    return Route(path, tuple(entry["methods"]), entry["mount"], (*when, *entry["when"]))
+
+
+def _router_routes(router: str, scope: tuple[str, str], when: tuple[str, ...]) -> list[Route]:
+    """The routes of `module.router`: declared at module level, or in the scope that
+    includes it (vLLM declares some routes inside the function that attaches them)."""
+    module, name = router.rsplit(".", 1)
+    return [
+        _route(entry, when)
+        for entry in extract(module)["routes"]
+        if entry["router"] == name
+        and (entry["scope"] == "<module>" or (module, entry["scope"]) == scope)
+    ]
+
+
+def _scope_routes(scope: tuple[str, str], when: tuple[str, ...], seen: set) -> list[Route]:
+    if scope in seen:
+        return []
+    seen.add(scope)
+    module, function = scope
+    found = extract(module)
+    routes = [
+        _route(entry, when)
+        for entry in found["routes"]
+        if entry["scope"] == function and entry["router"] in ("app", None)
+    ]
+    for include in (i for i in found["includes"] if i["scope"] == function):
+        routes += _router_routes(include["router"], scope, (*when, *include["when"]))
+    for call in (c for c in found["calls"] if c["scope"] == function):
+        target = tuple(call["target"].rsplit(".", 1))
+        routes += _scope_routes(target, (*when, *call["when"]), seen)
+    return routes
+
+
+def docs_routes() -> list[Route]:
+    """FastAPI's docs routes under each way build_app constructs the app."""
+    routes = []
+    for app in extract(ENTRY[0])["apps"]:
+        urls = {k: v for k, v in FASTAPI_DOCS.items() if app["keywords"].get(k) != "None"}
+        if "docs_url" not in urls:
+            urls.pop("swagger_ui_oauth2_redirect_url", None)
+        routes += [Route(url, ("GET",), False, tuple(app["when"])) for url in urls.values()]
+    return routes
+
+
+@cache
+def vllm_routes() -> tuple[Route, ...]:
+    """Every route the OpenAI API server may register, each with what it depends on."""
+    routes = _scope_routes(ENTRY, (), set()) + docs_routes()
+    return tuple(dict.fromkeys(routes))
+
+
+def is_guarded(path: str) -> bool:
+    return path.startswith(guarded_prefixes())
+
+
+def route_matches(route: Route, path: str) -> bool:
+    """Starlette's matching: a {param} is one segment; a mount takes what follows it."""
+    if route.mount:
+        return path == route.path or path.startswith(route.path.rstrip("/") + "/")
+    pattern = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(route.path))
+    return re.fullmatch(pattern, path) is not None
+
+
+def sample_path(route: Route) -> str:
+    return re.sub(r"\{[^}]*\}", "x", route.path)
+
+
+def unconditional(route: Route) -> bool:
+    return not route.when
+
+
+# -- ingress-nginx's reading of the rendered Ingress objects --------------------------------
+
+
+class BadRequest(Exception):
+    """NGINX refuses the request line before choosing a location (400)."""
+
+
+def normalise(uri: str) -> str:
+    """NGINX's $uri: query dropped, %XX decoded (a decoded / or . counts as one), repeated
+    slashes merged (merge_slashes on, ingress-nginx leaves the default), . and .. resolved;
+    a .. above the root is a 400."""
+    path = urllib.parse.unquote(uri.split("?", 1)[0], errors="strict")
+    if not path.startswith("/") or "\x00" in path:
+        raise BadRequest(uri)
+    segments: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if not segments:
+                raise BadRequest(uri)
+            segments.pop()
+        elif segment not in (".", ""):
+            segments.append(segment)
+    trailing = "/" if path.endswith(("/", "/.", "/..")) and segments else ""
+    return "/" + "/".join(segments) + trailing
+
+
+@dataclass(frozen=True)
+class Location:
+    path: str
+    rewrite_target: str | None
+    # (service, port), or None for the controller's default backend (404).
+    backend: tuple[str, int] | None
+    regex: bool
+
+
+def _rule_locations(ingress: dict) -> list[Location]:
+    annotations = ingress["metadata"].get("annotations", {})
+    target = annotations.get("nginx.ingress.kubernetes.io/rewrite-target")
+    regex = annotations.get("nginx.ingress.kubernetes.io/use-regex") == "true"
+    locations = []
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            service = path["backend"]["service"]
+            backend = (service["name"], service["port"]["number"])
+            locations.append(Location(path["path"], target, backend, regex or bool(target)))
+    return locations
+
+
+def host_locations(ingresses: list[dict], host: str) -> list[Location]:
+    """A host's locations in the order ingress-nginx writes them (controller.go: by path,
+    descending, then by length, descending), with the default backend's "/" added. Once
+    any location of the host uses a regex or a rewrite, all of them are regex locations
+    (template.go enforceRegexModifier), tried in that order."""
+    locations = [
+        location
+        for ingress in ingresses
+        if any(rule.get("host") == host for rule in ingress["spec"]["rules"])
+        for location in _rule_locations(ingress)
+    ]
+    locations.append(Location("/", None, None, False))
+    locations.sort(key=lambda loc: loc.path, reverse=True)
+    locations.sort(key=lambda loc: len(loc.path), reverse=True)
+    return locations
+
+
+def _apply_target(location: Location, uri: str) -> str:
+    if not location.rewrite_target:
+        return uri
+    match = re.search(location.path, uri, re.IGNORECASE)
+    assert match, (location, uri)
+    return re.sub(r"\$(\d)", lambda m: match.group(int(m.group(1))) or "", location.rewrite_target)
+
+
+def edge(locations: list[Location], uri: str) -> tuple[tuple[str, int], str] | None:
+    """Where NGINX sends a request: (backend, path on the backend), or None for a 404.
+    Raises BadRequest where NGINX answers 400."""
+    path = normalise(uri)
+    enforce_regex = any(loc.regex for loc in locations)
+    for location in locations:
+        if enforce_regex:
+            if not re.match(location.path, path, re.IGNORECASE):
+                continue
+        elif not path.startswith(location.path):
+            continue
+        if location.backend is None:
+            return None
+        return location.backend, _apply_target(location, path)
+    return None
+
+
+# A rewrite target of the shape "<literal>$<n>": the capture is a suffix of the path the
+# backend sees, which is what `candidate_uris` relies on. Any other shape stops the test.
+TARGET_SHAPE = re.compile(r"^(/[^$]*)?\$\d$")
+REGEX_META = re.compile(r"[()\[\]{}.*+?^$|\\]")
+
+
+def candidate_uris(location: Location, upstream: str) -> list[str]:
+    """External paths that could reach `upstream` through `location`: its literal prefix
+    followed by every suffix of `upstream`, with and without a joining slash."""
+    if location.rewrite_target is None:
+        return [upstream]
+    assert TARGET_SHAPE.match(location.rewrite_target), location.rewrite_target
+    prefix = REGEX_META.split(location.path, maxsplit=1)[0]
+    suffixes = [upstream[i:] for i in range(len(upstream) + 1)]
+    return [prefix + s for s in suffixes] + [prefix + "/" + s for s in suffixes]
+
+
+def reachable(locations: list[Location], backends: set[tuple[str, int]], route: Route) -> list[str]:
+    """The external paths that reach `route` on one of `backends`."""
+    hits = []
+    for location in locations:
+        if location.backend not in backends:
+            continue
+        for uri in candidate_uris(location, sample_path(route)):
+            try:
+                landed = edge(locations, uri)
+            except BadRequest:
+                continue
+            if landed and landed[0] in backends and route_matches(route, landed[1]):
+                hits.append(uri)
+    return list(dict.fromkeys(hits))
+
+
+def exposed_unguarded(ingresses: list[dict], host: str, backends: set) -> dict[str, list[str]]:
+    locations = host_locations(ingresses, host)
+    found = {}
+    for route in vllm_routes():
+        if is_guarded(route.path):
+            continue
+        if hits := reachable(locations, backends, route):
+            found[route.path] = hits
+    return found
+
+
+# -- the rendered objects of every stack, with its ingress on --------------------------------
+
+
+def ingress_settings(stack: str) -> dict:
+    settings = {"enabled": True, "host": f"slm.{stack}.example.com"}
+    if stack in ("staging", "prod"):
+        settings["tlsSecretName"] = f"slm-{stack}-tls"
+    return settings
+
+
+@pytest.fixture(scope="module")
+def edge_plans(tmp_path_factory) -> dict[str, dict]:
+    root = tmp_path_factory.mktemp("edge")
+    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", root / "stacks")
+    plans = {}
+    for stack in available_stacks(ROOT):
+        document = read_stack(root, stack)
+        document["config"]["slm-deploy:ingress"] = ingress_settings(stack)
+        write_stack(root, stack, document)
+        plans[stack] = build_plan(stack, config_root=root)
+    return plans
+
+
+def rendered(plan: dict, kind: str) -> list[dict]:
+    return [m for m in kubernetes_manifests(plan["resources"]).values() if m["kind"] == kind]
+
+
+def vllm_backends(plan: dict) -> set[tuple[str, int]]:
+    """The Services (name, port) in front of vLLM pods, found from the rendered objects."""
+    images = {}
+    for deployment in rendered(plan, "Deployment"):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        images[tuple(sorted(labels.items()))] = " ".join(c["image"] for c in containers)
+    backends = set()
+    for service in rendered(plan, "Service"):
+        selector = service["spec"].get("selector", {})
+        for labels, image in images.items():
+            if selector and set(selector.items()) <= set(labels) and "vllm" in image:
+                backends |= {
+                    (service["metadata"]["name"], p["port"]) for p in service["spec"]["ports"]
+                }
+    return backends
+
+
+def test_route_table_names_the_unguarded_routes_and_what_attaches_them() -> None:
+    routes = {(r.path, r.methods): r for r in vllm_routes()}
+    assert guarded_prefixes() == ("/v1", "/v2", "/inference", "/cohere")
+    # SageMaker's router is attached whatever the flags: /invocations generates, no key.
+    assert routes[("/invocations", ("POST",))].when == ()
+    assert not is_guarded("/invocations")
+    assert {r.path for r in vllm_routes() if unconditional(r)} == {
+        "/health",
+        "/load",
+        "/version",
+        "/kv_event_sources",
+        "/metrics",
+        "/tokenize",
+        "/detokenize",
+        "/v1/models",
+        "/ping",
+        "/invocations",
+    }
+    chat = routes[("/v1/chat/completions", ("POST",))]
+    assert chat.when == ("'generate' in supported_tasks",) and is_guarded(chat.path)
+    # --disable-fastapi-docs removes FastAPI's docs; --enable-offline-docs serves its own.
+    docs = [r for r in vllm_routes() if r.path in ("/docs", "/openapi.json", "/redoc")]
+    assert all("args.disable_fastapi_docs" not in r.when for r in docs)
+    assert ("not (args.disable_fastapi_docs)", "not (args.enable_offline_docs)") in {
+        r.when for r in docs if r.path == "/redoc"
+    }
+    assert routes[("/tokenizer_info", ("GET",))].when == (
+        "getattr(app.state.args, 'enable_tokenizer_info_endpoint', False)",
+    )
+    assert routes[("/collective_rpc", ("POST",))].when == ("envs.VLLM_SERVER_DEV_MODE",)
+    # 80 routes (method variants and conditions apart) on 75 paths, 47 of them keyless.
+    paths = {r.path for r in vllm_routes()}
+    assert (len(vllm_routes()), len(paths)) == (80, 75)
+    assert len({p for p in paths if not is_guarded(p)}) == 47
+
+
+def test_the_key_is_checked_only_when_one_is_set() -> None:
+    register = extract("vllm.entrypoints.serve.middleware.register")["middlewares"]
+    auth = [m for m in register if m["middleware"] == f"{AUTHENTICATE}.AuthenticationMiddleware"]
+    assert [m["when"] for m in auth] == [
+        ["(tokens := [key for key in args.api_key or [envs.VLLM_API_KEY] if key])"]
+    ]
+
+
+# The Ingress rule this template rendered before only /v1 was published (commit 78ed5db).
+PUBLISHED_EVERYTHING = {
+    "metadata": {
+        "name": "phi4-mini",
+        "annotations": {
+            "nginx.ingress.kubernetes.io/use-regex": "true",
+            "nginx.ingress.kubernetes.io/rewrite-target": "/$2",
+        },
+    },
+    "spec": {
+        "rules": [
+            {
+                "host": "slm.example.com",
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/models/phi4-mini(/|$)(.*)",
+                            "pathType": "ImplementationSpecific",
+                            "backend": {"service": {"name": "phi4-mini", "port": {"number": 8000}}},
+                        }
+                    ]
+                },
+            }
+        ]
+    },
+}
+
+
+def test_the_check_catches_an_edge_that_publishes_every_path() -> None:
+    found = exposed_unguarded([PUBLISHED_EVERYTHING], "slm.example.com", {("phi4-mini", 8000)})
+    assert "/models/phi4-mini/invocations" in found["/invocations"]
+    assert {
+        "/invocations",
+        "/metrics",
+        "/docs",
+        "/openapi.json",
+        "/ping",
+        "/load",
+        "/version",
+        "/health",
+        "/tokenize",
+        "/tokenizer_info",
+    } <= set(found)
+
+
+@pytest.mark.parametrize("stack", ["local", "dev", "staging", "prod"])
+def test_no_unguarded_vllm_route_is_reachable_from_outside(edge_plans, stack: str) -> None:
+    plan = edge_plans[stack]
+    ingresses = rendered(plan, "Ingress")
+    host = ingress_settings(stack)["host"]
+    backends = vllm_backends(plan)
+    assert exposed_unguarded(ingresses, host, backends) == {}
+    locations = host_locations(ingresses, host)
+    published = {r.path for r in vllm_routes() if reachable(locations, backends, r)}
+    assert published == {r.path for r in vllm_routes() if r.path.startswith("/v1/")} or not backends
+
+
+def test_every_ingress_publishes_only_its_models_v1(edge_plans) -> None:
+    ingresses = {i["metadata"]["name"]: i for i in rendered(edge_plans["prod"], "Ingress")}
+    assert sorted(ingresses) == ["phi4-mini", "qwen3-8b"]
+    rule = ingresses["phi4-mini"]["spec"]["rules"][0]["http"]["paths"][0]
+    assert rule["path"] == "/models/phi4-mini/v1/(.*)"
+    assert rule["pathType"] == "ImplementationSpecific"
+    annotations = ingresses["phi4-mini"]["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/v1/$1"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "16m"
+    assert ingresses["phi4-mini"]["spec"]["ingressClassName"] == AKS_APP_ROUTING_CLASS
+
+
+def test_ollama_is_published_only_in_local_and_dev_and_only_its_v1(edge_plans) -> None:
+    local = rendered(edge_plans["local"], "Ingress")
+    paths = [p["path"] for i in local for r in i["spec"]["rules"] for p in r["http"]["paths"]]
+    assert paths == ["/models/qwen3-tiny/v1/(.*)"]
+    locations = host_locations(local, "slm.local.example.com")
+    assert edge(locations, "/models/qwen3-tiny/v1/chat/completions") == (
+        ("qwen3-tiny", 11434),
+        "/v1/chat/completions",
+    )
+    for management in ("/api/pull", "/api/delete", "/api/create", "/api/tags"):
+        assert edge(locations, f"/models/qwen3-tiny{management}") is None
+
+
+# -- the attacker, against the rendered prod objects ----------------------------------------
+
+MODEL = "/models/phi4-mini"
+# (request path as sent, where NGINX sends it: the backend path, None for 404, 400).
+TRICKS = [
+    (f"{MODEL}/v1/chat/completions", "/v1/chat/completions"),
+    (f"{MODEL}/v1/models", "/v1/models"),
+    (f"{MODEL}/invocations", None),
+    (f"{MODEL}/metrics", None),
+    (f"{MODEL}/docs", None),
+    (f"{MODEL}/openapi.json", None),
+    (f"{MODEL}/ping", None),
+    (f"{MODEL}/version", None),
+    (f"{MODEL}/load", None),
+    (f"{MODEL}/tokenize", None),
+    (f"{MODEL}/v1", None),
+    ("/invocations", None),
+    ("/v1/chat/completions", None),
+    (f"{MODEL}//v1/chat/completions", "/v1/chat/completions"),
+    (f"{MODEL}/v1//chat/completions", "/v1/chat/completions"),
+    (f"{MODEL}/v1/../invocations", None),
+    (f"{MODEL}/v1/../../invocations", None),
+    (f"{MODEL}/v1/../v1/models", "/v1/models"),
+    (f"{MODEL}/v1/%2e%2e/invocations", None),
+    (f"{MODEL}/v1%2F..%2Finvocations", None),
+    (f"{MODEL}/v1/..%2finvocations", None),
+    (f"{MODEL}/v1/%2e%2e%2f%2e%2e%2finvocations", None),
+    (f"{MODEL}/v1/./models", "/v1/models"),
+    (f"{MODEL}/V1/models", "/v1/models"),
+    ("/MODELS/PHI4-MINI/v1/models", "/v1/models"),
+    (f"{MODEL}/v1/%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2finvocations", 400),
+    (f"{MODEL}/v1/models?next=/invocations", "/v1/models"),
+    (f"{MODEL}/v1/invocations", "/v1/invocations"),  # no such vLLM route: its 404, after the key
+]
+
+
+def test_path_tricks_against_the_rendered_prod_ingress(edge_plans) -> None:
+    ingresses = rendered(edge_plans["prod"], "Ingress")
+    locations = host_locations(ingresses, ingress_settings("prod")["host"])
+    for uri, expected in TRICKS:
+        try:
+            landed = edge(locations, uri)
+        except BadRequest:
+            landed = 400
+        path = landed if landed in (None, 400) else landed[1]
+        assert path == expected, uri
+        if isinstance(path, str):
+            assert landed[0] == ("phi4-mini", 8000) and is_guarded(path), uri
+
+
+# -- the same locations in a real NGINX, before a stand-in for vLLM ---------------------------
+
+API_KEY = "test-key"
+# The flags our stacks run vLLM with, as the route table's conditions read them: a
+# generating model, FastAPI's docs left on (the worst case; prod turns them off).
+STAND_IN_FLAGS = {
+    "'generate' in supported_tasks",
+    "not (args.disable_fastapi_docs)",
+    "not (args.enable_offline_docs)",
+}
+# ingress-nginx's defaults for what the Ingress objects do not set (config.go,
+# controller-v1.13.7): client_body_timeout and client_header_timeout 60 s. The slow client
+# below gets 1 s instead, so that the test takes a second, not a minute.
+SLOW_CLIENT_TIMEOUT_S = 1
+
+
+def nginx() -> str:
+    """NGINX must be there: a missing one fails the suite, never skips it."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if not found:
+        pytest.fail("nginx not found: install Debian's nginx-light package (.ci/run does)")
+    return found
+
+
+class StandIn(BaseHTTPRequestHandler):
+    """vLLM as the vendored extract describes it: its key check on the guarded prefixes,
+    then its routes (under STAND_IN_FLAGS); it records every request that reaches it."""
+
+    seen: list[tuple[str, str]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        path = urllib.parse.unquote(self.path.split("?", 1)[0])
+        self.seen.append((self.command, path))
+        if is_guarded(path) and self.headers.get("Authorization") != f"Bearer {API_KEY}":
+            return self._send(401, {"error": "Unauthorized"})
+        routes = [r for r in vllm_routes() if set(r.when) <= STAND_IN_FLAGS]
+        if any(route_matches(r, path) for r in routes):
+            return self._send(200, {"path": path})
+        return self._send(404, {"detail": "Not Found"})
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, *args) -> None:  # keep the test output clean
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def nginx_location(location: Location, upstream: str, annotations: dict[str, str]) -> str:
+    """One location as ingress-nginx's template writes it (buildLocation, buildProxyPass)."""
+    if location.backend is None:
+        return '    location ~* "^/" { return 404; }\n'
+    settings = {
+        "client_max_body_size": annotations["nginx.ingress.kubernetes.io/proxy-body-size"],
+        "proxy_read_timeout": annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] + "s",
+        "proxy_send_timeout": annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] + "s",
+        "proxy_buffering": annotations["nginx.ingress.kubernetes.io/proxy-buffering"],
+    }
+    lines = [f'    location ~* "^{location.path}" {{']
+    lines += [f"        {key} {value};" for key, value in settings.items()]
+    if location.rewrite_target:
+        lines.append(f'        rewrite "(?i){location.path}" {location.rewrite_target} break;')
+    lines += [f"        proxy_pass http://{upstream};", "    }"]
+    return "\n".join(lines) + "\n"
+
+
+def nginx_conf(prefix: Path, port: int, host: str, ingresses: list[dict], upstreams: dict) -> str:
+    annotations = ingresses[0]["metadata"]["annotations"]
+    locations = "".join(
+        nginx_location(loc, upstreams.get(loc.backend, ""), annotations)
+        for loc in host_locations(ingresses, host)
+    )
+    temp = " ".join(
+        f"{name}_temp_path {prefix}/{name};"
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\nworker_processes 1;\n"
+        "events {}\n"
+        f"http {{\n  access_log off;\n  {temp}\n"
+        f"  client_body_timeout {SLOW_CLIENT_TIMEOUT_S}s;\n"
+        f"  server {{\n    listen 127.0.0.1:{port};\n    server_name {host};\n"
+        f"{locations}  }}\n}}\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def real_edge(edge_plans, tmp_path_factory):
+    """NGINX with prod's rendered locations, in front of the stand-in for every vLLM model."""
+    plan = edge_plans["prod"]
+    host = ingress_settings("prod")["host"]
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    upstream = f"127.0.0.1:{backend.server_address[1]}"
+    prefix = tmp_path_factory.mktemp("nginx")
+    port = _free_port()
+    conf = prefix / "nginx.conf"
+    upstreams = dict.fromkeys(vllm_backends(plan), upstream)
+    conf.write_text(nginx_conf(prefix, port, host, rendered(plan, "Ingress"), upstreams))
+    server = subprocess.Popen([nginx(), "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"])
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield {"port": port, "host": host}
+    server.terminate()
+    server.wait(timeout=10)
+    backend.shutdown()
+
+
+def send(edge: dict, method: str, uri: str, key: str | None = None, body: bytes = b""):
+    """One request with its path as written (no client-side normalisation)."""
+    connection = http.client.HTTPConnection("127.0.0.1", edge["port"], timeout=10)
+    headers = {"Host": edge["host"]}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    StandIn.seen.clear()
+    connection.request(method, uri, body=body, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status, list(StandIn.seen)
+
+
+def test_path_tricks_against_real_nginx_agree_with_the_reading(real_edge) -> None:
+    for uri, expected in TRICKS:
+        status, seen = send(real_edge, "POST", uri)
+        if expected is None:
+            assert (status, seen) == (404, []), uri
+        elif expected == 400:
+            assert (status, seen) == (400, []), uri
+        else:
+            # Forwarded, and the key is asked for: the edge can only reach guarded paths.
+            assert (status, seen) == (401, [("POST", expected)]), uri
+
+
+def test_only_the_right_key_gets_an_answer(real_edge) -> None:
+    models = f"{MODEL}/v1/models"
+    assert send(real_edge, "GET", models)[0] == 401
+    assert send(real_edge, "GET", models, key="wrong-key")[0] == 401
+    assert send(real_edge, "GET", models, key=API_KEY) == (200, [("GET", "/v1/models")])
+    # Keyless routes of vLLM stay unreachable even with a valid key.
+    for path in ("/invocations", "/metrics", "/docs", "/openapi.json"):
+        assert send(real_edge, "GET", f"{MODEL}{path}", key=API_KEY) == (404, []), path
+    # A valid key on a route vLLM lacks: its own 404, after the key check.
+    status, seen = send(real_edge, "POST", f"{MODEL}/v1/invocations", key=API_KEY)
+    assert (status, seen) == (404, [("POST", "/v1/invocations")])
+
+
+def test_an_oversized_body_is_refused_at_the_edge(real_edge) -> None:
+    limit = 16 * 1024 * 1024  # proxy-body-size "16m" on the rendered Ingress
+    connection = http.client.HTTPConnection("127.0.0.1", real_edge["port"], timeout=10)
+    StandIn.seen.clear()
+    connection.putrequest("POST", f"{MODEL}/v1/chat/completions", skip_host=True)
+    connection.putheader("Host", real_edge["host"])
+    connection.putheader("Content-Length", str(limit + 1))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert (response.status, StandIn.seen) == (413, [])
+    connection.close()
+
+
+def test_a_slow_client_is_cut_off_before_the_model_sees_it(real_edge) -> None:
+    with socket.create_connection(("127.0.0.1", real_edge["port"]), timeout=10) as sock:
+        StandIn.seen.clear()
+        started = time.monotonic()
+        sock.sendall(
+            f"POST {MODEL}/v1/chat/completions HTTP/1.1\r\nHost: {real_edge['host']}\r\n"
+            "Content-Length: 100\r\n\r\n{".encode()
+        )
+        answer = sock.recv(4096)
+        waited = time.monotonic() - started
+    # NGINX buffers the body before it proxies: the model never saw the request. On the
+    # body timeout NGINX closes the connection without an answer (its 408 is logged only).
+    assert StandIn.seen == []
+    assert answer == b""
+    assert SLOW_CLIENT_TIMEOUT_S <= waited < SLOW_CLIENT_TIMEOUT_S + 5
