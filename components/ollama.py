@@ -19,10 +19,12 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_random import RandomPassword
 
 from components import sizing, workload
 from components.config import GpuPool, ModelConfig, OllamaSettings, OllamaVariant
 from components.gpu_pool import POOL_LABEL, gpu_tolerations
+from components.secrets import API_KEY_LENGTH
 
 PORT = 11434
 MODELFILES_PATH = "/modelfiles"
@@ -227,25 +229,96 @@ def _resources(args: OllamaArgs) -> dict[str, Any]:
 # -- Open WebUI -------------------------------------------------------------------------------
 
 OPEN_WEBUI_PORT = 8080
+OPEN_WEBUI_NAME = "open-webui"
+# Open WebUI opens its SQLite database when it is imported, before anything creates a
+# folder; only `open-webui serve` (not the image's start script) makes DATA_DIR. The claim
+# is mounted at DATA_DIR itself, so the folder exists from the first start.
+OPEN_WEBUI_DATA_DIR = "/data"
+# The Secret our generated values land in, and its keys.
+OPEN_WEBUI_SECRET = "open-webui"
+SECRET_KEY_KEY = "secret-key"
+ADMIN_PASSWORD_KEY = "admin-password"
+# The admin account Open WebUI creates at its first start (WEBUI_ADMIN_EMAIL, only while it
+# has no user). Its e-mail check accepts any address ending in "@localhost"; the operator
+# changes address and password in the UI after signing in.
+OPEN_WEBUI_ADMIN_EMAIL = "admin@localhost"
+# Ollama's default registry and namespace: a name in them is listed without either.
+OLLAMA_DEFAULT_HOST = "registry.ollama.ai"
+OLLAMA_DEFAULT_NAMESPACE = "library"
+OLLAMA_DEFAULT_TAG = "latest"
+
+
+def ollama_listed_name(reference: str) -> str:
+    """The name Ollama's /api/tags lists a model under, as Open WebUI names it: a missing
+    tag is "latest", the default registry and namespace are left out (Ollama's
+    model.ParseName and Name.DisplayShortest)."""
+    rest, tag = reference, OLLAMA_DEFAULT_TAG
+    if reference.rfind(":") > reference.rfind("/"):
+        rest, tag = reference.rsplit(":", 1)
+    *path, model = rest.split("/")
+    namespace = path[-1] if path else OLLAMA_DEFAULT_NAMESPACE
+    host = "/".join(path[:-1]) or OLLAMA_DEFAULT_HOST
+    if host.lower() != OLLAMA_DEFAULT_HOST:
+        return f"{host}/{namespace}/{model}:{tag}"
+    if namespace.lower() != OLLAMA_DEFAULT_NAMESPACE:
+        return f"{namespace}/{model}:{tag}"
+    return f"{model}:{tag}"
+
+
+def default_chat_model(model: ModelConfig) -> str:
+    """What Open WebUI preselects: the model's first variant, else the model itself."""
+    return ollama_listed_name(model.variants[0].name if model.variants else model.source)
 
 
 @dataclass(frozen=True)
 class OpenWebUiArgs:
     namespace: str
     image: str
-    ollama_url: str
-    default_model: str
+    ollama_urls: tuple[str, ...]  # every Ollama server of the stack
+    default_model: str  # as /api/tags lists it: name:tag
     protect: bool
 
 
+def open_webui_env(args: OpenWebUiArgs) -> list[dict[str, Any]]:
+    """Open WebUI's settings (names as its env.py and config.py read them at v0.8.12)."""
+    values = {
+        # ";"-separated: one Open WebUI for every Ollama server of the stack.
+        "OLLAMA_BASE_URLS": ";".join(args.ollama_urls),
+        "DEFAULT_MODELS": args.default_model,
+        "ENABLE_OPENAI_API": "False",
+        "WEBUI_AUTH": "True",
+        # Nobody registers: the one account is the admin created below.
+        "ENABLE_SIGNUP": "False",
+        "WEBUI_ADMIN_EMAIL": OPEN_WEBUI_ADMIN_EMAIL,
+        # The stack file stays the source of these settings: with persistence on, the values
+        # of the first start (Ollama servers, default model, sign-up) would win over every
+        # later change to the stack, kept in the database.
+        "ENABLE_PERSISTENT_CONFIG": "False",
+        "DATA_DIR": OPEN_WEBUI_DATA_DIR,
+        # Libraries write caches under HOME; the image's HOME (/root) is read-only.
+        "HOME": "/scratch/home",
+    }
+    secrets = {
+        # Signs sessions; an empty key stops Open WebUI (the image's start script would write
+        # a generated one beside itself, which a read-only root refuses).
+        "WEBUI_SECRET_KEY": SECRET_KEY_KEY,
+        "WEBUI_ADMIN_PASSWORD": ADMIN_PASSWORD_KEY,
+    }
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in values.items()]
+    return env + [
+        {"name": k, "valueFrom": {"secretKeyRef": {"name": OPEN_WEBUI_SECRET, "key": key}}}
+        for k, key in secrets.items()
+    ]
+
+
 class OpenWebUi(pulumi.ComponentResource):
-    """Open WebUI wired to an Ollama server; its own sign-in stays on (WEBUI_AUTH)."""
+    """One Open WebUI for the stack's Ollama servers: sign-in on, no sign-up, an admin
+    account from a generated password, its data on a claim of its own."""
 
     def __init__(self, name: str, args: OpenWebUiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm:ollama:OpenWebUi", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        selector = workload.labels("open-webui", "open-webui", "chat")
-        metadata = {"name": "open-webui", "namespace": args.namespace, "labels": selector}
+        selector = workload.labels(OPEN_WEBUI_NAME, OPEN_WEBUI_NAME, "chat")
+        metadata = {"name": OPEN_WEBUI_NAME, "namespace": args.namespace, "labels": selector}
         data = workload.ModelCache(
             shared=True,
             size_gib=5,
@@ -253,17 +326,9 @@ class OpenWebUi(pulumi.ComponentResource):
             access_mode="ReadWriteOnce",
             protect=args.protect,
         )
+        secret = self._secret(name, args)
         # Chats and accounts live on this claim (named like a model cache: "open-webui-models").
-        workload.declare_model_cache(name, "open-webui", args.namespace, data, self)
-        env = {
-            "OLLAMA_BASE_URL": args.ollama_url,
-            "DEFAULT_MODELS": args.default_model,
-            "WEBUI_AUTH": "True",
-            "DATA_DIR": "/models/data",
-            "HOME": "/scratch/home",
-            "ENABLE_OPENAI_API": "False",
-            "ANONYMIZED_TELEMETRY": "False",
-        }
+        workload.declare_model_cache(name, OPEN_WEBUI_NAME, args.namespace, data, self)
         k8s.apps.v1.Deployment(
             name,
             metadata=metadata,
@@ -273,41 +338,64 @@ class OpenWebUi(pulumi.ComponentResource):
                 "strategy": {"type": "Recreate"},
                 "template": {
                     "metadata": {"labels": selector},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "tolerations": workload.SYSTEM_POOL_TOLERATIONS,
-                        "securityContext": workload.pod_security_context(),
-                        "containers": [
-                            {
-                                "name": "open-webui",
-                                "image": args.image,
-                                "imagePullPolicy": "IfNotPresent",
-                                "env": [{"name": k, "value": v} for k, v in env.items()],
-                                "ports": [{"name": "http", "containerPort": OPEN_WEBUI_PORT}],
-                                "resources": {
-                                    "requests": {"cpu": "250m", "memory": "1Gi"},
-                                    "limits": {"cpu": "1", "memory": "2Gi"},
-                                },
-                                "startupProbe": workload.http_probe("/health", "http", 5, 36),
-                                "readinessProbe": workload.http_probe("/health", "http", 10, 3),
-                                "livenessProbe": workload.http_probe("/health", "http", 30, 4),
-                                "securityContext": workload.container_security_context(),
-                                "volumeMounts": [
-                                    {"name": "models", "mountPath": "/models"},
-                                    {"name": "scratch", "mountPath": "/scratch"},
-                                    {"name": "tmp", "mountPath": "/tmp"},
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            workload.model_cache_volume("open-webui", data),
-                            workload.empty_dir("scratch", "1Gi"),
-                            workload.empty_dir("tmp", "1Gi"),
-                        ],
-                    },
+                    "spec": _open_webui_pod(args, data),
                 },
             },
-            opts=child,
+            # Its pod reads the Secret at start.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
         )
         workload.http_service(name, metadata, selector, 80, self)
         self.register_outputs({})
+
+    def _secret(self, name: str, args: OpenWebUiArgs) -> k8s.core.v1.Secret:
+        """The session key and the admin password: generated, kept in Pulumi's state as
+        secrets, written to the one Secret only this pod reads."""
+        kept = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        values = {
+            key: RandomPassword(
+                f"{name}-{key}", length=API_KEY_LENGTH, special=False, opts=kept
+            ).result
+            for key in (SECRET_KEY_KEY, ADMIN_PASSWORD_KEY)
+        }
+        return k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata={"name": OPEN_WEBUI_SECRET, "namespace": args.namespace},
+            type="Opaque",
+            string_data=values,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+def _open_webui_pod(args: OpenWebUiArgs, data: workload.ModelCache) -> dict[str, Any]:
+    return {
+        "automountServiceAccountToken": False,
+        "tolerations": workload.SYSTEM_POOL_TOLERATIONS,
+        "securityContext": workload.pod_security_context(),
+        "containers": [
+            {
+                "name": OPEN_WEBUI_NAME,
+                "image": args.image,
+                "imagePullPolicy": "IfNotPresent",
+                "env": open_webui_env(args),
+                "ports": [{"name": "http", "containerPort": OPEN_WEBUI_PORT}],
+                "resources": {
+                    "requests": {"cpu": "250m", "memory": "1Gi"},
+                    "limits": {"cpu": "1", "memory": "2Gi"},
+                },
+                "startupProbe": workload.http_probe("/health", "http", 5, 36),
+                "readinessProbe": workload.http_probe("/health", "http", 10, 3),
+                "livenessProbe": workload.http_probe("/health", "http", 30, 4),
+                "securityContext": workload.container_security_context(),
+                "volumeMounts": [
+                    {"name": "data", "mountPath": OPEN_WEBUI_DATA_DIR},
+                    {"name": "scratch", "mountPath": "/scratch"},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [
+            {**workload.model_cache_volume(OPEN_WEBUI_NAME, data), "name": "data"},
+            workload.empty_dir("scratch", "1Gi"),
+            workload.empty_dir("tmp", "1Gi"),
+        ],
+    }

@@ -57,8 +57,18 @@ from components.network import (
     Peer,
     namespace_specs,
 )
+from components.ollama import (
+    ADMIN_PASSWORD_KEY,
+    OPEN_WEBUI_ADMIN_EMAIL,
+    OPEN_WEBUI_NAME,
+    OPEN_WEBUI_SECRET,
+    OllamaArgs,
+    OllamaService,
+    OpenWebUi,
+    OpenWebUiArgs,
+    default_chat_model,
+)
 from components.ollama import PORT as OLLAMA_PORT
-from components.ollama import OllamaArgs, OllamaService, OpenWebUi, OpenWebUiArgs
 from components.secrets import (
     API_KEY,
     GRAFANA_PASSWORD,
@@ -71,6 +81,7 @@ from components.secrets import (
     PodWiring,
     SecretsArgs,
     api_key_command,
+    secret_read_command,
     vault_read_command,
 )
 from components.vllm import PORT as VLLM_PORT
@@ -212,6 +223,8 @@ class Platform(pulumi.ComponentResource):
         }
         if isinstance(monitoring, InClusterMonitoring):
             self.outputs["grafanaPasswordCommand"] = grafana_password_command(MONITORING_NAMESPACE)
+        if config.serving.ollama.open_webui.enabled and ollama_models(config):
+            self.outputs |= open_webui_outputs()
         self.register_outputs(self.outputs)
 
 
@@ -416,21 +429,51 @@ def _model_services(
                 config.serving.ollama,
                 cache,
             )
-            service = OllamaService(f"{name}-{model.name}", args, opts=opts)
-            services[model.name] = service
-            if config.serving.ollama.open_webui.enabled:
-                OpenWebUi(
-                    f"{name}-{model.name}-webui",
-                    OpenWebUiArgs(
-                        INFERENCE_NAMESPACE,
-                        config.serving.ollama.open_webui.image,
-                        service.url,
-                        model.variants[0].name if model.variants else model.source,
-                        config.protect_stateful,
-                    ),
-                    opts=opts,
-                )
+            services[model.name] = OllamaService(f"{name}-{model.name}", args, opts=opts)
+    ollama = ollama_models(config)
+    if config.serving.ollama.open_webui.enabled and ollama:
+        _open_webui(name, config, [services[model.name] for model in ollama], opts)
     return services
+
+
+def open_webui_outputs() -> dict[str, str]:
+    """How an operator reaches Open WebUI (no ingress: a port-forward) and signs in as the
+    admin account it creates at its first start."""
+    return {
+        "openWebUiPortForwardCommand": (
+            f"kubectl port-forward -n {INFERENCE_NAMESPACE} svc/{OPEN_WEBUI_NAME} 8080:80"
+        ),
+        "openWebUiAdminEmail": OPEN_WEBUI_ADMIN_EMAIL,
+        "openWebUiAdminPasswordCommand": secret_read_command(
+            OPEN_WEBUI_SECRET, INFERENCE_NAMESPACE, ADMIN_PASSWORD_KEY
+        ),
+    }
+
+
+def ollama_models(config: StackConfig) -> tuple[ModelConfig, ...]:
+    return tuple(model for model in config.models if model.engine == "ollama")
+
+
+def _open_webui(
+    name: str, config: StackConfig, servers: list[OllamaService], opts: pulumi.ResourceOptions
+) -> OpenWebUi:
+    """One Open WebUI for every Ollama server of the stack (Kubernetes keeps one object per
+    name: a second would clash with the first)."""
+    first = ollama_models(config)[0]
+    # Before, each Ollama model had its own (named after the model); the stack's first keeps
+    # its claim, Secret-less Deployment and Service under the new name.
+    renamed = pulumi.ResourceOptions(aliases=[pulumi.Alias(name=f"{name}-{first.name}-webui")])
+    return OpenWebUi(
+        f"{name}-open-webui",
+        OpenWebUiArgs(
+            namespace=INFERENCE_NAMESPACE,
+            image=config.serving.ollama.open_webui.image,
+            ollama_urls=tuple(server.url for server in servers),
+            default_model=default_chat_model(first),
+            protect=config.protect_stateful,
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, renamed),
+    )
 
 
 # Azure Files premium: ReadWriteMany, so every replica of a model reads one cache.

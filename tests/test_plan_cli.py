@@ -200,3 +200,52 @@ def test_resources_are_listed_after_what_they_need(plans, stack: str) -> None:
     if stack != "local":  # Kubernetes resources come after the cluster's provider
         providers = [r["provider"] for r in plans[stack]["resources"] if r["provider"]]
         assert any(p.endswith("pulumi:providers:kubernetes::slm-cluster-k8s") for p in providers)
+
+
+def _object(kind: str, api_version: str, name: str, namespace: str | None, parent: str) -> dict:
+    metadata = {"name": name} | ({"namespace": namespace} if namespace else {})
+    return {
+        "type": f"kubernetes:{api_version if '/' in api_version else 'core/' + api_version}:{kind}",
+        "name": f"slm-{name}",
+        "parent": f"urn:pulumi:dev::slm-deploy::slm:platform:Platform${parent}::slm-{name}",
+        "inputs": {"apiVersion": api_version, "kind": kind, "metadata": metadata},
+    }
+
+
+def test_two_objects_with_one_group_kind_namespace_and_name_are_refused() -> None:
+    from tools.plan import duplicate_objects
+
+    deployment = _object("Deployment", "apps/v1", "chat", "slm-inference", "slm:a:First")
+    assert duplicate_objects(
+        [
+            deployment,
+            # Another version of the same group is the same object.
+            _object("Deployment", "apps/v1beta2", "chat", "slm-inference", "slm:b:Second"),
+            # Another namespace, kind or group is another object.
+            _object("Deployment", "apps/v1", "chat", "slm-monitoring", "slm:b:Second"),
+            _object("Service", "v1", "chat", "slm-inference", "slm:b:Second"),
+            _object("Namespace", "v1", "chat", None, "slm:b:Second"),
+            _object("ScaledObject", "keda.sh/v1alpha1", "chat", "slm-inference", "slm:b:Second"),
+        ]
+    ) == [
+        "Deployment.apps slm-inference/chat is declared twice, by slm-chat (slm:a:First) and by"
+        " slm-chat (slm:b:Second): Kubernetes keeps one object per group, kind, namespace and"
+        " name"
+    ]
+
+
+def test_a_model_named_like_open_webui_stops_the_plan_with_one_line(repo_copy: Path) -> None:
+    document = read_stack(repo_copy, "local")
+    document["config"]["slm-deploy:models"][0]["name"] = "open-webui"
+    document["config"]["slm-deploy:serving"] = {"ollama": {"openWebUi": {"enabled": True}}}
+    write_stack(repo_copy, "local", document)
+    out = repo_copy / "out"
+    result = run_plan("local", "--out", str(out), cwd=repo_copy)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "plan local: PersistentVolumeClaim slm-inference/open-webui-models is declared twice,"
+        " by slm-open-webui-models (slm:ollama:OllamaService) and by slm-open-webui-models"
+        " (slm:ollama:OpenWebUi): Kubernetes keeps one object per group, kind, namespace and"
+        " name\n"
+    )
+    assert not out.exists()

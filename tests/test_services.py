@@ -221,9 +221,10 @@ def test_ollama_variants_and_open_webui(config_root) -> None:
     ][0]
     assert "ollama create tiny-coder -f /modelfiles/tiny-coder\n" in init["command"][2]
     webui = manifests["slm-inference/deployment-open-webui.yaml"]["spec"]["template"]["spec"]
-    env = {e["name"]: e["value"] for e in webui["containers"][0]["env"]}
-    assert env["OLLAMA_BASE_URL"] == "http://qwen3-tiny.slm-inference.svc.cluster.local:11434"
-    assert env["DEFAULT_MODELS"] == "tiny-coder" and env["WEBUI_AUTH"] == "True"
+    env = {e["name"]: e.get("value") for e in webui["containers"][0]["env"]}
+    assert env["OLLAMA_BASE_URLS"] == "http://qwen3-tiny.slm-inference.svc.cluster.local:11434"
+    # As Ollama's /api/tags lists the variant, the id Open WebUI gives it (tests/test_open_webui).
+    assert env["DEFAULT_MODELS"] == "tiny-coder:latest" and env["WEBUI_AUTH"] == "True"
     assert plan["outputs"]["servedModelNames"] == {"qwen3-tiny": ["qwen3:0.6b", "tiny-coder"]}
 
 
@@ -240,14 +241,15 @@ def test_ingress_routes_each_model_with_streaming_timeouts_and_tls(config_root) 
     assert ingress["spec"]["ingressClassName"] == "webapprouting.kubernetes.azure.com"
     rule = ingress["spec"]["rules"][0]
     assert rule["host"] == "slm.staging.example.com"
-    assert rule["http"]["paths"][0]["path"] == "/models/phi4-mini(/|$)(.*)"
+    # Only the model's /v1 is published (components/network.py, tests/test_edge_security.py).
+    assert rule["http"]["paths"][0]["path"] == "/models/phi4-mini/v1/(.*)"
     assert ingress["spec"]["tls"] == [
         {"hosts": ["slm.staging.example.com"], "secretName": "slm-staging-tls"}
     ]
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
     assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "600"
-    assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/$2"
+    assert annotations["nginx.ingress.kubernetes.io/rewrite-target"] == "/v1/$1"
     cluster = resources_of(plan, "azure-native:containerservice:ManagedCluster")[0]["inputs"]
     assert cluster["ingressProfile"] == {"webAppRouting": {"enabled": True}}
     assert (

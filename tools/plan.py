@@ -106,6 +106,9 @@ def plan_from_values(values: StackConfigValues) -> dict[str, Any]:
     except ConfigError as err:
         raise PlanConfigError(str(err)) from None
     resources = creation_order([r.as_json() for r in recording.resources])
+    clashes = duplicate_objects(resources)
+    if clashes:
+        raise PlanConfigError(clashes[0])
     return {
         "stack": values.stack,
         "resources": resources,
@@ -143,6 +146,44 @@ def creation_order(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not waiting_on[dependent]:
                 heapq.heappush(ready, dependent)
     return ordered
+
+
+def object_identity(manifest: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What Kubernetes keeps one object per: API group (not version), kind, namespace, name."""
+    api_version = manifest.get("apiVersion", "")
+    group = api_version.rpartition("/")[0]  # "v1" is the core group: ""
+    metadata = manifest.get("metadata") or {}
+    return group, manifest.get("kind", ""), metadata.get("namespace", ""), metadata.get("name", "")
+
+
+def duplicate_objects(resources: list[dict[str, Any]]) -> list[str]:
+    """One line per Kubernetes object declared twice: the second would fail on `pulumi up`
+    (it exists already), and the plan's one file per object would hide it."""
+    first: dict[tuple[str, str, str, str], str] = {}
+    clashes = []
+    for resource in resources:
+        inputs = resource["inputs"]
+        if not resource["type"].startswith("kubernetes:") or "kind" not in inputs:
+            continue
+        identity = object_identity(inputs)
+        if identity in first:
+            group, kind, namespace, name = identity
+            where = f"{namespace}/{name}" if namespace else name
+            clashes.append(
+                f"{kind}{f'.{group}' if group else ''} {where} is declared twice, by "
+                f"{first[identity]} and by {_declared_by(resource)}: Kubernetes keeps one "
+                "object per group, kind, namespace and name"
+            )
+        else:
+            first[identity] = _declared_by(resource)
+    return clashes
+
+
+def _declared_by(resource: dict[str, Any]) -> str:
+    """A resource as a reader finds it: its name and the component that declares it."""
+    parent = (resource.get("parent") or "").rpartition("::")[0].rpartition("$")[2]
+    component = parent.rpartition("::")[2] if parent else ""
+    return f"{resource['name']} ({component})" if component else resource["name"]
 
 
 def policy_violations(resources: list[dict[str, Any]]) -> list[str]:
