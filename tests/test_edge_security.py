@@ -377,7 +377,7 @@ def test_the_key_is_checked_only_when_one_is_set() -> None:
     ]
 
 
-# The Ingress rule this template rendered before only /v1 was published (commit 78ed5db).
+# The Ingress rule this template rendered until only /v1 was published (commit 03d2dd5).
 PUBLISHED_EVERYTHING = {
     "metadata": {
         "name": "phi4-mini",
