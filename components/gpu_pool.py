@@ -149,12 +149,26 @@ def device_plugin_values() -> dict:
     }
 
 
+# The DCGM exporter's ServiceMonitor timing. The exporter reads DCGM every 30 s (its
+# --collect-interval default, 30000 ms, at 4.8.3), so a faster scrape returns the same
+# sample. The timeout is the chart's own default at 4.8.3 (25s), which a slow scrape of many
+# GPUs needs; both are set here so that neither comes from a chart default we don't see:
+# Prometheus Operator and the managed add-on drop a monitor whose timeout exceeds its
+# interval (chart 4.8.3 pairs scrapeTimeout 25s with whatever interval the values give).
+DCGM_SCRAPE_INTERVAL = "30s"
+DCGM_SCRAPE_TIMEOUT = "25s"
+
+
 def dcgm_exporter_values(service_monitor_api: str | None) -> dict:
     # The chart's ServiceMonitor, in the CRD group of whichever Prometheus scrapes the
-    # cluster (Prometheus Operator's, or the Azure metrics add-on's), at the vLLM interval.
+    # cluster (Prometheus Operator's, or the Azure metrics add-on's).
     monitor: dict = {"enabled": service_monitor_api is not None}
     if service_monitor_api:
-        monitor |= {"apiVersion": service_monitor_api, "interval": "15s"}
+        monitor |= {
+            "apiVersion": service_monitor_api,
+            "interval": DCGM_SCRAPE_INTERVAL,
+            "scrapeTimeout": DCGM_SCRAPE_TIMEOUT,
+        }
     return {
         "affinity": GPU_NODE_AFFINITY,
         "tolerations": GPU_NODE_TOLERATIONS,
@@ -168,10 +182,15 @@ def gpu_operator_values(service_monitor_api: str | None) -> dict:
     return {
         "driver": {"enabled": True},
         "toolkit": {"enabled": True},
-        # The operator's ServiceMonitor is Prometheus Operator's kind only.
+        # The operator's ServiceMonitor is Prometheus Operator's kind only. It runs the same
+        # exporter (4.6.0-4.8.3 at v26.7.0), so it gets the same timing.
         "dcgmExporter": {
             "enabled": True,
-            "serviceMonitor": {"enabled": service_monitor_api == OPERATOR_SERVICE_MONITOR},
+            "serviceMonitor": {
+                "enabled": service_monitor_api == OPERATOR_SERVICE_MONITOR,
+                "interval": DCGM_SCRAPE_INTERVAL,
+                "scrapeTimeout": DCGM_SCRAPE_TIMEOUT,
+            },
         },
         "daemonsets": {"tolerations": GPU_NODE_TOLERATIONS},
         "node-feature-discovery": {"worker": {"tolerations": GPU_NODE_TOLERATIONS}},
