@@ -125,7 +125,9 @@ def test_inference_namespace_enforces_restricted_pod_security(plans, stack: str)
     }
     labels = namespaces["slm-inference"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert labels["pod-security.kubernetes.io/enforce-version"] == "v1.33"
+    # The policy version follows the cluster's minor (1.36 unless the stack sets another).
+    kubernetes = plans[stack]["outputs"]["kubernetesVersion"]
+    assert labels["pod-security.kubernetes.io/enforce-version"] == f"v{kubernetes}"
     assert labels["slm-deploy/environment"] == plans[stack]["outputs"]["environment"]
     assert ("slm-system" in namespaces) == (stack != "local")
     assert ("slm-monitoring" in namespaces) == (stack != "local")

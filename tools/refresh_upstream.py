@@ -7,7 +7,7 @@ the project pins, and a source.json that says where it came from:
       "repository": "kedacore/keda",            # GitHub owner/name
       "ref": "v2.16.1",                          # the tag or commit we pin
       "files": {"scaledobjects.yaml": "config/crd/bases/keda.sh_scaledobjects.yaml"},
-      "why": "the KEDA version AKS's add-on runs on Kubernetes 1.33"
+      "why": "a KEDA version AKS's add-on runs (components/aks_versions.json)"
     }
 
 A folder may also hold extract.py with `extract(local_name: str, text: str) -> str`, which
