@@ -69,23 +69,37 @@ NOT_VENDORED = {
 
 # -- plans: the shipped stacks and variants that switch on what they leave off -------------
 
-VARIANTS = {
-    "staging-gpu-operator": {"cluster": {"gpuDriver": "gpu-operator"}},
-    "staging-azure-managed": {"monitoring": {"mode": "azure-managed"}},
-    "staging-gpu-operator-azure-managed": {
-        "cluster": {"gpuDriver": "gpu-operator"},
-        "monitoring": {"mode": "azure-managed"},
-    },
+# Each variant: the stack it starts from, and config keys to change (a map merges into
+# the stack's, anything else replaces it).
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "staging-gpu-operator": ("staging", {"cluster": {"gpuDriver": "gpu-operator"}}),
+    "staging-azure-managed": ("staging", {"monitoring": {"mode": "azure-managed"}}),
+    "staging-gpu-operator-azure-managed": (
+        "staging",
+        {"cluster": {"gpuDriver": "gpu-operator"}, "monitoring": {"mode": "azure-managed"}},
+    ),
+    # An existing cluster whose GPU nodes get NVIDIA's charts from the template, monitored
+    # in-cluster.
+    "local-gpu-software-in-cluster": (
+        "local",
+        {
+            "cluster": {"gpuSoftware": "install"},
+            "gpuPools": [{"name": "a10", "vmSize": "Standard_NV36ads_A10_v5", "maxCount": 1}],
+            "monitoring": {"mode": "in-cluster"},
+        },
+    ),
 }
 
 
-def _variant_plan(root: Path, changes: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    document = read_stack(root, "staging")
-    for key, update in changes.items():
-        config_key = f"slm-deploy:{key}"
-        document["config"][config_key] = document["config"].get(config_key, {}) | update
-    write_stack(root, "staging", document)
-    return build_plan("staging", config_root=root)
+def _variant_plan(root: Path, stack: str, changes: dict[str, Any]) -> dict[str, Any]:
+    document = read_stack(root, stack)
+    config = document["config"]
+    for key, value in changes.items():
+        current = config.get(f"slm-deploy:{key}")
+        merge = isinstance(value, dict) and isinstance(current, dict)
+        config[f"slm-deploy:{key}"] = current | value if merge else value
+    write_stack(root, stack, document)
+    return build_plan(stack, config_root=root)
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +107,13 @@ def all_plans(plans, tmp_path_factory) -> dict[str, dict[str, Any]]:
     from tools.plan import ROOT
 
     variants = {}
-    for name, changes in VARIANTS.items():
+    for name, (stack, changes) in VARIANTS.items():
         root = tmp_path_factory.mktemp(name)
         (root / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
         (root / "stacks").mkdir()
         for stack_file in (ROOT / "stacks").glob("*.yaml"):
             (root / "stacks" / stack_file.name).write_text(stack_file.read_text())
-        variants[name] = _variant_plan(root, changes)
+        variants[name] = _variant_plan(root, stack, changes)
     return dict(plans) | variants
 
 
@@ -212,9 +226,9 @@ def test_every_value_path_the_plans_set_exists_in_the_chart(all_plans) -> None:
                 problems += [f"{key}.{p}" for p in unknown_paths(values[key], defaults, {})]
         assert problems == [], f"{stack} {release['chart']}: {problems}"
         checked += 1
-    # Device plugin and DCGM exporter in dev, staging, prod and staging-azure-managed; the
-    # GPU Operator in its two variants.
-    assert checked == 10
+    # Device plugin and DCGM exporter in dev, staging, prod, staging-azure-managed and
+    # local-gpu-software-in-cluster; the GPU Operator in its two variants.
+    assert checked == 12
 
 
 def test_subchart_values_validate_against_their_schema(all_plans) -> None:
@@ -247,9 +261,10 @@ def test_every_chart_service_monitor_times_out_within_its_interval(all_plans) ->
         for where, block in service_monitor_blocks(effective):
             assert timing_problems(f"{stack} {release['chart']} {where}", block) == []
             monitors += 1
-    # dcgm-exporter in dev, staging, prod (in-cluster) and staging-azure-managed; the GPU
-    # Operator's in staging-gpu-operator (its monitor is off with the managed add-on).
-    assert monitors == 5
+    # dcgm-exporter's in dev, staging, prod, staging-azure-managed and
+    # local-gpu-software-in-cluster; the GPU Operator's in staging-gpu-operator (its monitor
+    # is Prometheus Operator's kind only, so off with the managed add-on).
+    assert monitors == 6
 
 
 def test_the_timing_check_sees_the_chart_default_against_a_shorter_interval() -> None:
@@ -270,7 +285,8 @@ def test_our_own_monitors_time_out_within_their_interval(all_plans) -> None:
             for endpoint in spec.get("endpoints", []) + spec.get("podMetricsEndpoints", []):
                 assert timing_problems(f"{stack} {path}", endpoint) == []
                 endpoints += 1
-    assert endpoints == 6  # dev, staging, prod and the three variants: one vLLM monitor each
+    # The vLLM monitor of every monitored plan: dev, staging, prod and the four variants.
+    assert endpoints == 7
 
 
 def test_the_path_check_sees_a_misspelt_or_moved_value() -> None:
