@@ -181,11 +181,13 @@ def test_device_plugin_and_dcgm_exporter_charts_are_pinned_and_reach_every_gpu_n
             "nvidia.com/gpu",
             "kubernetes.azure.com/scalesetpriority",
         }
-    # Scraped by the in-cluster Prometheus (every AKS stack here monitors in-cluster).
+    # Scraped by the in-cluster Prometheus (every AKS stack here monitors in-cluster), with
+    # a timeout within the interval (components/gpu_pool.py says why these two values).
     assert charts["dcgm-exporter"]["values"]["serviceMonitor"] == {
         "enabled": True,
         "apiVersion": "monitoring.coreos.com/v1",
-        "interval": "15s",
+        "interval": "30s",
+        "scrapeTimeout": "25s",
     }
 
 
