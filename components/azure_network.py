@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import network
 
+from components import azure_names
 from components.identity import assign_role
 
 VNET_ADDRESS_SPACE = "10.224.0.0/12"
@@ -45,7 +46,7 @@ class ClusterNetwork(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         vnet = network.VirtualNetwork(
             f"{name}-vnet",
-            virtual_network_name=f"vnet-slm-{args.stack}",
+            virtual_network_name=azure_names.virtual_network(args.stack),
             resource_group_name=args.resource_group_name,
             location=args.location,
             address_space=network.AddressSpaceArgs(address_prefixes=[VNET_ADDRESS_SPACE]),

@@ -23,6 +23,7 @@ from pulumi_azure_native import (
     resources,
 )
 
+from components import azure_names
 from components.azure_network import ClusterNetwork, ClusterNetworkArgs
 from components.config import AksCluster, ExistingCluster, MaintenanceWindow
 from components.identity import AzurePlacement, assign_role
@@ -100,13 +101,13 @@ class Cluster(pulumi.ComponentResource):
         client = authorization.get_client_config_output()
         group = resources.ResourceGroup(
             f"{name}-rg",
-            resource_group_name=f"rg-slm-{stack}",
+            resource_group_name=azure_names.resource_group(stack),
             location=settings.location,
             opts=child,
         )
         identity = managedidentity.UserAssignedIdentity(
             f"{name}-identity",
-            resource_name_=f"id-slm-{stack}-aks",
+            resource_name_=azure_names.managed_identity(stack, "aks"),
             resource_group_name=group.name,
             location=settings.location,
             opts=child,
@@ -150,7 +151,7 @@ class Cluster(pulumi.ComponentResource):
         registry = containerregistry.Registry(
             f"{name}-acr",
             registry_name=pulumi.Output.concat(
-                "acrslm", stack.replace("-", ""), _suffix(name, child)
+                azure_names.container_registry_prefix(stack), _suffix(name, child)
             ),
             resource_group_name=group.name,
             location=settings.location,
@@ -215,9 +216,9 @@ def managed_cluster_args(
 ) -> dict:
     """The ManagedCluster's settings: production-shaped, from the stack's cluster config."""
     return dict(
-        resource_name_=f"aks-slm-{stack}",
+        resource_name_=azure_names.managed_cluster(stack),
         location=settings.location,
-        dns_prefix=f"slm-{stack}",
+        dns_prefix=azure_names.dns_prefix(stack),
         kubernetes_version=settings.kubernetes_version,
         sku=containerservice.ManagedClusterSKUArgs(name="Base", tier=settings.sku_tier),
         agent_pool_profiles=[_system_pool(settings, nodes_subnet_id)],
@@ -296,7 +297,11 @@ def maintenance_window(window: MaintenanceWindow) -> containerservice.Maintenanc
 def _suffix(name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
     """Six random characters, created once and kept in state: ACR names are global."""
     return random.RandomString(
-        f"{name}-acr-suffix", length=6, special=False, upper=False, opts=opts
+        f"{name}-acr-suffix",
+        length=azure_names.RANDOM_SUFFIX_LENGTH,
+        special=False,
+        upper=False,
+        opts=opts,
     ).result
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import authorization, managedidentity
 
+from components import azure_names
+
 # The audience AKS workload identity tokens carry (Microsoft Entra's token exchange).
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 
@@ -88,7 +90,7 @@ def declare_workload_identity(
     place = args.placement
     identity = managedidentity.UserAssignedIdentity(
         name,
-        resource_name_=f"id-slm-{place.stack}-{args.purpose}",
+        resource_name_=azure_names.managed_identity(place.stack, args.purpose),
         resource_group_name=place.resource_group_name,
         location=place.location,
         opts=opts,

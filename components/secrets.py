@@ -17,7 +17,6 @@ without touching a workload. Two stores fill those Secrets, behind one interface
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ from pulumi_azure_native import (
 )
 from pydantic import SecretStr
 
+from components import azure_names
 from components.identity import (
     AzurePlacement,
     WorkloadIdentityArgs,
@@ -208,11 +208,6 @@ def vault_policy(environment: str) -> VaultPolicy:
     )
 
 
-def vault_name_prefix(stack: str) -> str:
-    """Key Vault names are global, 3-24 letters, digits and dashes: kv-slm-<stack>-<6 random>."""
-    return f"kv-slm-{re.sub(r'[^a-z0-9]', '', stack.lower())[:10]}-"
-
-
 def provider_objects(items: tuple[SecretItem, ...]) -> str:
     """The SecretProviderClass `objects` parameter: a YAML document whose `array` holds one
     YAML document per Key Vault object, written as the provider's documentation shows it."""
@@ -327,14 +322,16 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         azure = args.azure
         suffix = random.RandomString(
             f"{name}-vault-suffix",
-            length=6,
+            length=azure_names.RANDOM_SUFFIX_LENGTH,
             special=False,
             upper=False,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         return keyvault.Vault(
             f"{name}-vault",
-            vault_name=pulumi.Output.concat(vault_name_prefix(args.stack), suffix.result),
+            vault_name=pulumi.Output.concat(
+                azure_names.key_vault_prefix(args.stack), suffix.result
+            ),
             resource_group_name=azure.placement.resource_group_name,
             location=azure.placement.location,
             properties=keyvault.VaultPropertiesArgs(
@@ -368,7 +365,7 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         azure = args.azure
         workspace = operationalinsights.Workspace(
             f"{name}-logs",
-            workspace_name=f"log-slm-{args.stack}",
+            workspace_name=azure_names.log_analytics_workspace(args.stack),
             resource_group_name=azure.placement.resource_group_name,
             location=azure.placement.location,
             sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
@@ -390,7 +387,7 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         azure = args.azure
         endpoint = network.PrivateEndpoint(
             f"{name}-vault-endpoint",
-            private_endpoint_name=f"pe-kv-slm-{args.stack}",
+            private_endpoint_name=azure_names.vault_private_endpoint(args.stack),
             resource_group_name=azure.placement.resource_group_name,
             location=azure.placement.location,
             subnet=network.SubnetArgs(id=azure.endpoints_subnet_id),

@@ -11,6 +11,9 @@ from __future__ import annotations
 import ast
 import collections.abc
 import enum
+import functools
+import json
+import re
 import shutil
 import sys
 import typing
@@ -22,10 +25,12 @@ import pytest
 from pulumi import _types
 from pulumi_azure_native import monitor
 
+from components import azure_names
 from tests.conftest import STACKS, read_stack, write_stack
 from tools.mock_engine import (
     SECRET,
     azure_args_class,
+    azure_name_input,
     azure_resource_class,
     required_arguments,
 )
@@ -312,3 +317,323 @@ def test_an_azure_type_the_sdk_lacks_is_a_problem() -> None:
     assert resource_problems([resource], Tally()) == [
         "s: azure-native:network:Subnets is not in the installed SDK"
     ]
+
+
+# -- Azure names ----------------------------------------------------------------------------
+
+UPSTREAM = ROOT / "tests" / "upstream"
+BICEP_TYPES = UPSTREAM / "azure-bicep-types-1f896de2"
+NAMING_TOOL = UPSTREAM / "azure-naming-tool-v5.0.2" / "resourcetypes.json"
+AZURERM = UPSTREAM / "azure-terraform-azurerm-v4.81.0"
+
+# The ARM resource type each azure-native type creates (the SDK's Python classes do not
+# carry it; their docstrings carry the API version, checked against the vendored file).
+ARM_TYPES = {
+    "alertsmanagement:PrometheusRuleGroup": "Microsoft.AlertsManagement/prometheusRuleGroups",
+    "authorization:RoleAssignment": "Microsoft.Authorization/roleAssignments",
+    "containerregistry:Registry": "Microsoft.ContainerRegistry/registries",
+    "containerservice:AgentPool": "Microsoft.ContainerService/managedClusters/agentPools",
+    "containerservice:MaintenanceConfiguration": (
+        "Microsoft.ContainerService/managedClusters/maintenanceConfigurations"
+    ),
+    "containerservice:ManagedCluster": "Microsoft.ContainerService/managedClusters",
+    "dashboard:Grafana": "Microsoft.Dashboard/grafana",
+    "keyvault:Secret": "Microsoft.KeyVault/vaults/secrets",
+    "keyvault:Vault": "Microsoft.KeyVault/vaults",
+    "managedidentity:FederatedIdentityCredential": (
+        "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials"
+    ),
+    "managedidentity:UserAssignedIdentity": "Microsoft.ManagedIdentity/userAssignedIdentities",
+    "monitor:AzureMonitorWorkspace": "Microsoft.Monitor/accounts",
+    "monitor:DataCollectionEndpoint": "Microsoft.Insights/dataCollectionEndpoints",
+    "monitor:DataCollectionRule": "Microsoft.Insights/dataCollectionRules",
+    "monitor:DataCollectionRuleAssociation": "Microsoft.Insights/dataCollectionRuleAssociations",
+    "monitor:DiagnosticSetting": "Microsoft.Insights/diagnosticSettings",
+    "network:PrivateDnsZoneGroup": "Microsoft.Network/privateEndpoints/privateDnsZoneGroups",
+    "network:PrivateEndpoint": "Microsoft.Network/privateEndpoints",
+    "network:Subnet": "Microsoft.Network/virtualNetworks/subnets",
+    "network:VirtualNetwork": "Microsoft.Network/virtualNetworks",
+    "operationalinsights:Workspace": "Microsoft.OperationalInsights/workspaces",
+    "privatedns:PrivateZone": "Microsoft.Network/privateDnsZones",
+    "privatedns:VirtualNetworkLink": "Microsoft.Network/privateDnsZones/virtualNetworkLinks",
+    "resources:ResourceGroup": "Microsoft.Resources/resourceGroups",
+}
+API_VERSION = re.compile(r"Uses Azure REST API version (\S+?)\.")
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def swagger_constraints() -> dict[str, dict[str, Any]]:
+    """`<ARM type>@<api version>` -> the name's pattern and lengths, from every file."""
+    found: dict[str, dict[str, Any]] = {}
+    for local_name in _json(BICEP_TYPES / "source.json")["files"]:
+        found |= _json(BICEP_TYPES / local_name)
+    return found
+
+
+@functools.cache
+def sdk_api_version(token: str) -> str:
+    """The API version the SDK's class uses (its constructor's docstring says it)."""
+    module = sys.modules[azure_resource_class(f"azure-native:{token}").__module__]
+    return API_VERSION.search(Path(module.__file__).read_text())[1]
+
+
+def go_regex(pattern: str) -> str:
+    """Go's `[\\d-...]` keeps the hyphen literal where Python reads a range: escape it."""
+    return pattern.replace(r"\d-", r"\d\-")
+
+
+def azurerm_rules() -> dict[str, tuple[list[str], tuple[int, int] | None]]:
+    """The provider's validators for names the other sources leave open: every regex (for
+    names of two or more characters: the validators' one-character branch does not apply)
+    and the length limits, by what they name."""
+    kubernetes = _json(AZURERM / "containers-validate-kubernetes.json")["functions"]
+    endpoint = _json(AZURERM / "network-validate-private_link_name.json")["functions"]
+    grafana = _json(AZURERM / "dashboard_grafana_resource.json")["name_argument"]
+    rules = _json(AZURERM / "monitor_alert_prometheus_rule_group_resource.json")
+    return {
+        "dnsPrefix": ([kubernetes["KubernetesDNSPrefix"][-1]], None),
+        "Microsoft.Network/privateEndpoints": ([endpoint["PrivateLinkName"][-1]], None),
+        "Microsoft.Dashboard/grafana": (grafana["regexes"], None),
+        "Microsoft.AlertsManagement/prometheusRuleGroups": (
+            [],
+            tuple(rules["name_argument"]["length_between"]),
+        ),
+    }
+
+
+def naming_tool_rules() -> dict[str, dict[str, Any]]:
+    return {f"microsoft.{key.lower()}": rule for key, rule in _json(NAMING_TOOL).items()}
+
+
+def name_problems_for(arm_type: str, name: str, sources: dict[str, Any]) -> list[str]:
+    problems = []
+    swagger = sources["swagger"].get(arm_type)
+    if swagger:
+        if "pattern" in swagger and not re.search(swagger["pattern"], name):
+            problems.append(f"swagger pattern {swagger['pattern']}")
+        low, high = swagger.get("minLength", 0), swagger.get("maxLength", len(name))
+        if not low <= len(name) <= high:
+            problems.append(f"swagger length {low}-{high}")
+    tool = sources["naming_tool"].get(arm_type.split("@")[0].lower())
+    if tool:
+        if not re.search(tool["regex"], name):
+            problems.append(f"Azure Naming Tool regex {tool['regex']} ({tool['rule']})")
+        if not int(tool["min_length"]) <= len(name) <= int(tool["max_length"]):
+            problems.append(f"Azure Naming Tool length {tool['min_length']}-{tool['max_length']}")
+    regexes, length = sources["azurerm"].get(arm_type.split("@")[0], ([], None))
+    problems += [f"azurerm regex {r}" for r in regexes if not re.search(go_regex(r), name)]
+    if length and not length[0] <= len(name) <= length[1]:
+        problems.append(f"azurerm length {length[0]}-{length[1]}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def name_sources() -> dict[str, Any]:
+    return {
+        "swagger": swagger_constraints(),
+        "naming_tool": naming_tool_rules(),
+        "azurerm": azurerm_rules(),
+    }
+
+
+def plan_names(resources: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(resource, ARM type@version or property, name) for every Azure name in a plan."""
+    found = []
+    for resource in resources:
+        token = resource["type"].removeprefix("azure-native:")
+        if token == resource["type"]:
+            continue
+        arm_type = f"{ARM_TYPES[token]}@{sdk_api_version(token)}"
+        name = resource["inputs"].get(azure_name_input(resource["type"]))
+        if name is not None and name not in PLACEHOLDERS:
+            found.append((resource["name"], arm_type, name))
+        if token == "containerservice:ManagedCluster":
+            found.append((resource["name"], "dnsPrefix", resource["inputs"]["dnsPrefix"]))
+            pools = f"{ARM_TYPES['containerservice:AgentPool']}@{sdk_api_version(token)}"
+            for pool in resource["inputs"]["agentPoolProfiles"]:
+                found.append((resource["name"], pools, pool["name"]))
+    return found
+
+
+def names_breaking_rules(plan: dict[str, Any], sources: dict[str, Any]) -> list[str]:
+    return [
+        f"{resource}: {name!r} ({arm_type}) breaks {problem}"
+        for resource, arm_type, name in plan_names(plan["resources"])
+        for problem in name_problems_for(arm_type, name, sources)
+    ]
+
+
+def test_every_sdk_api_version_has_its_vendored_swagger(name_sources) -> None:
+    missing = [
+        f"{ARM_TYPES[token]}@{sdk_api_version(token)}"
+        for token in ARM_TYPES
+        if f"{ARM_TYPES[token]}@{sdk_api_version(token)}" not in name_sources["swagger"]
+    ]
+    assert missing == []
+    assert {f"azure-native:{token}" for token in ARM_TYPES} == program_azure_types()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_shipped_stacks_names_meet_azure_rules(plans, name_sources, stack: str) -> None:
+    assert names_breaking_rules(plans[stack], name_sources) == []
+
+
+# A stack name as long as check_stack_name allows: every name that has a limit is cut.
+LONG_STACK = "team-a1-inference-" + "-".join(["westeurope"] * 6)
+
+
+def test_the_long_stack_is_as_long_as_allowed() -> None:
+    assert len(LONG_STACK) == azure_names.MAX_STACK_LENGTH == 83
+    azure_names.check_stack_name(LONG_STACK)
+
+
+def renamed_plan(root: Path, source: str, stack: str, edits=()) -> dict[str, Any]:
+    document = read_stack(root, source)
+    for edit in edits:
+        edit(document["config"])
+    write_stack(root, stack, document)
+    return build_plan(stack, config_root=root)
+
+
+@pytest.mark.parametrize("stack", ["staging-north-1", LONG_STACK])
+def test_stack_names_with_cuts_give_valid_azure_names(config_root, name_sources, stack) -> None:
+    plan = renamed_plan(config_root, "prod", stack, [_blob_cache_warmer])
+    assert names_breaking_rules(plan, name_sources) == []
+    names = {arm_type.split("@")[0]: name for _, arm_type, name in plan_names(plan["resources"])}
+    assert names["Microsoft.Resources/resourceGroups"] == f"rg-slm-{stack}"  # never cut
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="components/monitoring.py still cuts graf-slm-<stack>[:23] itself; passes once it "
+    "takes its names from components/azure_names.py (then remove this marker)",
+)
+def test_managed_monitoring_names_fit_their_rules(config_root, name_sources) -> None:
+    plan = renamed_plan(config_root, "staging", "staging-north-1", [_managed_monitoring])
+    assert names_breaking_rules(plan, name_sources) == []
+    (grafana,) = [r for r in plan["resources"] if r["type"] == "azure-native:dashboard:Grafana"]
+    assert grafana["inputs"]["workspaceName"] == "graf-slm-staging-north"
+
+
+# -- the stack name and the names derived from it ---------------------------------------------
+
+VALID_STACKS = ["dev", "staging", "prod", "staging-north-1", "1", "eu2-prod", LONG_STACK]
+
+
+def derived_names(stack: str) -> list[tuple[str, str]]:
+    """(ARM type, name) for every name components/azure_names.py derives from a stack,
+    with the random suffixes the registry and the vault get at deployment."""
+    suffix = "x" * azure_names.RANDOM_SUFFIX_LENGTH
+    names = [
+        ("Microsoft.Resources/resourceGroups", azure_names.resource_group(stack)),
+        ("Microsoft.Network/virtualNetworks", azure_names.virtual_network(stack)),
+        ("Microsoft.ContainerService/managedClusters", azure_names.managed_cluster(stack)),
+        ("dnsPrefix", azure_names.dns_prefix(stack)),
+        (
+            "Microsoft.ContainerRegistry/registries",
+            azure_names.container_registry_prefix(stack) + suffix,
+        ),
+        ("Microsoft.KeyVault/vaults", azure_names.key_vault_prefix(stack) + suffix),
+        ("Microsoft.OperationalInsights/workspaces", azure_names.log_analytics_workspace(stack)),
+        ("Microsoft.Network/privateEndpoints", azure_names.vault_private_endpoint(stack)),
+        ("Microsoft.Monitor/accounts", azure_names.monitor_workspace(stack)),
+        (
+            "Microsoft.AlertsManagement/prometheusRuleGroups",
+            azure_names.prometheus_rule_group(stack),
+        ),
+        ("Microsoft.Dashboard/grafana", azure_names.grafana_workspace(stack)),
+        (
+            "Microsoft.Insights/dataCollectionEndpoints",
+            azure_names.data_collection("australiasoutheast", stack),
+        ),
+    ]
+    for purpose in ("aks", "model-server", "grafana", "keda", "cache-warmer"):
+        names.append(
+            (
+                "Microsoft.ManagedIdentity/userAssignedIdentities",
+                azure_names.managed_identity(stack, purpose),
+            )
+        )
+    return names
+
+
+def _versioned(arm_type: str) -> str:
+    by_type = {arm: token for token, arm in ARM_TYPES.items()}
+    return f"{arm_type}@{sdk_api_version(by_type[arm_type])}" if arm_type in by_type else arm_type
+
+
+@pytest.mark.parametrize("stack", VALID_STACKS)
+def test_every_derived_name_meets_the_upstream_rules(name_sources, stack: str) -> None:
+    problems = [
+        f"{name!r} ({arm_type}) breaks {problem}"
+        for arm_type, name in derived_names(stack)
+        for problem in name_problems_for(_versioned(arm_type), name, name_sources)
+    ]
+    assert problems == []
+
+
+def test_a_cut_never_leaves_a_hyphen() -> None:
+    # graf-slm- + staging-north-1 is 24 characters: the cut at 23 falls after "north-".
+    assert azure_names.grafana_workspace("staging-north-1") == "graf-slm-staging-north"
+    assert azure_names.grafana_workspace("staging") == "graf-slm-staging"
+    assert azure_names.dns_prefix(LONG_STACK) == "slm-" + LONG_STACK[:50]
+    assert azure_names.managed_cluster(LONG_STACK) == "aks-slm-" + LONG_STACK[:55].rstrip("-")
+    assert azure_names.data_collection("eastus", "staging-north-1") == (
+        "MSProm-eastus-aks-slm-staging-north-1"
+    )
+
+
+def test_shipped_stacks_keep_their_names() -> None:
+    # Renaming an Azure resource replaces it: these are the names deployed stacks have.
+    assert [name for _, name in derived_names("staging")[:4]] == [
+        "rg-slm-staging",
+        "vnet-slm-staging",
+        "aks-slm-staging",
+        "slm-staging",
+    ]
+    assert azure_names.container_registry_prefix("staging") == "acrslmstaging"
+    assert azure_names.key_vault_prefix("staging") == "kv-slm-staging-"
+    assert azure_names.grafana_workspace("prod") == "graf-slm-prod"
+    assert azure_names.data_collection("eastus", "prod") == "MSProm-eastus-aks-slm-prod"
+
+
+@pytest.mark.parametrize("stack", VALID_STACKS)
+def test_stack_names_that_make_valid_azure_names_are_accepted(stack: str) -> None:
+    azure_names.check_stack_name(stack)
+
+
+@pytest.mark.parametrize(
+    ("stack", "suggestion"),
+    [
+        ("team_a.dev", "team-a-dev"),
+        ("Dev", "dev"),
+        ("a--b", "a-b"),
+        ("-dev", "dev"),
+        ("dev-", "dev"),
+        (LONG_STACK + "x", (LONG_STACK + "x")[:83]),
+    ],
+)
+def test_other_stack_names_are_refused_with_one_line(stack: str, suggestion: str) -> None:
+    with pytest.raises(azure_names.StackNameError) as refused:
+        azure_names.check_stack_name(stack)
+    assert refused.value.value == stack
+    assert refused.value.allowed == (
+        "a stack name of lowercase letters, digits and single hyphens, starting and ending "
+        "with a letter or digit, at most 83 characters: Azure names such as rg-slm-<stack> "
+        f'are built from it (rename it, e.g. "{suggestion}")'
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="components/config.py does not call azure_names.check_stack_name yet (report of "
+    "helper E); then the plan stops with one line (remove this marker)",
+)
+def test_a_stack_named_with_underscore_and_dot_stops_the_plan(config_root) -> None:
+    from tools.plan import PlanConfigError
+
+    with pytest.raises(PlanConfigError, match=r'^slm-deploy:stack: "team_a\.dev" is not allowed'):
+        renamed_plan(config_root, "dev", "team_a.dev")

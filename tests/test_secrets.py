@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.azure_names import key_vault_prefix
 from components.secrets import (
     API_KEY,
     GRAFANA_PASSWORD,
@@ -19,7 +20,6 @@ from components.secrets import (
     Consumer,
     VaultPolicy,
     provider_objects,
-    vault_name_prefix,
     vault_policy,
 )
 from tests.conftest import STACKS, read_stack, resources_of, write_stack
@@ -57,10 +57,10 @@ def test_vault_policy_per_environment() -> None:
 
 
 def test_vault_names_fit_key_vaults_24_characters() -> None:
-    assert vault_name_prefix("prod") == "kv-slm-prod-"
+    assert key_vault_prefix("prod") == "kv-slm-prod-"
     # Forks name stacks freely: the prefix keeps 10 letters and digits, plus 6 random.
-    assert vault_name_prefix("Prod_EU.West-2") == "kv-slm-prodeuwest-"
-    assert len(vault_name_prefix("a-very-long-stack-name") + "abcdef") == 24
+    assert key_vault_prefix("Prod_EU.West-2") == "kv-slm-prodeuwest-"
+    assert len(key_vault_prefix("a-very-long-stack-name") + "abcdef") == 24
 
 
 @pytest.mark.parametrize("stack", AKS_STACKS)
