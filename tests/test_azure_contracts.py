@@ -481,6 +481,11 @@ def test_shipped_stacks_names_meet_azure_rules(plans, name_sources, stack: str) 
     assert names_breaking_rules(plans[stack], name_sources) == []
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variant_stacks_names_meet_azure_rules(variant_plans, name_sources, variant) -> None:
+    assert names_breaking_rules(variant_plans[variant], name_sources) == []
+
+
 # A stack name as long as check_stack_name allows: every name that has a limit is cut.
 LONG_STACK = "team-a1-inference-" + "-".join(["westeurope"] * 6)
 
