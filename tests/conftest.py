@@ -60,6 +60,12 @@ def _secrets_store(minor: str) -> str:
     return f"secrets-store-csi-driver-{aks_versions.add_ons(minor).secrets_store_csi_driver}"
 
 
+def _prometheus_operator(minor: str) -> str:
+    # A lower bound for the operator kube-prometheus-stack 92.2.0 installs (its source.json
+    # says why that is sound): the chart, not the cluster's minor, decides the version.
+    return "prometheus-operator-0.93.1"
+
+
 def _managed_prometheus(minor: str) -> str:
     return f"azmonitoring-{aks_versions.MANAGED_PROMETHEUS['release']}"
 
@@ -72,15 +78,8 @@ CRD_CONTRACTS: dict[tuple[str, str], tuple[Callable[[str], str], str]] = {
         "secretproviderclasses.yaml",
     ),
     ("azmonitoring.coreos.com/v1", "ServiceMonitor"): (_managed_prometheus, "servicemonitors.yaml"),
-}
-# Kinds whose CRDs are not vendored yet: the Prometheus Operator of kube-prometheus-stack
-# 92.2.0 (components/monitoring.py). No stored copy of that chart tag could be read when the
-# contracts were written, and the operator release it ships (after v0.93.0) is unknown here.
-# tests/test_crd_contracts.py fails once a folder for them exists, so this list cannot
-# outlive its reason.
-CRDS_NOT_VENDORED = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"),
-    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): (_prometheus_operator, "servicemonitors.yaml"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"): (_prometheus_operator, "prometheusrules.yaml"),
 }
 
 
@@ -173,8 +172,6 @@ def invalid_manifests(plan: dict[str, Any]) -> list[str]:
     problems = []
     for path, manifest in kubernetes_manifests(plan["resources"]).items():
         key = (manifest["apiVersion"], manifest["kind"])
-        if key in CRDS_NOT_VENDORED:
-            continue
         if key in CRD_CONTRACTS:
             problems.extend(custom_resource_problems(path, manifest, version))
             continue

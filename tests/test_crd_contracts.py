@@ -23,7 +23,6 @@ from components.autoscaling import scaled_object_spec
 from components.config import ModelConfig
 from tests.conftest import (
     CRD_CONTRACTS,
-    CRDS_NOT_VENDORED,
     UPSTREAM,
     crd_folder,
     custom_resource_problems,
@@ -260,15 +259,38 @@ def test_each_vendored_file_is_the_crd_of_its_kind(minor, key) -> None:
     assert file in _source(folder)["files"]
 
 
-def test_kinds_not_vendored_stay_listed_only_while_no_schema_exists() -> None:
-    """The Prometheus Operator's CRDs (kube-prometheus-stack) are not vendored yet: once a
-    folder for them exists, they must leave CRDS_NOT_VENDORED and gain a CRD_CONTRACTS entry."""
-    assert {
-        ("monitoring.coreos.com/v1", "ServiceMonitor"),
-        ("monitoring.coreos.com/v1", "PrometheusRule"),
-    } == CRDS_NOT_VENDORED
-    assert not [
-        path.name
-        for pattern in ("prometheus-operator*", "kube-prometheus-stack*")
-        for path in UPSTREAM.glob(pattern)
+def test_prometheus_operator_kinds_are_checked_in_every_shipped_stack(plans) -> None:
+    """Every ServiceMonitor and PrometheusRule of the in-cluster stacks goes through the
+    operator's schema, and a misspelt field in either is caught."""
+    checked = {
+        stack: sorted(
+            manifest["kind"]
+            for manifest in kubernetes_manifests(plan["resources"]).values()
+            if manifest["apiVersion"] == "monitoring.coreos.com/v1"
+        )
+        for stack, plan in plans.items()
+    }
+    for stack, kinds in checked.items():
+        if stack != "local":
+            assert "PrometheusRule" in kinds and "ServiceMonitor" in kinds, stack
+    monitor = next(
+        m
+        for m in kubernetes_manifests(plans["prod"]["resources"]).values()
+        if m["kind"] == "ServiceMonitor"
+    )
+    assert custom_resource_problems("sm.yaml", monitor, "1.36") == []
+    monitor["spec"]["endpoints"][0]["scrapeTimout"] = "10s"
+    assert custom_resource_problems("sm.yaml", monitor, "1.36") == [
+        "sm.yaml: Additional properties are not allowed ('scrapeTimout' was unexpected) "
+        "at ['spec', 'endpoints', 0] (prometheus-operator-0.93.1/servicemonitors.yaml)"
+    ]
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "r"},
+        "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "1", "fro": "5m"}]}]},
+    }
+    assert custom_resource_problems("r.yaml", rule, "1.36") == [
+        "r.yaml: Additional properties are not allowed ('fro' was unexpected) "
+        "at ['spec', 'groups', 0, 'rules', 0] (prometheus-operator-0.93.1/prometheusrules.yaml)"
     ]
