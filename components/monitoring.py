@@ -27,7 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import alertsmanagement, dashboard, monitor
 
-from components import alerts, dashboards
+from components import alerts, azure_names, dashboards
 from components.config import AlertThresholds
 from components.gpu_pool import OPERATOR_SERVICE_MONITOR, ChartPin
 from components.identity import (
@@ -349,7 +349,7 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
         group = args.placement.resource_group_name
         workspace = monitor.AzureMonitorWorkspace(
             f"{name}-workspace",
-            azure_monitor_workspace_name=f"amw-slm-{args.placement.stack}",
+            azure_monitor_workspace_name=azure_names.monitor_workspace(args.placement.stack),
             resource_group_name=group,
             location=args.placement.location,
             opts=child,
@@ -359,7 +359,7 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
         rules = alerts.rule_groups(args.thresholds, args.inference_namespace, args.runbook_url)
         alertsmanagement.PrometheusRuleGroup(
             f"{name}-rules",
-            rule_group_name=f"slm-serving-{args.placement.stack}",
+            rule_group_name=azure_names.prometheus_rule_group(args.placement.stack),
             resource_group_name=group,
             location=args.placement.location,
             scopes=[workspace.id],
@@ -384,8 +384,8 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
 
     def _collect(self, name, args, workspace, child) -> None:
         """The metrics add-on's path to the workspace: endpoint, rule, association."""
-        # Microsoft's own templates name these MSProm-<region>-<cluster> (at most 44 chars).
-        prefix = f"MSProm-{args.placement.location}-aks-slm-{args.placement.stack}"[:44]
+        # Microsoft's own templates name these MSProm-<region>-<cluster> (azure_names says how).
+        prefix = azure_names.data_collection(args.placement.location, args.placement.stack)
         endpoint = monitor.DataCollectionEndpoint(
             f"{name}-dce",
             data_collection_endpoint_name=prefix,
@@ -444,7 +444,7 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
     def _grafana(self, name, args, workspace, child) -> None:
         grafana = dashboard.Grafana(
             f"{name}-grafana",
-            workspace_name=f"graf-slm-{args.placement.stack}"[:23],
+            workspace_name=azure_names.grafana_workspace(args.placement.stack),
             resource_group_name=args.placement.resource_group_name,
             location=args.placement.location,
             sku=dashboard.ResourceSkuArgs(name="Standard"),

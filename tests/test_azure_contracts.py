@@ -511,11 +511,6 @@ def test_stack_names_with_cuts_give_valid_azure_names(config_root, name_sources,
     assert names["Microsoft.Resources/resourceGroups"] == f"rg-slm-{stack}"  # never cut
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="components/monitoring.py still cuts graf-slm-<stack>[:23] itself; passes once it "
-    "takes its names from components/azure_names.py (then remove this marker)",
-)
 def test_managed_monitoring_names_fit_their_rules(config_root, name_sources) -> None:
     plan = renamed_plan(config_root, "staging", "staging-north-1", [_managed_monitoring])
     assert names_breaking_rules(plan, name_sources) == []
