@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV = $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
 VENV_PY = .venv/bin/python
 
-.PHONY: setup checkov-env plan plan-all test lint clean
+.PHONY: setup checkov-env vllm-env plan plan-all test lint clean
 
 setup: .venv/.synced
 
@@ -33,8 +33,23 @@ checkov-env: .venv-checkov/.synced
 	$(UV) pip sync -q --python .venv-checkov/bin/python tools/checkov/requirements.txt
 	@touch $@
 
-## test: the whole suite (unit tests, every stack's plan, manifest validation, checkov)
-test: setup checkov-env
+# vLLM's own argument parser and config validation, run on CPU over every rendered vLLM
+# command line (tests/test_vllm_contract.py): vLLM at the pinned image's version and
+# PyTorch's CPU build, locked in tools/vllm_check/requirements.txt (uv pip compile
+# --generate-hashes, its header says how). The CPU torch lies in /opt/wheels on this
+# project's machines; PyPI's is the CUDA build, several GB.
+TORCH_WHEELS ?= /opt/wheels
+vllm-env: .venv-vllm/.synced
+
+.venv-vllm/.synced: tools/vllm_check/requirements.txt | setup
+	$(UV) venv -q --allow-existing --python $(VENV_PY) .venv-vllm
+	$(UV) pip sync -q --python .venv-vllm/bin/python --find-links $(TORCH_WHEELS) \
+		tools/vllm_check/requirements.txt
+	@touch $@
+
+## test: the whole suite (unit tests, every stack's plan, manifest validation, checkov,
+## vLLM's own parser over every vLLM command line)
+test: setup checkov-env vllm-env
 	$(VENV_PY) -m pytest -n auto
 
 lint: setup
@@ -42,4 +57,4 @@ lint: setup
 	$(VENV_PY) -m ruff format --check .
 
 clean:
-	rm -rf out .pytest_cache .ruff_cache .venv-checkov
+	rm -rf out .pytest_cache .ruff_cache .venv-checkov .venv-vllm

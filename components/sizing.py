@@ -65,11 +65,19 @@ CONTEXT_STEP = 256
 # "outside PyTorch" for this; we keep that published figure on top of the measurement.
 CUDA_GRAPH_ALLOWANCE_GIB = 0.6
 
-# Compute capability needed per dtype (NVIDIA: bf16 tensor cores from Ampere 8.0, fp8 from
-# Ada/Hopper 8.9).
-MIN_COMPUTE_CAPABILITY = {"float16": 7.0, "bfloat16": 8.0, "fp8": 8.9}
-# vLLM's quantization kernels: AWQ and GPTQ (Marlin or the plain kernels) from Turing 7.5.
-QUANTIZATION_MIN_COMPUTE_CAPABILITY = {"awq": 7.5, "gptq": 7.5, "fp8": 8.9}
+# Compute capability needed per activation dtype (NVIDIA: bf16 tensor cores from Ampere 8.0).
+MIN_COMPUTE_CAPABILITY = {"float16": 7.0, "bfloat16": 8.0}
+# The least compute capability vLLM v0.31.0 serves each checkpoint format on: its
+# quantization configs' get_min_capability() (AutoAWQConfig 75, AutoGPTQConfig 60, Fp8Config
+# 75), which VllmConfig checks at start-up. tests/test_vllm_contract.py reads them from vLLM.
+QUANTIZATION_MIN_COMPUTE_CAPABILITY = {"awq": 7.5, "gptq": 6.0, "fp8": 7.5}
+# FP8 checkpoints below this run weight-only. The catalog's FP8 checkpoints are block-wise
+# (128x128 scales); vLLM v0.31.0 picks their kernel from a list (model_executor/kernels/
+# linear: DeepGEMM and the CUTLASS block kernel, both Hopper 9.0 and newer, then Marlin from
+# 7.5): below 9.0 that is Marlin, which keeps the weights in 8 bits and multiplies in the
+# 16-bit activation dtype ("Weight-only FP8 compression ... may degrade performance for
+# compute-heavy workloads", its start-up warning). Memory is the same either way.
+FP8_BLOCK_NATIVE_COMPUTE_CAPABILITY = 9.0
 
 # Startup budget: weights must download (once per cache) and load, then vLLM profiles and
 # captures CUDA graphs. production-stack's proven default is 10 minutes (10 s x 60 tries);
@@ -266,6 +274,18 @@ def unsupported_reason(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> st
     return None
 
 
+def compute_notes(model: ModelSpec, sku: GpuSku) -> tuple[str, ...]:
+    """What serving this checkpoint on this GPU costs beyond memory: one line each."""
+    if model.quantization == "fp8" and sku.compute_capability < FP8_BLOCK_NATIVE_COMPUTE_CAPABILITY:
+        return (
+            f"fp8 weight-only on {sku.gpu_model} (compute capability {sku.compute_capability}, "
+            f"native FP8 from {FP8_BLOCK_NATIVE_COMPUTE_CAPABILITY}): vLLM's Marlin kernel keeps "
+            f"the weights in 8 bits and multiplies in {dtype_for(model, sku)}, slower for "
+            "prefill and large batches than FP8 compute",
+        )
+    return ()
+
+
 def startup_budget_seconds(model: ModelSpec) -> int:
     """How long the startup probe waits: the proven floor, more for large checkpoints."""
     scaled = weight_bytes(model) / GIB * STARTUP_SECONDS_PER_GIB
@@ -401,6 +421,8 @@ class EnginePlan:
     max_model_len_at_num_seqs: int | None
     engine_args: tuple[str, ...]
     startup_budget_seconds: int
+    # What the model costs on this GPU beyond memory (sizing.compute_notes); () when nothing.
+    notes: tuple[str, ...] = ()
 
 
 def plan_vllm(
@@ -440,6 +462,7 @@ def plan_vllm(
         max_model_len_at_num_seqs=max_model_len_that_fits(model, sku, shape),
         engine_args=vllm_engine_args(name, model, shape, fit, dtype, revision),
         startup_budget_seconds=startup_budget_seconds(model),
+        notes=compute_notes(model, sku),
     )
 
 
@@ -489,8 +512,10 @@ def vllm_engine_args(
     dtype: str,
     revision: str | None,
 ) -> tuple[str, ...]:
+    """`vllm serve`'s arguments: the model first, as its positional argument (v0.31.0 warns
+    that `--model` will be removed from `vllm serve`)."""
     args = [
-        f"--model={model.source}",
+        model.source,
         f"--served-model-name={name}",
         f"--max-model-len={shape.max_model_len}",
         f"--max-num-seqs={shape.max_num_seqs}",

@@ -32,6 +32,11 @@ PROBE_PERIOD_SECONDS = sizing.STARTUP_PROBE_PERIOD_SECONDS
 SHM_GIB_PER_GPU = 2
 # Writable scratch for compiled kernels and caches (Triton, torch.compile, vLLM).
 SCRATCH_SIZE = "20Gi"
+SERVE_COMMAND = ["vllm", "serve"]
+# Listen on the pod's address. --disable-fastapi-docs removes /docs, /redoc and
+# /openapi.json, which VLLM_API_KEY does not guard (it guards /v1 only) and nothing here
+# uses: in every stack, since dev relaxes cost, never security.
+SERVER_ARGS = ["--host=0.0.0.0", f"--port={PORT}", "--disable-fastapi-docs"]
 
 
 @dataclass(frozen=True)
@@ -161,9 +166,11 @@ def container(args: VllmArgs) -> dict[str, Any]:
         "name": "vllm",
         "image": args.image,
         "imagePullPolicy": "IfNotPresent",
-        # The module path works across vLLM releases (the image's entrypoint has changed).
-        "command": ["python3", "-m", "vllm.entrypoints.openai.api_server"],
-        "args": [*plan.engine_args, "--host=0.0.0.0", f"--port={PORT}"],
+        # `vllm serve` (the model is its first argument): the supported entry point at
+        # v0.31.0, where `python -m vllm.entrypoints.openai.api_server` is deprecated. Set
+        # here rather than left to the image's entrypoint, so any image runs the same command.
+        "command": SERVE_COMMAND,
+        "args": [*plan.engine_args, *SERVER_ARGS],
         "env": [
             _secret_env("VLLM_API_KEY", API_KEY),
             *(

@@ -126,13 +126,28 @@ def test_the_final_stage_has_oci_labels(dockerfile: Path) -> None:
 @pytest.mark.parametrize("requirements", sorted(IMAGES.glob("*/requirements.txt")), ids=_id)
 def test_python_requirements_are_pinned_and_hashed(requirements: Path) -> None:
     pinned = re.findall(r"^([A-Za-z0-9][-\w.]*)==[\w.]+", requirements.read_text(), re.M)
-    assert pinned
     for block in re.split(r"\n(?=[A-Za-z0-9])", requirements.read_text()):
         if re.match(r"^[A-Za-z0-9]", block):
             assert "==" in block.split()[0] and "--hash=sha256:" in block, block.splitlines()[0]
     sources = requirements.with_suffix(".in").read_text()
     direct = [line for line in sources.splitlines() if line and not line.startswith("#")]
-    assert direct and all("==" in line for line in direct)
+    assert all("==" in line for line in direct)
+    # Every direct requirement is in the locked file (vllm-extras may list none).
+    assert {_normalised(line.split("==")[0]) for line in direct} <= {
+        _normalised(name) for name in pinned
+    }
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_warmer_locks_what_it_imports() -> None:
+    # The one image whose own code needs extra packages: an empty lock there is a defect.
+    locked = (IMAGES / "model-cache-warmer" / "requirements.txt").read_text()
+    assert {"huggingface-hub", "azure-identity", "azure-storage-blob"} <= {
+        _normalised(name) for name in re.findall(r"^([A-Za-z0-9][-\w.]*)==", locked, re.M)
+    }
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_id)
@@ -174,6 +189,17 @@ def test_the_warmer_script_is_where_the_pods_run_it() -> None:
     copies = [args.split() for args in _final(dockerfile, "COPY")]
     assert ["warm_cache.py", cache_warmer.WARMER_SCRIPT] in copies
     assert _final(dockerfile, "ENTRYPOINT") == [f'["python3", "{cache_warmer.WARMER_SCRIPT}"]']
+
+
+def test_vllm_extras_uses_xet_not_the_retired_hf_transfer() -> None:
+    # huggingface_hub >= 1.31.0 (what vLLM v0.31.0 requires) downloads through hf-xet and
+    # only warns about HF_HUB_ENABLE_HF_TRANSFER (huggingface_hub/constants.py at v1.31.0).
+    folder = IMAGES / "vllm-extras"
+    image_env = _key_values(" ".join(_final(folder / "Dockerfile", "ENV")))
+    assert image_env["HF_XET_HIGH_PERFORMANCE"] == "1"
+    assert "HF_HUB_ENABLE_HF_TRANSFER" not in image_env
+    for name in ("requirements.in", "requirements.txt"):
+        assert "hf_transfer==" not in (folder / name).read_text().replace("-", "_")
 
 
 def test_vllm_extras_sets_the_environment_the_server_pod_sets(plans) -> None:

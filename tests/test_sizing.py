@@ -107,12 +107,9 @@ def test_dtype_follows_compute_capability() -> None:
             "tensor-parallel size 2 does not divide the 1 GPUs of Standard_NC24ads_A100_v4",
         ),
         (PHI, A100X2, 2, None),
-        (
-            MODELS["Qwen/Qwen3-8B-FP8"],
-            A100,
-            1,
-            "fp8 needs compute capability 8.9; A100 80GB has 8.0",
-        ),
+        # vLLM v0.31.0 serves FP8 checkpoints from 7.5 (weight-only below 9.0: see below).
+        (MODELS["Qwen/Qwen3-8B-FP8"], A100, 1, None),
+        (MODELS["Qwen/Qwen3-4B-FP8"], T4, 1, None),
         (MODELS["Qwen/Qwen3-8B-FP8"], H100, 1, None),
         (MODELS["Qwen/Qwen3-8B-AWQ"], T4, 1, None),
         (
@@ -141,7 +138,7 @@ def test_engine_arguments_for_phi4_mini_on_a_t4() -> None:
         skus=list(GPU_SKUS.values()),
     )
     assert plan.engine_args == (
-        "--model=microsoft/Phi-4-mini-instruct",
+        "microsoft/Phi-4-mini-instruct",
         "--served-model-name=phi4-mini",
         "--max-model-len=4096",
         "--max-num-seqs=4",
@@ -157,6 +154,28 @@ def test_engine_arguments_for_phi4_mini_on_a_t4() -> None:
     )
     assert plan.max_num_seqs_at_context == 8
     assert plan.startup_budget_seconds == 600
+
+
+@pytest.mark.parametrize(
+    ("sku", "dtype"), [(T4, "float16"), (A10, "bfloat16"), (A100, "bfloat16")], ids=str
+)
+def test_fp8_below_hopper_is_served_weight_only_and_says_so(sku, dtype) -> None:
+    model = MODELS["Qwen/Qwen3-4B-FP8"]
+    plan = sizing.plan_vllm("q", model, sku, "pool", ServingShape(4096, 4), None, [], [])
+    assert plan.notes == (
+        f"fp8 weight-only on {sku.gpu_model} (compute capability {sku.compute_capability}, "
+        f"native FP8 from 9.0): vLLM's Marlin kernel keeps the weights in 8 bits and "
+        f"multiplies in {dtype}, slower for prefill and large batches than FP8 compute",
+    )
+    # Memory is computed as for FP8 compute: the weights stay one byte each.
+    assert plan.fit.weights_gib == sizing.weight_bytes(model) / GIB
+    assert "--quantization=fp8" in plan.engine_args and f"--dtype={dtype}" in plan.engine_args
+
+
+def test_fp8_on_hopper_and_other_checkpoints_carry_no_note() -> None:
+    fp8 = MODELS["Qwen/Qwen3-8B-FP8"]
+    assert sizing.plan_vllm("q", fp8, H100, "h", ServingShape(4096, 4), None, [], []).notes == ()
+    assert sizing.plan_vllm("p", PHI, T4, "t", ServingShape(4096, 4), None, [], []).notes == ()
 
 
 def test_qwen3_awq_passes_its_quantization_and_parsers() -> None:
