@@ -294,6 +294,9 @@ def open_webui_env(args: OpenWebUiArgs) -> list[dict[str, Any]]:
         # of the first start (Ollama servers, default model, sign-up) would win over every
         # later change to the stack, kept in the database.
         "ENABLE_PERSISTENT_CONFIG": "False",
+        # Its pod has no way out (components/network.py): no model downloads or update
+        # checks that would only wait for their timeouts.
+        "OFFLINE_MODE": "True",
         "DATA_DIR": OPEN_WEBUI_DATA_DIR,
         # Libraries write caches under HOME; the image's HOME (/root) is read-only.
         "HOME": "/scratch/home",

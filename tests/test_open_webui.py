@@ -8,7 +8,14 @@ reads, and the start-up facts components/ollama.py relies on.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +120,7 @@ def test_open_webui_facts_the_component_relies_on() -> None:
     }
     assert facts == {
         "secretKeyRequiredWithAuth": True,
+        "offlineModeSetsHubOffline": True,
         "sqliteDatabaseInDataDir": True,
         "dataDirMadeOnlyByServe": True,
         "persistentConfigSwitch": True,
@@ -225,6 +233,7 @@ def test_sign_up_is_off_and_the_admin_account_is_declared(two_ollama_models) -> 
     assert env["WEBUI_ADMIN_EMAIL"] == "admin@localhost"
     # The stack file, not the first start's database, decides these settings.
     assert env["ENABLE_PERSISTENT_CONFIG"] == "False"
+    assert env["OFFLINE_MODE"] == "True"
     outputs = two_ollama_models["outputs"]
     assert outputs["openWebUiAdminEmail"] == "admin@localhost"
     assert outputs["openWebUiAdminPasswordCommand"] == (
@@ -342,6 +351,7 @@ def test_every_variable_given_to_ollama_and_open_webui_is_one_they_read(
             "ENABLE_PERSISTENT_CONFIG",
             "ENABLE_SIGNUP",
             "HOME",
+            "OFFLINE_MODE",
             "OLLAMA_BASE_URLS",
             "WEBUI_ADMIN_EMAIL",
             "WEBUI_ADMIN_PASSWORD",
@@ -356,3 +366,165 @@ def test_the_contract_catches_a_variable_open_webui_does_not_read() -> None:
     0.8.12 reads no such variable (it turns chromadb's telemetry off itself)."""
     assert "ANONYMIZED_TELEMETRY" not in open_webui_environment()
     assert {"WEBUI_SECRET_KEY", "DATA_DIR", "OLLAMA_BASE_URLS"} <= open_webui_environment()
+
+
+# -- the real program: Open WebUI 0.8.12 from PyPI, started with the rendered environment ----
+#
+# Its environment (.venv-openwebui, `make openwebui-env`) is locked in
+# tools/openwebui/requirements.txt: the wheel's own pinned dependencies without the torch
+# stack (sentence-transformers, accelerate), which only the local RAG embedder imports. The
+# server runs as the image's start script runs it (uvicorn open_webui.main:app), in a mount
+# namespace where the program's files are read-only, as the pod's root filesystem is; the
+# claim and the emptyDirs are fresh temporary folders.
+
+OPEN_WEBUI_PYTHON = ROOT / ".venv-openwebui" / "bin" / "python"
+# Measured here: about 14 s from start to a healthy /health on an idle machine.
+START_SECONDS = 120
+
+
+def _in_read_only_root(command: list[str], program: Path, workdir: Path) -> list[str]:
+    """`command` in a new mount namespace where `program` (its environment) and `workdir`
+    are read-only. Unprivileged users map themselves to root inside a user namespace."""
+    script = (
+        'for dir in "$1" "$2"; do mount --bind "$dir" "$dir" && '
+        'mount -o remount,bind,ro "$dir" || exit 97; done; cd "$2" && shift 2 && exec "$@"'
+    )
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    return [
+        "unshare",
+        "--mount",
+        *user,
+        "sh",
+        "-c",
+        script,
+        "sh",
+        str(program),
+        str(workdir),
+        *command,
+    ]
+
+
+def _resolved_env(container: dict[str, Any], volumes: Path) -> dict[str, str]:
+    """The container's environment with each Secret key given a generated value and each
+    mounted path moved under `volumes` (the claim at DATA_DIR, the scratch emptyDir)."""
+    env = {}
+    for entry in container["env"]:
+        env[entry["name"]] = entry.get("value") or secrets.token_urlsafe(36)
+    env["DATA_DIR"] = str(volumes / env["DATA_DIR"].lstrip("/"))
+    env["HOME"] = str(volumes / env["HOME"].lstrip("/"))
+    # Nothing listens here: Open WebUI must start without reaching Ollama.
+    env["OLLAMA_BASE_URLS"] = "http://127.0.0.1:9"
+    for mount in ("data", "scratch", "tmp"):
+        (volumes / mount).mkdir(parents=True, exist_ok=True)
+    return env | {"TMPDIR": str(volumes / "tmp"), "PATH": os.environ["PATH"]}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen, int, Path]:
+    if not OPEN_WEBUI_PYTHON.exists():
+        pytest.fail(f"Open WebUI is not installed at {OPEN_WEBUI_PYTHON}: run `make openwebui-env`")
+    port = _free_port()
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    log = tmp_path / "server.log"
+    server = [str(OPEN_WEBUI_PYTHON), "-m", "uvicorn", "open_webui.main:app"]
+    command = [*server, "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        _in_read_only_root(command, ROOT / ".venv-openwebui", workdir),
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    return process, port, log
+
+
+def _request(port: int, path: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _healthy(process: subprocess.Popen, port: int) -> bool:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if _request(port, "/health") == (200, {"status": True}):
+                return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_open_webui_starts_on_a_read_only_root_with_the_rendered_environment(
+    two_ollama_models, tmp_path
+) -> None:
+    env = _resolved_env(_open_webui_container(two_ollama_models), tmp_path / "volumes")
+    # The namespace holds: nothing in the program's folder can be written.
+    probe = ROOT / ".venv-openwebui" / "write-probe"
+    touch = _in_read_only_root(["touch", str(probe)], ROOT / ".venv-openwebui", tmp_path)
+    refused = subprocess.run(touch, capture_output=True, text=True, check=False)
+    assert "Read-only file system" in refused.stderr and not probe.exists()
+    process, port, log = _start(env, tmp_path)
+    try:
+        assert _healthy(process, port), log.read_text()[-3000:]
+        # Sign-up is off, also for a first user; the admin account exists with its password.
+        status, _ = _request(
+            port, "/api/v1/auths/signup", {"email": "a@b.example", "password": "x", "name": "a"}
+        )
+        assert status == 403
+        status, session = _request(
+            port,
+            "/api/v1/auths/signin",
+            {"email": env["WEBUI_ADMIN_EMAIL"], "password": env["WEBUI_ADMIN_PASSWORD"]},
+        )
+        assert (status, session["role"], session["email"]) == (200, "admin", "admin@localhost")
+    finally:
+        _stop(process)
+    assert (Path(env["DATA_DIR"]) / "webui.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # Before: no key in the pod; the image's start script, unable to write the key it
+        # generates on a read-only root, handed Open WebUI an empty WEBUI_SECRET_KEY.
+        ({"WEBUI_SECRET_KEY": ""}, "Required environment variable not found"),
+        # Before: DATA_DIR a folder inside the claim, which nothing creates.
+        ({"DATA_DIR": "models/data"}, "unable to open database file"),
+    ],
+)
+def test_open_webui_stops_without_its_key_or_its_data_folder(
+    two_ollama_models, tmp_path, change: dict[str, str], message: str
+) -> None:
+    volumes = tmp_path / "volumes"
+    env = _resolved_env(_open_webui_container(two_ollama_models), volumes)
+    if "DATA_DIR" in change:
+        (volumes / "models").mkdir()  # the claim, mounted at /models
+        change = {"DATA_DIR": str(volumes / change["DATA_DIR"])}
+    process, _, log = _start(env | change, tmp_path)
+    try:
+        assert process.wait(timeout=START_SECONDS) != 0
+    finally:
+        _stop(process)
+    assert message in log.read_text()

@@ -23,6 +23,10 @@ FACTS: dict[str, dict[str, re.Pattern[str]]] = {
         "secretKeyRequiredWithAuth": re.compile(
             r"^if WEBUI_AUTH and WEBUI_SECRET_KEY == '':\s*\n\s+raise ", re.MULTILINE
         ),
+        # Offline: the Hugging Face hub is not asked, the version check is off.
+        "offlineModeSetsHubOffline": re.compile(
+            r"^if OFFLINE_MODE:\s*\n\s+os\.environ\['HF_HUB_OFFLINE'\] = '1'", re.MULTILINE
+        ),
         "sqliteDatabaseInDataDir": re.compile(
             r"^DATABASE_URL = os\.environ\.get\('DATABASE_URL', f'sqlite:///\{DATA_DIR\}/webui\.db'\)",
             re.MULTILINE,
