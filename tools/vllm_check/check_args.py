@@ -12,7 +12,8 @@ on stdin:
 and writes one JSON document on stdout:
 
     {"vllm": "0.31.0",
-     "results": [{"name": ..., "errors": [...], "quantization": "auto_awq" | null,
+     "results": [{"name": ..., "errors": [...], "docs_disabled": true,
+                  "quantization": "auto_awq" | null,
                   "dtype": "torch.float16", "min_capability": 75 | null,
                   "act_dtypes": ["torch.float16", ...] | null}]}
 
@@ -185,6 +186,8 @@ def check(parser, case: dict[str, Any]) -> dict[str, Any]:
     _CAPABILITY[0] = (int(major), int(minor))
     args, errors = parse(parser, case["argv"])
     if not errors:
+        # FastAPI's /docs, /redoc and /openapi.json (entrypoints/launchers/app.py).
+        result["docs_disabled"] = args.disable_fastapi_docs
         errors = validate_serve(args)
     if not errors:
         found, errors = validate_engine(args)

@@ -1,0 +1,266 @@
+"""Contract: every rendered vLLM command line, parsed and validated by vLLM's own code at the
+version the pinned image runs (v0.31.0), on CPU.
+
+tools/vllm_check/check_args.py runs in .venv-vllm (`make vllm-env`: vLLM and PyTorch's CPU
+build, locked in tools/vllm_check/requirements.txt). It parses each container's command and
+arguments with the `vllm serve` parser vLLM builds (make_arg_parser), runs the serve checks,
+then builds the ModelConfig and the quantization config as the engine does at start-up:
+dtype x quantization, context length against the checkpoint, the quantization method's
+minimum compute capability against the pool's GPU.
+
+The checkpoints' config.json files are not vendored: Hugging Face cannot be reached from
+here, and no copy at a recorded revision was found. Each config.json is written from the
+catalog (components/catalog.py: architecture, context, and the checkpoint format it
+declares), so what is checked is vLLM's reading of our flags for a checkpoint as the catalog
+describes it, not the catalog itself.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import sizing
+from components.catalog import GPU_SKUS, MODELS, ModelSpec
+from tests.conftest import STACKS, read_stack, write_stack
+from tools.plan import ROOT, build_plan, kubernetes_manifests
+
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+CHECK = ROOT / "tools" / "vllm_check" / "check_args.py"
+# vLLM's start-up imports torch and its config code: about 20-40 s on two busy cores.
+CHECK_TIMEOUT_SECONDS = 600
+# A revision for checkpoints the stack does not pin: the cache's refs/main points at it.
+UNPINNED = "0" * 40
+
+# Variants of dev (one T4 spot pool) that reach what the shipped stacks do not: AWQ on a GPU
+# with bfloat16 (issue 18), FP8 below Hopper (weight-only) and on Hopper, tensor parallel,
+# and a gated Gemma 3 checkpoint (bfloat16 only).
+VARIANT_POOLS = [
+    {"name": "a100x2", "vmSize": "Standard_NC48ads_A100_v4", "minCount": 0, "maxCount": 2},
+    {"name": "h100", "vmSize": "Standard_NC40ads_H100_v5", "minCount": 0, "maxCount": 1},
+    {"name": "a10", "vmSize": "Standard_NV36ads_A10_v5", "minCount": 0, "maxCount": 1},
+]
+VARIANT_MODELS = [
+    ("qwen3-4b-awq", "Qwen/Qwen3-4B-AWQ", "t4spot", 1),
+    ("qwen3-4b-fp8", "Qwen/Qwen3-4B-FP8", "t4spot", 1),
+    ("qwen3-8b-awq", "Qwen/Qwen3-8B-AWQ", "a100x2", 1),
+    ("qwen3-8b-tp2", "Qwen/Qwen3-8B", "a100x2", 2),
+    ("qwen3-8b-fp8", "Qwen/Qwen3-8B-FP8", "h100", 1),
+    ("gemma3-1b", "google/gemma-3-1b-it", "a10", 1),
+]
+
+
+def vllm_cases(plan: dict[str, Any], stack: dict[str, Any], label: str) -> list[dict[str, Any]]:
+    """One case per vLLM container of a plan: its command line and its pool's GPU."""
+    skus = {
+        pool["name"]: GPU_SKUS[pool["vmSize"]]
+        for pool in stack["config"].get("slm-deploy:gpuPools", [])
+    }
+    cases = []
+    for path, manifest in sorted(kubernetes_manifests(plan["resources"]).items()):
+        if manifest["kind"] != "Deployment":
+            continue
+        pod = manifest["spec"]["template"]["spec"]
+        for container in pod["containers"]:
+            if container["name"] != "vllm":
+                continue
+            pool = next(iter(pod["nodeSelector"].values()))
+            cases.append(
+                {
+                    "name": f"{label}/{manifest['metadata']['name']}",
+                    "argv": container["command"] + container["args"],
+                    "compute_capability": skus[pool].compute_capability,
+                }
+            )
+    return cases
+
+
+def variant_stack(root: Path) -> dict[str, Any]:
+    document = read_stack(root, "dev")
+    config = document["config"]
+    # Room on dev's T4 pool for its model and two more (the plan checks GPUs per pool).
+    config["slm-deploy:gpuPools"][0]["maxCount"] = 4
+    config["slm-deploy:gpuPools"] += VARIANT_POOLS
+    for name, source, pool, tp in VARIANT_MODELS:
+        config["slm-deploy:models"].append(
+            {
+                "name": name,
+                "engine": "vllm",
+                "source": source,
+                "pool": pool,
+                "tensorParallelSize": tp,
+                "maxModelLen": 4096,
+                "maxNumSeqs": 4,
+            }
+        )
+    config["slm-deploy:secrets"] = {"huggingFaceToken": {"secure": "v1:abc"}}
+    write_stack(root, "dev", document)
+    return document
+
+
+def hf_config(model: ModelSpec) -> dict[str, Any]:
+    """The config.json of a checkpoint as the catalog describes it (see the module doc)."""
+    arch = model.architecture
+    config: dict[str, Any] = {
+        "hidden_size": arch.hidden,
+        "intermediate_size": arch.intermediate,
+        "num_hidden_layers": arch.layers,
+        "num_attention_heads": arch.heads,
+        "num_key_value_heads": arch.kv_heads,
+        "head_dim": arch.head_dim,
+        "vocab_size": arch.vocab,
+        "max_position_embeddings": model.max_context,
+        "tie_word_embeddings": arch.tied_embeddings,
+        "torch_dtype": "bfloat16",
+    }
+    if model.family.startswith("qwen3"):
+        config |= {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"}
+    elif model.family == "phi-4-mini":
+        config |= {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3"}
+    elif model.family == "gemma-3-1b":
+        config |= {
+            "architectures": ["Gemma3ForCausalLM"],
+            "model_type": "gemma3_text",
+            "sliding_window": arch.sliding_window,
+            "sliding_window_pattern": arch.global_every,
+        }
+    else:
+        raise AssertionError(f"no config.json shape for {model.family}: add one here")
+    # The formats the catalog's bytes per weight assume (components/catalog.py).
+    if model.quantization == "awq":
+        config["quantization_config"] = {
+            "quant_method": "awq",
+            "bits": 4,
+            "group_size": 128,
+            "zero_point": True,
+            "version": "gemm",
+        }
+    elif model.quantization == "fp8":
+        config["quantization_config"] = {
+            "quant_method": "fp8",
+            "activation_scheme": "dynamic",
+            "fmt": "e4m3",
+            "weight_block_size": [128, 128],
+        }
+    return config
+
+
+def write_hf_cache(home: Path, cases: list[dict[str, Any]]) -> None:
+    """A Hugging Face cache holding each served checkpoint's config.json at its revision."""
+    for case in cases:
+        argv = case["argv"]
+        source = argv[2]
+        revisions = [a.split("=", 1)[1] for a in argv if a.startswith("--revision=")]
+        revision = revisions[0] if revisions else UNPINNED
+        repo = home / "hub" / f"models--{source.replace('/', '--')}"
+        snapshot = repo / "snapshots" / revision
+        snapshot.mkdir(parents=True, exist_ok=True)
+        (snapshot / "config.json").write_text(json.dumps(hf_config(MODELS[source])))
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(UNPINNED)
+
+
+def run_check(home: Path, cases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    if not VLLM_PYTHON.exists():
+        pytest.fail(f"{VLLM_PYTHON.relative_to(ROOT)} is missing: run `make vllm-env`")
+    write_hf_cache(home, cases)
+    done = subprocess.run(
+        [str(VLLM_PYTHON), str(CHECK)],
+        input=json.dumps({"hf_home": str(home), "cases": cases}),
+        capture_output=True,
+        text=True,
+        timeout=CHECK_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["vllm"] == "0.31.0"
+    return {result["name"]: result for result in report["results"]}
+
+
+@pytest.fixture(scope="module")
+def checked(plans, tmp_path_factory) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every vLLM container of every shipped stack and of the variant, plus a misspelt flag,
+    checked in one run of vLLM (its imports dominate the time)."""
+    cases = [
+        case
+        for stack in STACKS
+        for case in vllm_cases(plans[stack], read_stack(ROOT, stack), stack)
+    ]
+    root = tmp_path_factory.mktemp("variant")
+    (root / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (root / "stacks").mkdir()
+    for stack in STACKS:
+        source = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
+        (root / "stacks" / source.name).write_text(source.read_text())
+    document = variant_stack(root)
+    cases += vllm_cases(build_plan("dev", config_root=root), document, "variant")
+    typo = dict(cases[0], name="misspelt")
+    typo["argv"] = [a.replace("--max-model-len=", "--max-modle-len=") for a in typo["argv"]]
+    results = run_check(tmp_path_factory.mktemp("hf"), [*cases, typo])
+    return cases, results
+
+
+def test_every_rendered_vllm_command_line_passes_vllms_own_checks(checked) -> None:
+    cases, results = checked
+    # The shipped stacks' models and every variant model are all here.
+    assert {case["name"] for case in cases} >= {
+        f"variant/{name}" for name, *_ in VARIANT_MODELS
+    } | {"dev/phi4-mini", "prod/qwen3-8b"}
+    failures = {
+        case["name"]: results[case["name"]]["errors"]
+        for case in cases
+        if results[case["name"]]["errors"]
+    }
+    assert failures == {}
+
+
+def test_a_misspelt_flag_is_refused(checked) -> None:
+    _, results = checked
+    assert results["misspelt"]["errors"] == [
+        "check_args.py: error: unrecognized arguments: --max-modle-len=4096"
+    ]
+
+
+def test_awq_with_bfloat16_is_accepted_by_vllm(checked) -> None:
+    # Issue 18 asked whether `--dtype=bfloat16 --quantization=awq` can start. At v0.31.0
+    # `awq` resolves to the AutoAWQ config, whose kernels take float16 and bfloat16.
+    _, results = checked
+    awq = results["variant/qwen3-8b-awq"]
+    assert awq["dtype"] == "torch.bfloat16"
+    assert awq["quantization"] == "auto_awq"
+    assert awq["act_dtypes"] == ["torch.float16", "torch.bfloat16"]
+
+
+@pytest.mark.parametrize(
+    ("case", "method"),
+    [("variant/qwen3-4b-awq", "awq"), ("variant/qwen3-4b-fp8", "fp8")],
+)
+def test_sizing_minimum_capability_is_vllms(checked, case, method) -> None:
+    _, results = checked
+    assert results[case]["errors"] == []
+    assert sizing.QUANTIZATION_MIN_COMPUTE_CAPABILITY[method] * 10 == (
+        results[case]["min_capability"]
+    )
+
+
+def test_fp8_on_a_t4_starts_in_vllm(checked) -> None:
+    # Below 8.9 the plan used to refuse FP8; vLLM's Fp8Config takes 7.5 (weight-only there).
+    _, results = checked
+    fp8 = results["variant/qwen3-4b-fp8"]
+    assert (fp8["errors"], fp8["quantization"], fp8["dtype"]) == ([], "fp8", "torch.float16")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_vllm_runs_as_vllm_serve_without_its_api_docs(checked, stack) -> None:
+    cases, results = checked
+    mine = [case for case in cases if case["name"].startswith(f"{stack}/")]
+    for case in mine:
+        assert case["argv"][:2] == ["vllm", "serve"]
+        assert not any(arg.startswith("--model") for arg in case["argv"])
+        # vLLM's parser reads the flag as dropping /docs, /redoc and /openapi.json.
+        assert results[case["name"]]["docs_disabled"] is True
