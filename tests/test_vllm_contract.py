@@ -61,7 +61,7 @@ def vllm_cases(plan: dict[str, Any], stack: dict[str, Any], label: str) -> list[
         for pool in stack["config"].get("slm-deploy:gpuPools", [])
     }
     cases = []
-    for path, manifest in sorted(kubernetes_manifests(plan["resources"]).items()):
+    for _path, manifest in sorted(kubernetes_manifests(plan["resources"]).items()):
         if manifest["kind"] != "Deployment":
             continue
         pod = manifest["spec"]["template"]["spec"]
@@ -243,8 +243,8 @@ def test_awq_with_bfloat16_is_accepted_by_vllm(checked) -> None:
 def test_sizing_minimum_capability_is_vllms(checked, case, method) -> None:
     _, results = checked
     assert results[case]["errors"] == []
-    assert sizing.QUANTIZATION_MIN_COMPUTE_CAPABILITY[method] * 10 == (
-        results[case]["min_capability"]
+    assert (
+        sizing.QUANTIZATION_MIN_COMPUTE_CAPABILITY[method] * 10 == (results[case]["min_capability"])
     )
 
 
