@@ -69,8 +69,10 @@ def test_dev_vllm_deployment_by_the_numbers(plans) -> None:
         "vllm/vllm-openai:v0.31.0"
         "@sha256:c1c9f6fd5c109ba7f0546a59f5b2f15fb87f64c77782e90a27b648b42a8e67c3"
     )
+    # `vllm serve`, the supported entry point at v0.31.0, takes the model as its argument.
+    assert container["command"] == ["vllm", "serve"]
     assert container["args"][:8] == [
-        "--model=microsoft/Phi-4-mini-instruct",
+        "microsoft/Phi-4-mini-instruct",
         "--served-model-name=phi4-mini",
         "--max-model-len=4096",
         "--max-num-seqs=4",
