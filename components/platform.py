@@ -461,7 +461,7 @@ def _open_webui(
     name: a second would clash with the first)."""
     first = ollama_models(config)[0]
     # Before, each Ollama model had its own (named after the model); the stack's first keeps
-    # its claim, Secret-less Deployment and Service under the new name.
+    # its claim, Deployment and Service under the new name.
     renamed = pulumi.ResourceOptions(aliases=[pulumi.Alias(name=f"{name}-{first.name}-webui")])
     return OpenWebUi(
         f"{name}-open-webui",
