@@ -153,6 +153,8 @@ def write_hf_cache(home: Path, cases: list[dict[str, Any]]) -> None:
     """A Hugging Face cache holding each served checkpoint's config.json at its revision."""
     for case in cases:
         argv = case["argv"]
+        if argv[:2] != ["vllm", "serve"]:
+            continue  # refused before any checkpoint is read
         source = argv[2]
         revisions = [a.split("=", 1)[1] for a in argv if a.startswith("--revision=")]
         revision = revisions[0] if revisions else UNPINNED
@@ -199,10 +201,34 @@ def checked(plans, tmp_path_factory) -> tuple[list[dict[str, Any]], dict[str, di
         (root / "stacks" / source.name).write_text(source.read_text())
     document = variant_stack(root)
     cases += vllm_cases(build_plan("dev", config_root=root), document, "variant")
-    typo = dict(cases[0], name="misspelt")
-    typo["argv"] = [a.replace("--max-model-len=", "--max-modle-len=") for a in typo["argv"]]
-    results = run_check(tmp_path_factory.mktemp("hf"), [*cases, typo])
+    results = run_check(tmp_path_factory.mktemp("hf"), [*cases, *broken(cases)])
     return cases, results
+
+
+def broken(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rendered command lines with one mistake each, which vLLM must refuse: they show that
+    each stage of the check can fail."""
+    by_name = {case["name"]: case for case in cases}
+
+    def edited(name: str, label: str, old: str, new: str) -> dict[str, Any]:
+        case = by_name[name]
+        return dict(case, name=label, argv=[arg.replace(old, new) for arg in case["argv"]])
+
+    return [
+        edited("dev/phi4-mini", "misspelt", "--max-model-len=", "--max-modle-len="),
+        edited(
+            "variant/qwen3-8b-tp2", "tp3", "--tensor-parallel-size=2", "--tensor-parallel-size=3"
+        ),
+        edited("variant/qwen3-4b-awq", "awq-fp32", "--dtype=float16", "--dtype=float32"),
+        edited("variant/qwen3-4b-awq", "too-long", "--max-model-len=4096", "--max-model-len=65536"),
+        # The entry point this project ran before v0.31.0 deprecated it.
+        dict(
+            by_name["dev/phi4-mini"],
+            name="module-entry-point",
+            argv=["python3", "-m", "vllm.entrypoints.openai.api_server"]
+            + by_name["dev/phi4-mini"]["argv"][3:],
+        ),
+    ]
 
 
 def test_every_rendered_vllm_command_line_passes_vllms_own_checks(checked) -> None:
@@ -219,11 +245,28 @@ def test_every_rendered_vllm_command_line_passes_vllms_own_checks(checked) -> No
     assert failures == {}
 
 
-def test_a_misspelt_flag_is_refused(checked) -> None:
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("misspelt", "check_args.py: error: unrecognized arguments: --max-modle-len=4096"),
+        (
+            "tp3",
+            "ValueError: Total number of attention heads (32) must be divisible by tensor "
+            "parallel size (3).",
+        ),
+        (
+            "awq-fp32",
+            "ValueError: torch.float32 is not supported for quantization method auto_awq. "
+            "Supported dtypes: [torch.float16, torch.bfloat16]",
+        ),
+        ("too-long", "ValidationError: Value error, User-specified max_model_len (65536)"),
+        ("module-entry-point", "the command is ['python3'], not the `vllm` CLI"),
+    ],
+)
+def test_each_kind_of_mistake_is_refused(checked, case, error) -> None:
     _, results = checked
-    assert results["misspelt"]["errors"] == [
-        "check_args.py: error: unrecognized arguments: --max-modle-len=4096"
-    ]
+    (message,) = results[case]["errors"]
+    assert message.startswith(error)
 
 
 def test_awq_with_bfloat16_is_accepted_by_vllm(checked) -> None:

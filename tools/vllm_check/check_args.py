@@ -29,7 +29,7 @@ For each case, in the order `vllm serve` runs them at start-up, as far as that a
    (validate_api_server_args: tool-call and reasoning parsers);
 3. EngineArgs.from_cli_args and create_model_config: ModelConfig reads the checkpoint's
    config.json from the cache (offline) and checks dtype, max_model_len and the
-   quantization method against it;
+   quantization method against it, then the tensor-parallel size against its heads;
 4. the quantization config vLLM builds from that (VllmConfig.get_quantization_config), which
    refuses a dtype the method's kernels do not take; its minimum compute capability and
    activation dtypes are reported for the caller to compare with the target GPU.
@@ -167,6 +167,7 @@ def validate_engine(args) -> tuple[dict[str, Any], list[str]]:
         found["dtype"] = str(model_config.dtype)
         found["quantization"] = model_config.quantization
         quant = VllmConfig.get_quantization_config(model_config, engine_args.create_load_config())
+        model_config.verify_with_parallel_config(parallel_config(engine_args))
     except Exception as err:  # vLLM raises ValueError, pydantic's ValidationError, OSError...
         return found, [f"{type(err).__name__}: {_first_line(err)}"]
     if quant is not None:
@@ -175,7 +176,21 @@ def validate_engine(args) -> tuple[dict[str, Any], list[str]]:
     return found, []
 
 
+def parallel_config(engine_args):
+    """The parallel layout the engine builds (create_engine_config), as far as the model's
+    checks read it: tensor and pipeline parallel sizes on one node."""
+    from vllm.config import ParallelConfig
+
+    return ParallelConfig(
+        tensor_parallel_size=engine_args.tensor_parallel_size,
+        pipeline_parallel_size=engine_args.pipeline_parallel_size,
+    )
+
+
 def _first_line(err: BaseException) -> str:
+    # pydantic's ValidationError (vLLM's configs are pydantic dataclasses): its messages.
+    if callable(getattr(err, "errors", None)):
+        return "; ".join(_first_line(ValueError(e["msg"])) for e in err.errors())
     text = str(err).strip()
     return text.splitlines()[0] if text else repr(err)
 
