@@ -40,7 +40,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components import aks_versions, catalog, sizing
+from components import aks_versions, catalog, redaction, sizing, value_rules
+from components.azure_names import StackNameError, check_stack_name
 
 PROJECT = "slm-deploy"
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
@@ -92,8 +93,6 @@ OLLAMA_DEFAULT_CONTEXT = 4096
 OLLAMA_DEFAULT_PARALLEL = 4
 GIT_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-UTC_OFFSET = re.compile(r"^[+-](0[0-9]|1[0-4]):[0-5][0-9]$")
-LOCATION = re.compile(r"^[a-z0-9]+$")
 # An Azure Blob container, optionally a prefix inside it; no query string, so no SAS token
 # (the cache warmer signs in with workload identity).
 BLOB_URL = re.compile(
@@ -109,9 +108,7 @@ PATTERN_MEANINGS = {
     MODEL_NAME.pattern: "a DNS label of at most 40 characters: lowercase letters, digits, '-'",
     AZURE_VM_SIZE.pattern: "an Azure VM size such as Standard_NC24ads_A100_v4",
     GIT_COMMIT.pattern: "a full 40-character commit hash of the model repository",
-    LOCATION.pattern: "an Azure region name such as eastus",
     TIME_OF_DAY.pattern: "a time of day as HH:MM (24-hour clock)",
-    UTC_OFFSET.pattern: "a UTC offset such as +01:00",
     IMAGE_REFERENCE.pattern: "an image reference: repository[:tag][@sha256:digest]",
     BLOB_URL.pattern: "a container URL https://<account>.blob.core.windows.net/<container>"
     "[/<prefix>], without a SAS token",
@@ -153,6 +150,14 @@ def _check_unique(names: list[str], key: str, field: str) -> None:
             raise _FieldError(
                 f"{key}[{index}].{field}", name, "a name not used earlier in the list"
             )
+
+
+def _meets(rule: Any, value: Any) -> Any:
+    """The value, if it meets its rule (components/value_rules.py); else a _FieldError."""
+    allowed = rule(value)
+    if allowed:
+        raise _FieldError(None, value, allowed)
+    return value
 
 
 def pinned_image(reference: str) -> str:
@@ -200,6 +205,11 @@ class SystemPool(_Strict):
     max_count: int = Field(3, ge=1, le=100)
     zones: list[Literal["1", "2", "3"]] = ["1", "2", "3"]
 
+    @field_validator("vm_size")
+    @classmethod
+    def _general_purpose(cls, value: str) -> str:
+        return _meets(value_rules.system_vm_size, value)
+
     @model_validator(mode="after")
     def _bounds(self) -> SystemPool:
         _check_bounds(self.min_count, self.max_count, "minCount", "maxCount")
@@ -215,14 +225,19 @@ class MaintenanceWindow(_Strict):
     start_time: str = Field("02:00", pattern=TIME_OF_DAY.pattern)
     # AKS requires a window of at least 4 hours for its managed upgrade schedules.
     duration_hours: int = Field(4, ge=4, le=24)
-    utc_offset: str = Field("+00:00", pattern=UTC_OFFSET.pattern)
+    utc_offset: str = "+00:00"
+
+    @field_validator("utc_offset")
+    @classmethod
+    def _real_offset(cls, value: str) -> str:
+        return _meets(value_rules.utc_offset, value)
 
 
 class AksCluster(_Strict):
     mode: Literal["aks"]
     # East US offers every GPU family in the catalog (T4, A10, A100, H100 NVL), and the
     # catalog's recorded prices are East US prices.
-    location: str = Field("eastus", pattern=LOCATION.pattern)
+    location: str = "eastus"
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     # Free tier has no uptime SLA; Standard is what production clusters should run.
     sku_tier: Literal["Free", "Standard", "Premium"] = "Standard"
@@ -249,6 +264,11 @@ class AksCluster(_Strict):
     # a person (User) or a CI workload identity (ServicePrincipal). Azure rejects a role
     # assignment whose principal type does not match.
     deployer_principal_type: Literal["User", "ServicePrincipal", "Group"] = "User"
+
+    @field_validator("location")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return _meets(value_rules.azure_region, value)
 
     @field_validator("authorized_ip_ranges")
     @classmethod
@@ -301,6 +321,11 @@ class GpuPool(_Strict):
     # OS disk size; default: sizing.os_disk() (ephemeral on the temp disk where it fits).
     os_disk_size_gb: int | None = Field(None, ge=64, le=4096)
 
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        return _meets(value_rules.pool_name_free, value)
+
     @model_validator(mode="after")
     def _bounds(self) -> GpuPool:
         _check_bounds(self.min_count, self.max_count, "minCount", "maxCount")
@@ -337,9 +362,14 @@ class AwakeHours(_Strict):
     # An IANA time zone, e.g. Europe/London: KEDA's cron trigger evaluates in it.
     timezone: str = "UTC"
     # Days of the week as a cron field: 1-5 is Monday to Friday.
-    days: str = Field("1-5", pattern=r"^[0-6](-[0-6])?(,[0-6](-[0-6])?)*$")
+    days: str = "1-5"
     start: str = Field("08:00", pattern=TIME_OF_DAY.pattern)
     end: str = Field("19:00", pattern=TIME_OF_DAY.pattern)
+
+    @field_validator("days")
+    @classmethod
+    def _cron_days(cls, value: str) -> str:
+        return _meets(value_rules.cron_days, value)
 
     @field_validator("timezone")
     @classmethod
@@ -535,6 +565,12 @@ class ServingSettings(_Strict):
     # Storage class for shared caches; default: Azure Files premium on AKS (ReadWriteMany),
     # the cluster's default class elsewhere.
     cache_storage_class: str | None = None
+
+    @field_validator("cache_storage_class")
+    @classmethod
+    def _storage_class_name(cls, value: str | None) -> str | None:
+        return value if value is None else _meets(value_rules.dns1123_subdomain, value)
+
     vllm_image: str = Field(VLLM_IMAGE, pattern=IMAGE_REFERENCE.pattern)
     ollama_image: str = Field(OLLAMA_IMAGE, pattern=IMAGE_REFERENCE.pattern)
 
@@ -551,9 +587,9 @@ class IngressSettings(_Strict):
     """One HTTPS entry point, a path per model: https://<host>/models/<name>/v1/..."""
 
     enabled: bool = False
-    host: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    host: str | None = None
     # TLS from a Kubernetes Secret, or (AKS application routing) a Key Vault certificate.
-    tls_secret_name: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    tls_secret_name: str | None = None
     tls_key_vault_certificate_uri: str | None = Field(
         None, pattern=r"^https://[-\w.]+/certificates/[-\w]+.*$"
     )
@@ -561,8 +597,26 @@ class IngressSettings(_Strict):
     class_name: str | None = None
     # Where that controller runs (its pods may reach the models): app-routing-system on AKS,
     # ingress-nginx elsewhere.
-    controller_namespace: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    controller_namespace: str | None = None
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        return value if value is None else _meets(value_rules.host_name, value)
+
+    @field_validator("tls_secret_name", "class_name")
+    @classmethod
+    def _object_name(cls, value: str | None) -> str | None:
+        return value if value is None else _meets(value_rules.dns1123_subdomain, value)
+
+    @field_validator("controller_namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        return value if value is None else _meets(value_rules.dns1123_label, value)
+
+
+# The name of Open WebUI's objects (components/ollama.py, OPEN_WEBUI_NAME).
+OPEN_WEBUI_NAME = "open-webui"
 
 DEFAULT_RUNBOOK_URL = "https://github.com/slm-deploy/slm-deploy/blob/main/docs/runbook.md"
 
@@ -703,6 +757,11 @@ class StackConfig(_Strict):
                 [],
                 "at least one CIDR, or cluster.private: true, for prod (no public API server)",
             )
+        if self.environment in ("staging", "prod") and isinstance(cluster, AksCluster):
+            for index, cidr in enumerate(cluster.authorized_ip_ranges):
+                allowed = value_rules.authorized_range(cidr)
+                if allowed:
+                    raise _FieldError(f"cluster.authorizedIpRanges[{index}]", cidr, allowed)
         if self.monitoring.mode == "azure-managed" and not self.is_aks:
             raise _FieldError("monitoring.mode", "azure-managed", "in-cluster or none off AKS")
         self._check_serving_rules()
@@ -817,6 +876,7 @@ class StackConfig(_Strict):
         if ingress.tls_key_vault_certificate_uri and not self.is_aks:
             raise _FieldError("ingress.tlsKeyVaultCertificateUri", "...", "tlsSecretName off AKS")
         self._check_ollama_preloaded()
+        self._check_open_webui()
         if self.serving.cache_warmer.enabled:
             self._check_cache_warmer()
 
@@ -840,6 +900,30 @@ class StackConfig(_Strict):
                     "[...]",
                     "nothing while serving.ollama.preloaded is true: variants are built at "
                     "deploy time into a writable model store, the preloaded one is read-only",
+                )
+
+    def _check_open_webui(self) -> None:
+        """Open WebUI runs beside the Ollama models, in their namespace, as objects named
+        OPEN_WEBUI_NAME: with no Ollama model it would deploy nothing, and an Ollama model
+        of that name would be a second Deployment, Service and claim of the same name."""
+        if not self.serving.ollama.open_webui.enabled:
+            return
+        ollama = [(i, m) for i, m in enumerate(self.models) if m.engine == "ollama"]
+        if not ollama:
+            raise _FieldError(
+                "serving.ollama.openWebUi.enabled",
+                True,
+                "false while no model has engine ollama: Open WebUI is deployed beside "
+                "Ollama models only, so this deploys nothing",
+            )
+        for index, model in ollama:
+            if model.name == OPEN_WEBUI_NAME:
+                raise _FieldError(
+                    f"models[{index}].name",
+                    model.name,
+                    f"a name other than {OPEN_WEBUI_NAME} while serving.ollama.openWebUi is "
+                    "enabled: Open WebUI's Deployment, Service and claim have that name in "
+                    "the same namespace",
                 )
 
     def _check_cache_warmer(self) -> None:
@@ -891,7 +975,14 @@ TOP_LEVEL_KEYS = {
 
 def load_stack_config() -> StackConfig:
     """Read and validate this stack's configuration; raise ConfigError on the first problem."""
-    raw = {"stack": pulumi.get_stack()}
+    stack = pulumi.get_stack()
+    try:
+        check_stack_name(stack)
+    except StackNameError as err:
+        raise ConfigError(
+            f"{PROJECT}: stack {_show(err.value)} is not allowed; expected {err.allowed}"
+        ) from None
+    raw = {"stack": stack}
     unknown = sorted(
         key.split(":", 1)[1]
         for key in _all_config_keys()
@@ -899,7 +990,8 @@ def load_stack_config() -> StackConfig:
     )
     if unknown:
         raise ConfigError(
-            f"{PROJECT}:{unknown[0]}: unknown key, allowed: " + ", ".join(TOP_LEVEL_KEYS)
+            redaction.redact(f"{PROJECT}:{unknown[0]}: unknown key, allowed: ")
+            + ", ".join(TOP_LEVEL_KEYS)
         )
     config = pulumi.Config(PROJECT)
     for key in TOP_LEVEL_KEYS:
@@ -928,11 +1020,13 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
         config.check_pool_capacity()
         config.check_gated_models_have_a_token()
     except ValidationError as err:
-        raise ConfigError(_describe(err, raw)) from None
+        raise ConfigError(redaction.redact(_describe(err, raw))) from None
     except _FieldError as err:
-        raise ConfigError(_field_error_line(err, err.path)) from None
+        raise ConfigError(redaction.redact(_field_error_line(err, err.path))) from None
     except SizingProblem as problem:
-        raise ConfigError(f"{_qualified(problem.path)}: {problem.message}") from None
+        raise ConfigError(
+            redaction.redact(f"{_qualified(problem.path)}: {problem.message}")
+        ) from None
     return config
 
 
@@ -971,11 +1065,17 @@ def _describe(err: ValidationError, raw: dict[str, Any]) -> str:
         path, value = f"{path}.mode", value.get("mode")
     if path.split(".")[0].split("[")[0] == "secrets":
         value = "[secret]"
-    return f"{_qualified(path)}: {_show(value)} is not allowed; expected {_allowed(first)}"
+    allowed = _allowed(first)
+    if first["type"] == "literal_error" and type(value) in (int, float):
+        # An unquoted 1 is a number in YAML; the allowed values are text.
+        allowed += (
+            f' (text: write "{_show(value)}" in quotes, YAML reads {_show(value)} as a number)'
+        )
+    return f"{_qualified(path)}: {_show(value, path)} is not allowed; expected {allowed}"
 
 
 def _field_error_line(err: _FieldError, path: str | None) -> str:
-    return f"{_qualified(path)}: {_show(err.value)} is not allowed; expected {err.allowed}"
+    return f"{_qualified(path)}: {_show(err.value, path)} is not allowed; expected {err.allowed}"
 
 
 def _path(loc: list[Any]) -> str:
@@ -994,12 +1094,15 @@ def _qualified(path: str) -> str:
     return f"{PROJECT}:{path}" if path else PROJECT
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, path: str | None = None) -> str:
+    """The value as the error line shows it: never a credential (by key or by shape)."""
     if isinstance(value, SecretStr):
         return "[secret]"
+    if path and redaction.is_secret_key(path) and value not in (None, "[secret]"):
+        return redaction.REDACTED
     if isinstance(value, dict):
         return "{" + ", ".join(sorted(value)) + "}" if value else "{}"
-    text = json.dumps(value, default=str)
+    text = redaction.redact(json.dumps(value, default=str))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -242,10 +242,11 @@ def test_a_model_named_like_open_webui_stops_the_plan_with_one_line(repo_copy: P
     out = repo_copy / "out"
     result = run_plan("local", "--out", str(out), cwd=repo_copy)
     assert result.returncode == 2
+    # The config check names the key before any object is declared; the plan's duplicate
+    # check (tested above with duplicate_objects) stays the net for clashes config misses.
     assert result.stderr == (
-        "plan local: PersistentVolumeClaim slm-inference/open-webui-models is declared twice,"
-        " by slm-open-webui-models (slm:ollama:OllamaService) and by slm-open-webui-models"
-        " (slm:ollama:OpenWebUi): Kubernetes keeps one object per group, kind, namespace and"
-        " name\n"
+        'plan local: slm-deploy:models[0].name: "open-webui" is not allowed; expected a name'
+        " other than open-webui while serving.ollama.openWebUi is enabled: Open WebUI's"
+        " Deployment, Service and claim have that name in the same namespace\n"
     )
     assert not out.exists()
