@@ -362,7 +362,9 @@ class _Decoder:
         key = id(node)
         if key in self.active:
             anchor = getattr(node, "anchor", None)
-            raise self.fail(node, f"the alias *{anchor or '?'} refers to a value that contains it")
+            raise self.fail(
+                node, f"the value anchored &{anchor} contains an alias to itself (*{anchor})"
+            )
         via_alias = key in self.seen  # ruamel hands an alias back as its anchor's node
         self.seen.add(key)
         self.alias_depth += via_alias
@@ -397,21 +399,29 @@ class _Decoder:
             raise self.fail(node, "the document expands too many aliases")
 
     def scalar(self, node: ScalarNode) -> Any:
+        # yaml.v3 node.go indicatedString: a quoted or block scalar is text unless a tag
+        # says otherwise; a stated tag decides how the text resolves.
         tag = str(node.tag)
-        if node.style in ('"', "'", "|", ">") or tag == "tag:yaml.org,2002:str":
+        if tag == "tag:yaml.org,2002:str":
             return node.value
-        if tag == _IMPLICIT or tag == "!":
-            return _resolve_plain(node.value)
+        if tag == _IMPLICIT:
+            return node.value if node.style in ('"', "'", "|", ">") else _resolve_plain(node.value)
         if tag == "tag:yaml.org,2002:binary":
             try:
-                return base64.b64decode(node.value, validate=False).decode("utf-8")
+                return base64.b64decode(node.value).decode("utf-8")
             except (ValueError, UnicodeDecodeError):
                 raise self.fail(node, "!!binary value contains invalid base64 data") from None
+        if tag == "tag:yaml.org,2002:timestamp":
+            timestamp = _TIMESTAMP.match(node.value)
+            moment = _go_time_string(timestamp) if timestamp else None
+            if moment is None:
+                raise self.fail(node, f"cannot decode {node.value!r} as a timestamp")
+            return moment
         wanted = _EXPLICIT.get(tag)
         if wanted is None:
             return node.value  # a tag yaml.v3 does not resolve: the text as it is
         value = _resolve_plain(node.value)
-        if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+        if wanted is float and type(value) is int:
             return float(value)
         if type(value) is not wanted:
             raise self.fail(node, f"cannot decode {node.value!r} as {tag.rsplit(':', 1)[-1]}")
@@ -501,7 +511,12 @@ def _read_text(path: Path) -> str:
 
 
 def _load_yaml(path: Path) -> Any:
-    text = _read_text(path)
+    return decode_yaml(_read_text(path), path.name)
+
+
+def decode_yaml(text: str, name: str) -> Any:
+    """The first YAML document of `text` as yaml.v3 decodes it into `any`; `name` (the
+    file's) starts each error line."""
     reader = YAML(typ="safe", pure=True)
     reader.Resolver = _NoResolver
     try:
@@ -511,13 +526,13 @@ def _load_yaml(path: Path) -> Any:
             documents = reader.compose_all(text)
             # yaml.Unmarshal decodes the first document and ignores the rest.
             node = next(documents, None)
-            return None if node is None else _Decoder(path.name).decode(node)
+            return None if node is None else _Decoder(name).decode(node)
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
         problem = err.problem or err.context or "malformed YAML"
-        raise StackFileError(f"{path.name}:{where} malformed YAML: {problem}") from None
+        raise StackFileError(f"{name}:{where} malformed YAML: {problem}") from None
     except YAMLError as err:
-        raise StackFileError(f"{path.name}: malformed YAML: {str(err).splitlines()[0]}") from None
+        raise StackFileError(f"{name}: malformed YAML: {str(err).splitlines()[0]}") from None
     except RecursionError:
-        raise StackFileError(f"{path.name}: malformed YAML: nested too deeply") from None
+        raise StackFileError(f"{name}: malformed YAML: nested too deeply") from None
