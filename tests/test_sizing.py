@@ -157,7 +157,9 @@ def test_engine_arguments_for_phi4_mini_on_a_t4() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sku", "dtype"), [(T4, "float16"), (A10, "bfloat16"), (A100, "bfloat16")], ids=str
+    ("sku", "dtype"),
+    [(T4, "float16"), (A10, "bfloat16"), (A100, "bfloat16")],
+    ids=["T4", "A10", "A100"],
 )
 def test_fp8_below_hopper_is_served_weight_only_and_says_so(sku, dtype) -> None:
     model = MODELS["Qwen/Qwen3-4B-FP8"]
