@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV = $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
 VENV_PY = .venv/bin/python
 
-.PHONY: setup checkov-env vllm-env plan plan-all test lint clean
+.PHONY: setup checkov-env vllm-env openwebui-env system-tools plan plan-all test lint clean
 
 setup: .venv/.synced
 
@@ -47,9 +47,23 @@ vllm-env: .venv-vllm/.synced
 		tools/vllm_check/requirements.txt
 	@touch $@
 
+# The real Open WebUI at the pinned image's version, started by tests/test_open_webui.py with
+# the rendered environment; locked in tools/openwebui/requirements.txt (its README says how).
+openwebui-env: .venv-openwebui/.synced
+
+.venv-openwebui/.synced: tools/openwebui/requirements.txt | setup
+	$(UV) venv -q --allow-existing --python $(VENV_PY) .venv-openwebui
+	$(UV) pip sync -q --python .venv-openwebui/bin/python tools/openwebui/requirements.txt
+	@touch $@
+
+# promtool (alert rules) and nginx (the edge attacker tests), from Debian's packages when
+# the machine lacks them and allows it: the suite fails, never skips, without them.
+system-tools:
+	@bash tools/install_system_tools.sh
+
 ## test: the whole suite (unit tests, every stack's plan, manifest validation, checkov,
-## vLLM's own parser over every vLLM command line)
-test: setup checkov-env vllm-env
+## vLLM's own parser over every vLLM command line, the real Open WebUI, promtool, nginx)
+test: setup checkov-env vllm-env openwebui-env system-tools
 	$(VENV_PY) -m pytest -n auto
 
 lint: setup
@@ -57,4 +71,4 @@ lint: setup
 	$(VENV_PY) -m ruff format --check .
 
 clean:
-	rm -rf out .pytest_cache .ruff_cache .venv-checkov .venv-vllm
+	rm -rf out .pytest_cache .ruff_cache .venv-checkov .venv-vllm .venv-openwebui

@@ -631,4 +631,6 @@ def model_summary(model: ModelConfig, plan: sizing.EnginePlan) -> dict[str, Any]
         summary["cpuMemoryGiB"] = round(sizing.cpu_memory_gib(spec, plan.shape), 2)
     if plan.engine_args:
         summary["engineArgs"] = list(plan.engine_args)
+        if plan.notes:
+            summary["notes"] = list(plan.notes)
     return summary

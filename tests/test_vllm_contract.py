@@ -27,7 +27,7 @@ import pytest
 from components import sizing
 from components.catalog import GPU_SKUS, MODELS, ModelSpec
 from tests.conftest import STACKS, read_stack, write_stack
-from tools.plan import ROOT, build_plan, kubernetes_manifests
+from tools.plan import ROOT, build_plan, kubernetes_manifests, summary_markdown
 
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 CHECK = ROOT / "tools" / "vllm_check" / "check_args.py"
@@ -185,14 +185,8 @@ def run_check(home: Path, cases: list[dict[str, Any]]) -> dict[str, dict[str, An
 
 
 @pytest.fixture(scope="module")
-def checked(plans, tmp_path_factory) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Every vLLM container of every shipped stack and of the variant, plus a misspelt flag,
-    checked in one run of vLLM (its imports dominate the time)."""
-    cases = [
-        case
-        for stack in STACKS
-        for case in vllm_cases(plans[stack], read_stack(ROOT, stack), stack)
-    ]
+def variant(tmp_path_factory) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The variant of dev (AWQ, FP8, tensor parallel, gated) and its stack document."""
     root = tmp_path_factory.mktemp("variant")
     (root / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     (root / "stacks").mkdir()
@@ -200,7 +194,22 @@ def checked(plans, tmp_path_factory) -> tuple[list[dict[str, Any]], dict[str, di
         source = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
         (root / "stacks" / source.name).write_text(source.read_text())
     document = variant_stack(root)
-    cases += vllm_cases(build_plan("dev", config_root=root), document, "variant")
+    return build_plan("dev", config_root=root), document
+
+
+@pytest.fixture(scope="module")
+def checked(
+    plans, variant, tmp_path_factory
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every vLLM container of every shipped stack and of the variant, plus a misspelt flag,
+    checked in one run of vLLM (its imports dominate the time)."""
+    cases = [
+        case
+        for stack in STACKS
+        for case in vllm_cases(plans[stack], read_stack(ROOT, stack), stack)
+    ]
+    plan, document = variant
+    cases += vllm_cases(plan, document, "variant")
     results = run_check(tmp_path_factory.mktemp("hf"), [*cases, *broken(cases)])
     return cases, results
 
@@ -307,3 +316,17 @@ def test_vllm_runs_as_vllm_serve_without_its_api_docs(checked, stack) -> None:
         assert not any(arg.startswith("--model") for arg in case["argv"])
         # vLLM's parser reads the flag as dropping /docs, /redoc and /openapi.json.
         assert results[case["name"]]["docs_disabled"] is True
+
+
+def test_the_plan_summary_says_what_fp8_weight_only_costs(variant) -> None:
+    """The FP8 checkpoint on a T4 runs, and the summary says it runs without FP8 compute;
+    the one on an H100 carries no note."""
+    plan, _ = variant
+    models = plan["outputs"]["models"]
+    assert models["qwen3-4b-fp8"]["notes"] == [
+        "fp8 weight-only on T4 (compute capability 7.5, native FP8 from 9.0): vLLM's Marlin "
+        "kernel keeps the weights in 8 bits and multiplies in float16, slower for prefill and "
+        "large batches than FP8 compute"
+    ]
+    assert "notes" not in models["qwen3-8b-fp8"]
+    assert f"- qwen3-4b-fp8: {models['qwen3-4b-fp8']['notes'][0]}" in summary_markdown(plan)

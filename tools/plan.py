@@ -374,6 +374,10 @@ def _model_lines(models: dict[str, Any]) -> list[str]:
             f" {model['pool'] or 'CPU'} | {shape} | {memory} |"
         )
     lines += ["", "Memory per GPU for vLLM, as components/sizing.py computes it."]
+    # What the engine gives up on this GPU (FP8 weights without FP8 compute, ...).
+    notes = [f"- {n}: {note}" for n, m in sorted(models.items()) for note in m.get("notes", [])]
+    if notes:
+        lines += ["", *notes]
     return lines
 
 
