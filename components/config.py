@@ -1102,7 +1102,7 @@ def _show(value: Any, path: str | None = None) -> str:
         return redaction.REDACTED
     if isinstance(value, dict):
         return "{" + ", ".join(sorted(value)) + "}" if value else "{}"
-    text = redaction.redact(json.dumps(value, default=str))
+    text = redaction.redact(json.dumps(value, default=str, ensure_ascii=False))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -17,6 +17,9 @@ _SECRET_WORDS = {
     "credentials", "passphrase", "apikey", "connectionstring",
 }  # fmt: skip
 _SECRET_LAST_WORDS = {"key", "keys", "pat", "sas", "signature"}
+# ...unless the key names or points at a credential rather than holding it
+# (ingress.tlsSecretName is the name of a Kubernetes Secret).
+_REFERENCE_LAST_WORDS = {"name", "names", "uri", "url", "id", "class", "namespace", "path", "file"}
 
 # Shapes of credentials, each with where its format is documented.
 _SHAPES = [
@@ -34,8 +37,9 @@ _SHAPES = [
     r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
     # key=value credentials of connection strings (Azure Storage AccountKey=, SAS sig=).
     r"(?i:(?:accountkey|sharedaccesskey|password|pwd|sig|token)=)[^;&\s\"']+",
-    # Long hex (API keys, old GitHub tokens), not an image digest.
-    r"(?<!sha256:)(?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])",
+    # Long hex with letters and digits (API keys, old GitHub tokens), not an image digest.
+    r"(?<!sha256:)(?<![0-9A-Za-z])(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])"
+    r"[0-9a-fA-F]{32,}(?![0-9A-Za-z])",
     # Long base64 with letters of both cases and digits (Azure Storage account keys are
     # 88 characters ending in "==").
     r"(?<![A-Za-z0-9+/])(?=[A-Za-z0-9+/]*[0-9])(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[A-Z])"
@@ -56,6 +60,8 @@ def is_secret_key(path: str) -> bool:
     if not words:
         return False
     joined = "".join(words)
+    if words[-1] in _REFERENCE_LAST_WORDS:
+        return False
     return (
         any(w in _SECRET_WORDS for w in words)
         or words[-1] in _SECRET_LAST_WORDS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, parse_stack_config
+from components import aks_versions, azure_names, catalog
+from components.config import PROJECT, ConfigError, parse_stack_config
 from tests.conftest import read_stack, write_stack
 from tools.mock_engine import Recording, run_program
 from tools.plan import ROOT, PlanConfigError, build_plan
@@ -570,3 +572,277 @@ def test_plan_exits_2_with_one_line_for_a_minor_aks_does_not_support(tmp_path: P
         "(components/aks_versions.json): 1.35, 1.36\n"
     )
     assert not out.exists()
+
+
+# -- every value against the rule of what it becomes (components/value_rules.py) ----------
+
+RULES_BASE = {
+    "stack": "dev",
+    "environment": "dev",
+    "cluster": {"mode": "aks"},
+    "gpuPools": [{"name": "t4", "vmSize": "Standard_NC4as_T4_v3", "maxCount": 2}],
+    "models": [
+        {"name": "chat", "engine": "ollama", "source": "qwen3:0.6b"},
+        {
+            "name": "phi4-mini",
+            "engine": "vllm",
+            "source": "microsoft/Phi-4-mini-instruct",
+            "pool": "t4",
+            "maxModelLen": 4096,
+            "maxNumSeqs": 4,
+        },
+    ],
+}
+HF_TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"
+K8S_SUBDOMAIN = (
+    "a Kubernetes name (DNS-1123 subdomain): at most 253 characters of lowercase letters, "
+    "digits, '-' and '.', each part starting and ending with a letter or digit"
+)
+HOST = (
+    "a DNS host name such as models.example.com: labels of 1-63 lowercase letters, digits "
+    "and '-' (not at either end), separated by '.', at most 253 characters"
+)
+REGION = (
+    "an Azure region name from components/azure_regions.json (67 regions, e.g. eastus, "
+    "westeurope, swedencentral; a new region: add it there with its source)"
+)
+OFFSET = (
+    "a UTC offset in use somewhere (IANA time zone database), from -12:00 to +14:00, such "
+    "as +01:00 or +05:30"
+)
+DAYS = (
+    "days of the week as a cron field: 0-6 (0 is Sunday), single days or ranges low-high "
+    "such as 1-5, separated by commas"
+)
+
+
+def _raw_with(changes: dict[str, Any], base: dict[str, Any] = RULES_BASE) -> dict[str, Any]:
+    raw = copy.deepcopy(base)
+    for path, value in changes.items():
+        parts = [p for p in path.replace("]", "").replace("[", ".").split(".") if p]
+        node: Any = raw
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
+    return raw
+
+
+VALUES_AGAINST_THEIR_RULES = [
+    ({"serving.cacheStorageClass": "Fast SSD ü"}, 'serving.cacheStorageClass: "Fast SSD ü"', K8S_SUBDOMAIN),
+    ({"serving.cacheStorageClass": "a" * 300}, f'serving.cacheStorageClass: "{"a" * 56}...', K8S_SUBDOMAIN),
+    ({"ingress.host": "a" * 70 + ".example.com"}, f'ingress.host: "{"a" * 56}...', HOST),
+    ({"ingress.host": "a..example.com"}, 'ingress.host: "a..example.com"', HOST),
+    ({"ingress.host": "203.0.113.7"}, 'ingress.host: "203.0.113.7"', HOST + ", not an IP address"),
+    ({"ingress.className": "Nginx Internal"}, 'ingress.className: "Nginx Internal"', K8S_SUBDOMAIN),
+    ({"ingress.tlsSecretName": "My_Cert"}, 'ingress.tlsSecretName: "My_Cert"', K8S_SUBDOMAIN),
+    ({"cluster.location": "atlantis"}, 'cluster.location: "atlantis"', REGION),
+    ({"cluster.location": "eastus9"}, 'cluster.location: "eastus9"', REGION),
+    ({"cluster.location": "global"}, 'cluster.location: "global"', REGION),
+    (
+        {"cluster.kubernetesVersion": "1.25"},
+        'cluster.kubernetesVersion: "1.25"',
+        f"a minor in AKS standard support on {aks_versions.CHECKED} with known add-on versions "
+        f"(components/aks_versions.json): {', '.join(aks_versions.aks_minors())}",
+    ),
+    (
+        {"models[1].replicas": {"min": 0, "max": 1, "awake": {"days": "5-1"}}},
+        'models[1].replicas.awake.days: "5-1"',
+        DAYS + "; 5-1 runs backwards (write 1-5, or split it)",
+    ),
+    ({"cluster.maintenanceWindow.utcOffset": "+14:30"}, 'cluster.maintenanceWindow.utcOffset: "+14:30"', OFFSET),
+    ({"cluster.maintenanceWindow.utcOffset": "-13:00"}, 'cluster.maintenanceWindow.utcOffset: "-13:00"', OFFSET),
+    (
+        {"cluster.systemPool.vmSize": "Standard_Fake_v9"},
+        'cluster.systemPool.vmSize: "Standard_Fake_v9"',
+        "a general-purpose size for AKS's system pool from components/value_rules.py, e.g. "
+        "Standard_D4s_v5 or Standard_D8ds_v5",
+    ),
+    (
+        {"gpuPools[0].name": "system", "models[1].pool": "system"},
+        'gpuPools[0].name: "system"',
+        "a name other than system (the cluster's system pool)",
+    ),
+    (
+        {"gpuPools[0].vmSize": "Standard_NC6s_v3"},
+        'gpuPools[0].vmSize: "Standard_NC6s_v3"',
+        "a GPU SKU from components/catalog.py: " + ", ".join(catalog.GPU_SKUS),
+    ),
+    (
+        {"cluster.systemPool.zones": [1, 2, 3]},
+        "cluster.systemPool.zones[0]: 1",
+        "one of '1', '2' or '3' (text: write \"1\" in quotes, YAML reads 1 as a number)",
+    ),
+    (
+        {"models": RULES_BASE["models"][1:], "serving.ollama.openWebUi.enabled": True},
+        "serving.ollama.openWebUi.enabled: true",
+        "false while no model has engine ollama: Open WebUI is deployed beside Ollama models "
+        "only, so this deploys nothing",
+    ),
+    (
+        {"models[0].name": "open-webui", "serving.ollama.openWebUi.enabled": True},
+        'models[0].name: "open-webui"',
+        "a name other than open-webui while serving.ollama.openWebUi is enabled: Open WebUI's "
+        "Deployment, Service and claim have that name in the same namespace",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("changes", "shown", "allowed"), VALUES_AGAINST_THEIR_RULES)
+def test_each_value_is_checked_against_what_it_becomes(changes, shown, allowed) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(_raw_with(changes))
+    assert str(raised.value) == f"{P}{shown} is not allowed; expected {allowed}"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"ingress.host": "models.example.com"},
+        {"ingress.host": ("a" * 63 + ".") * 3 + "b" * 61},  # 253 characters, 63 per label
+        {"serving.cacheStorageClass": "azurefile-csi-premium"},
+        {"ingress.className": "webapprouting.kubernetes.azure.com"},
+        {"cluster.location": "swedencentral"},
+        {"cluster.location": "newzealandnorth"},
+        {"cluster.maintenanceWindow.utcOffset": "+05:45"},
+        {"cluster.maintenanceWindow.utcOffset": "-09:30"},
+        {"cluster.maintenanceWindow.utcOffset": "+14:00"},
+        {"cluster.maintenanceWindow.utcOffset": "-12:00"},
+        {"models[1].replicas": {"min": 0, "max": 1, "awake": {"days": "0,6"}}},
+        {"models[1].replicas": {"min": 0, "max": 1, "awake": {"days": "1-5,0"}}},
+        {"cluster.systemPool.vmSize": "Standard_D8ds_v5"},
+        {"serving.ollama.openWebUi.enabled": True},
+    ],
+)
+def test_valid_values_are_accepted(changes) -> None:
+    config = parse_stack_config(_raw_with(changes))
+    assert config.stack == "dev"
+
+
+def test_the_reserved_pool_name_is_the_system_pool_the_cluster_declares(plans) -> None:
+    from components import ollama, value_rules
+    from components.config import OPEN_WEBUI_NAME
+
+    (cluster,) = [
+        r
+        for r in plans["dev"]["resources"]
+        if r["type"] == "azure-native:containerservice:ManagedCluster"
+    ]
+    assert [p["name"] for p in cluster["inputs"]["agentPoolProfiles"]] == [
+        value_rules.SYSTEM_POOL_NAME
+    ]
+    assert OPEN_WEBUI_NAME == ollama.OPEN_WEBUI_NAME
+
+
+# -- security: API server ranges and credentials in error lines ----------------------------
+
+PROD_BASE = _raw_with(
+    {
+        "stack": "prod",
+        "environment": "prod",
+        "cluster": {"mode": "aks", "authorizedIpRanges": ["203.0.113.0/24"]},
+        "models": RULES_BASE["models"][1:],
+        "models[0].revision": "c0e9ee8a5b5b4e6d2f2f8d2f6b7c8a9d0e1f2a3b",
+    }
+)
+WIDE = (
+    "a range of /{limit} or narrower (IPv{version}) in staging and prod: a wider range admits "
+    "addresses outside your organisation"
+)
+
+
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+@pytest.mark.parametrize(
+    ("cidr", "limit", "version"),
+    [("0.0.0.0/0", 16, 4), ("10.0.0.0/8", 16, 4), ("203.0.0.0/15", 16, 4), ("::/0", 48, 6)],
+)
+def test_production_refuses_wide_api_server_ranges(environment, cidr, limit, version) -> None:
+    raw = _raw_with(
+        {"environment": environment, "cluster.authorizedIpRanges": ["198.51.100.0/24", cidr]},
+        PROD_BASE,
+    )
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(raw)
+    assert str(raised.value) == (
+        f'{P}cluster.authorizedIpRanges[1]: "{cidr}" is not allowed; expected '
+        + WIDE.format(limit=limit, version=version)
+    )
+
+
+@pytest.mark.parametrize("cidr", ["203.0.0.0/16", "2001:db8::/48"])
+def test_production_accepts_ranges_at_the_limit(cidr) -> None:
+    raw = _raw_with({"cluster.authorizedIpRanges": [cidr]}, PROD_BASE)
+    assert parse_stack_config(raw).cluster.authorized_ip_ranges == [cidr]
+
+
+def test_dev_may_still_open_the_api_server() -> None:
+    raw = _raw_with({"cluster.authorizedIpRanges": ["0.0.0.0/0"]})
+    assert parse_stack_config(raw).cluster.authorized_ip_ranges == ["0.0.0.0/0"]
+
+
+# Known credential formats, each planted under a key that does not expect one.
+PLANTED = {
+    "hugging face": HF_TOKEN,
+    "github classic": "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8",
+    "github fine-grained": "github_pat_" + "11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+    "azure storage key": "Zm9vYmFyYmF6cXV4" * 5 + "AbCdEf12345678==",
+    "jwt": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlX2J5dGVz",
+    "hex api key": "0123456789abcdef" * 3,
+    "storage connection string": "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=abc/def+ghi==",
+}
+
+
+WRONG_KEYS = ["ingress.host", "serving.cacheStorageClass", "cluster.location", "models[0].source"]
+# A lowercase hex key is a valid DNS name: accepted as a host or class name, so never shown.
+PLANTED_CASES = [
+    (kind, key)
+    for kind in sorted(PLANTED)
+    for key in WRONG_KEYS
+    if not (kind == "hex api key" and key in ("ingress.host", "serving.cacheStorageClass"))
+]
+
+
+@pytest.mark.parametrize(("kind", "key"), PLANTED_CASES)
+def test_a_credential_under_a_wrong_key_is_never_echoed(kind, key) -> None:
+    token = PLANTED[kind]
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(_raw_with({key: token}))
+    line = str(raised.value)
+    assert line.startswith(f"{P}{key}: ")
+    assert "[redacted]" in line
+    for part in re.findall(r"[A-Za-z0-9+/=_-]{12,}", token):
+        if any(c.isdigit() for c in part):
+            assert part[:12] not in line, (part, line)
+
+
+def test_a_value_under_a_credential_key_is_never_echoed_whatever_its_shape() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(_raw_with({"ingress.apiToken": "s3cr3t"}))
+    assert str(raised.value) == (
+        f"{P}ingress.apiToken: [redacted] is not allowed; expected no such key (check the "
+        "spelling against components/config.py)"
+    )
+
+
+def test_an_image_digest_and_a_secret_name_stay_readable() -> None:
+    image = "vllm/vllm-openai:latest@sha256:" + "ab12" * 16
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(_raw_with({"serving.vllmImage": image.replace(":latest", ":latest!")}))
+    assert "sha256:ab12ab12" in str(raised.value)
+
+
+# -- the stack name (components/azure_names.check_stack_name) ------------------------------
+
+
+def test_a_stack_name_azure_names_cannot_be_built_from_stops_the_plan(config_root: Path) -> None:
+    shutil.copy(
+        config_root / "stacks" / "Pulumi.dev.yaml",
+        config_root / "stacks" / "Pulumi.team_a.dev.yaml",
+    )
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("team_a.dev", config_root=config_root)
+    assert str(raised.value) == (
+        f'{PROJECT}: stack "team_a.dev" is not allowed; expected a stack name of lowercase '
+        "letters, digits and single hyphens, starting and ending with a letter or digit, at "
+        f"most {azure_names.MAX_STACK_LENGTH} characters: Azure names such as "
+        f'{azure_names.RESOURCE_GROUP_PREFIX}<stack> are built from it (rename it, e.g. "team-a-dev")'
+    )
