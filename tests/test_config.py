@@ -823,7 +823,7 @@ def test_a_value_under_a_credential_key_is_never_echoed_whatever_its_shape() -> 
     )
 
 
-def test_an_image_digest_and_a_secret_name_stay_readable() -> None:
+def test_an_image_digest_stays_readable() -> None:
     image = "vllm/vllm-openai:latest@sha256:" + "ab12" * 16
     with pytest.raises(ConfigError) as raised:
         parse_stack_config(_raw_with({"serving.vllmImage": image.replace(":latest", ":latest!")}))

@@ -250,3 +250,73 @@ def test_a_model_named_like_open_webui_stops_the_plan_with_one_line(repo_copy: P
         " Deployment, Service and claim have that name in the same namespace\n"
     )
     assert not out.exists()
+
+
+# One clear line and exit 2 for each class of stack-file problem (tests/test_stack_files.py
+# and tests/test_config.py cover every case in-process).
+PLANTED_TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"
+REGIONS = "an Azure region name from components/azure_regions.json (67 regions, e.g. eastus,"
+
+
+def _duplicate_key(copy: Path) -> str:
+    fixture = ROOT / "tests" / "fixtures" / "stack-files" / "Pulumi.duplicate-key.yaml"
+    shutil.copy(fixture, copy / "stacks" / "Pulumi.dev.yaml")
+    return "dev"
+
+
+def _unknown_region(copy: Path) -> str:
+    document = read_stack(copy, "dev")
+    document["config"]["slm-deploy:cluster"]["location"] = "atlantis"
+    write_stack(copy, "dev", document)
+    return "dev"
+
+
+def _open_to_everyone(copy: Path) -> str:
+    document = read_stack(copy, "prod")
+    document["config"]["slm-deploy:cluster"]["authorizedIpRanges"] = ["0.0.0.0/0"]
+    write_stack(copy, "prod", document)
+    return "prod"
+
+
+def _token_as_host(copy: Path) -> str:
+    document = read_stack(copy, "dev")
+    document["config"]["slm-deploy:ingress"] = {"enabled": True, "host": PLANTED_TOKEN}
+    write_stack(copy, "dev", document)
+    return "dev"
+
+
+def _stack_name(copy: Path) -> str:
+    shutil.copy(copy / "stacks" / "Pulumi.dev.yaml", copy / "stacks" / "Pulumi.team_a.dev.yaml")
+    return "team_a.dev"
+
+
+@pytest.mark.parametrize(
+    ("break_stack", "line"),
+    [
+        (
+            _duplicate_key,
+            "plan dev: Pulumi.dev.yaml: line 6, column 3: the key 'slm-deploy:environment' is "
+            "given twice (first on line 2); the Pulumi CLI refuses duplicate keys",
+        ),
+        (_unknown_region, f'plan dev: slm-deploy:cluster.location: "atlantis" is not allowed; expected {REGIONS}'),
+        (
+            _open_to_everyone,
+            'plan prod: slm-deploy:cluster.authorizedIpRanges[0]: "0.0.0.0/0" is not allowed; '
+            "expected a range of /16 or narrower (IPv4) in staging and prod",
+        ),
+        (
+            _token_as_host,
+            'plan dev: slm-deploy:ingress.host: "[redacted]" is not allowed; expected a DNS host',
+        ),
+        (_stack_name, 'plan team_a.dev: slm-deploy: stack "team_a.dev" is not allowed; expected a'),
+    ],
+)  # fmt: skip
+def test_stack_file_problems_exit_2_with_one_line(repo_copy: Path, break_stack, line) -> None:
+    stack = break_stack(repo_copy)
+    out = repo_copy / "out"
+    result = run_plan(stack, "--out", str(out), cwd=repo_copy)
+    assert result.returncode == 2
+    assert result.stderr.startswith(line)
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n")
+    assert PLANTED_TOKEN not in result.stderr + result.stdout
+    assert not out.exists()
