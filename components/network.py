@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import access
 from components.workload import DOWNLOADS_LABEL
 
 INFERENCE_NAMESPACE = "slm-inference"
@@ -108,6 +109,9 @@ class ModelIngressArgs:
     max_request_seconds: int
     tls_secret_name: str | None
     tls_key_vault_certificate_uri: str | None
+    # Per client address (access.perClientAddress): ingress-nginx cannot tell consumers
+    # apart, its limit zones are keyed by the client's address (docs/security.md).
+    rate_limit: access.RateLimit | None = None
 
 
 def model_path(model: str) -> str:
@@ -135,6 +139,7 @@ def ingress_annotations(args: ModelIngressArgs) -> dict[str, str]:
         "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
         "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
         "nginx.ingress.kubernetes.io/proxy-body-size": MAX_BODY_SIZE,
+        **access.rate_limit_annotations(args.rate_limit, args.class_name),
     }
     if args.tls_secret_name or args.tls_key_vault_certificate_uri:
         annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] = "true"

@@ -32,7 +32,7 @@ from pulumi_azure_native import (
 )
 from pydantic import SecretStr
 
-from components import azure_names
+from components import access, azure_names
 from components.identity import (
     AzurePlacement,
     WorkloadIdentityArgs,
@@ -48,9 +48,18 @@ class SecretItem:
     vault_name: str
     secret: str
     key: str
+    # Read by the pod as a file of this name, straight from the CSI mount on AKS (the CSI
+    # objectAlias, Azure provider pkg/provider/types: the file's name) rather than from the
+    # synced Secret, which a starting pod may read before the driver has updated it.
+    file: str | None = None
 
 
+# The shared key of a stack without consumers (components/access.py), as it always was.
 API_KEY = SecretItem("vllm-api-key", "slm-api-key", "api-key")
+# Every live key, as vLLM's --config file (access.keys_file): what the servers read.
+API_KEYS = SecretItem("vllm-api-keys", "slm-api-keys", "keys.yaml", file="vllm-api-keys.yaml")
+# Where the servers find that file on existing clusters (a Secret volume).
+API_KEYS_DIR = "/var/run/slm-api-keys"
 HF_TOKEN = SecretItem("hugging-face-token", "slm-hf-token", "token")
 GRAFANA_USER = SecretItem("grafana-admin-user", "grafana-admin", "admin-user")
 GRAFANA_PASSWORD = SecretItem("grafana-admin-password", "grafana-admin", "admin-password")
@@ -80,6 +89,8 @@ class PodWiring:
     service_account_annotations: dict[str, Any] = field(default_factory=dict)
     volumes: tuple[dict[str, Any], ...] = ()
     volume_mounts: tuple[dict[str, Any], ...] = ()
+    # The path of the API keys file (API_KEYS) in the pod, when the consumer reads it.
+    api_keys_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,8 @@ class SecretsArgs:
     protect: bool = False
     # Set on AKS: where the vault goes and who may reach it. None: ClusterSecrets.
     azure: AzureVaultArgs | None = None
+    # The API keys to generate and serve (access.live_keys): the shared key by default.
+    api_keys: tuple[access.KeyRef, ...] = (access.SHARED_KEY,)
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,31 @@ class AzureVaultArgs:
     allowed_ip_ranges: tuple[str, ...] = ()
 
 
+def consumer_key_item(key: access.KeyRef) -> SecretItem:
+    """A consumer's key: in Key Vault by consumer and rotation; on existing clusters its
+    current key in a Secret of its own, so that reading it shows no other consumer's."""
+    return SecretItem(key.slug, f"slm-api-key-{key.consumer}", "api-key")
+
+
+def api_key_values(
+    name: str, args: SecretsArgs, parent: pulumi.Resource
+) -> dict[access.KeyRef, pulumi.Output[str]]:
+    """One generator per live key. The shared key keeps its generator's historic name and
+    its protection in prod; a consumer's key is named by its rotation, so raising the
+    rotation adds a generator and keeps the previous one (and its value) while it is live,
+    and removing a key from the live set deletes its generator: no value comes back."""
+    generated = {}
+    for key in args.api_keys:
+        shared = key.consumer is None
+        generated[key] = random.RandomPassword(
+            f"{name}-api-key" if shared else f"{name}-{key.slug}",
+            length=API_KEY_LENGTH,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=parent, protect=args.protect and shared),
+        ).result
+    return generated
+
+
 def secret_values(
     name: str, args: SecretsArgs, parent: pulumi.Resource
 ) -> dict[SecretItem, pulumi.Input[str]]:
@@ -111,10 +149,12 @@ def secret_values(
     needed = {item for consumer in args.consumers for item in consumer.items}
     values: dict[SecretItem, pulumi.Input[str]] = {}
     protected = pulumi.ResourceOptions(parent=parent, protect=args.protect)
-    if API_KEY in needed:
-        values[API_KEY] = random.RandomPassword(
-            f"{name}-api-key", length=API_KEY_LENGTH, special=False, opts=protected
-        ).result
+    if API_KEY in needed or API_KEYS in needed:
+        keys = api_key_values(name, args, parent)
+        for key, value in keys.items():
+            values[API_KEY if key.consumer is None else consumer_key_item(key)] = value
+        if API_KEYS in needed:
+            values[API_KEYS] = pulumi.Output.all(*keys.values()).apply(access.keys_file)
     if HF_TOKEN in needed and args.hugging_face_token:
         values[HF_TOKEN] = pulumi.Output.secret(args.hugging_face_token.get_secret_value())
     if GRAFANA_PASSWORD in needed:
@@ -153,7 +193,13 @@ class ClusterSecrets(pulumi.ComponentResource):
         for consumer in args.consumers:
             if consumer.create_service_account:
                 _service_account(name, consumer, {}, self)
-            for secret, items in by_secret(present_items(consumer, values)).items():
+            groups = by_secret(present_items(consumer, values))
+            if API_KEYS in consumer.items:
+                # Each consumer's current key beside the servers, to be read on its own.
+                for key in access.current_keys(args.api_keys).values():
+                    item = consumer_key_item(key)
+                    groups.setdefault(item.secret, []).append(item)
+            for secret, items in groups.items():
                 if (consumer.namespace, secret) in written:
                     continue
                 written.add((consumer.namespace, secret))
@@ -169,7 +215,23 @@ class ClusterSecrets(pulumi.ComponentResource):
         self.register_outputs({})
 
     def wiring(self, consumer: str) -> PodWiring:
-        return PodWiring(service_account=self._consumers[consumer].service_account)
+        found = self._consumers[consumer]
+        if API_KEYS not in found.items:
+            return PodWiring(service_account=found.service_account)
+        return PodWiring(
+            service_account=found.service_account,
+            volumes=(
+                {
+                    "name": "api-keys",
+                    "secret": {
+                        "secretName": API_KEYS.secret,
+                        "items": [{"key": API_KEYS.key, "path": API_KEYS.key}],
+                    },
+                },
+            ),
+            volume_mounts=({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True},),
+            api_keys_file=f"{API_KEYS_DIR}/{API_KEYS.key}",
+        )
 
 
 # -- Azure Key Vault --------------------------------------------------------------------------
@@ -212,7 +274,9 @@ def provider_objects(items: tuple[SecretItem, ...]) -> str:
     """The SecretProviderClass `objects` parameter: a YAML document whose `array` holds one
     YAML document per Key Vault object, written as the provider's documentation shows it."""
     entries = "".join(
-        f"  - |\n    objectName: {item.vault_name}\n    objectType: secret\n" for item in items
+        f"  - |\n    objectName: {item.vault_name}\n    objectType: secret\n"
+        + (f"    objectAlias: {item.file}\n" if item.file else "")
+        for item in items
     )
     return f"array:\n{entries}"
 
@@ -240,13 +304,16 @@ def secret_provider_class_spec(
                 "type": "Opaque",
                 "data": [{"objectName": item.vault_name, "key": item.key} for item in grouped],
             }
-            for secret, grouped in by_secret(items).items()
+            # A file item is read from the mount itself, never from a synced Secret.
+            for secret, grouped in by_secret(tuple(i for i in items if not i.file)).items()
         ],
     }
 
 
 def csi_wiring(consumer: Consumer, client_id: pulumi.Input[str]) -> PodWiring:
+    reads_keys = API_KEYS in consumer.items
     return PodWiring(
+        api_keys_file=f"{SECRETS_MOUNT}/{API_KEYS.file}" if reads_keys else None,
         service_account=consumer.service_account,
         service_account_annotations={CLIENT_ID_ANNOTATION: client_id},
         volumes=(
@@ -277,16 +344,21 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         self._diagnostics(name, args, policy, vault, child)
         if policy.private_endpoint:
             self._private_endpoint(name, args, vault, child)
+        expiries = {
+            consumer_key_item(key): key.valid_until
+            for key in args.api_keys
+            if key.consumer is not None and key.valid_until
+        }
         written = [
             keyvault.Secret(
                 f"{name}-{item.vault_name}",
                 secret_name=item.vault_name,
                 vault_name=vault.name,
                 resource_group_name=azure.placement.resource_group_name,
-                # No expiry: the generated values rotate through Pulumi (replace the
-                # RandomPassword), and an expired key would stop serving, not protect it.
                 properties=keyvault.SecretPropertiesArgs(
-                    value=values[item], content_type="text/plain"
+                    value=values[item],
+                    content_type="text/plain",
+                    attributes=_expiry(expiries.get(item)),
                 ),
                 opts=child,
             )
@@ -465,6 +537,16 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         return wiring
 
 
+def _expiry(until) -> keyvault.SecretAttributesArgs | None:
+    """A consumer's previous key carries its last day as the vault's expiry, for whoever
+    reads the vault. Only there: the servers stop accepting it when it leaves the live set
+    (access.live_keys), not from this date, and no other value gets one, since an expired
+    value would stop serving, not protect it (the generated values rotate through Pulumi)."""
+    if until is None:
+        return None
+    return keyvault.SecretAttributesArgs(expires=access.expires_epoch(until))
+
+
 def _service_account(
     name: str, consumer: Consumer, annotations: dict[str, Any], parent: pulumi.Resource
 ) -> k8s.core.v1.ServiceAccount:
@@ -497,3 +579,19 @@ def vault_read_command(vault_name: str, item: SecretItem) -> str:
         f"az keyvault secret show --vault-name {vault_name} --name {item.vault_name}"
         " --query value -o tsv"
     )
+
+
+def consumer_key_commands(
+    keys: tuple[access.KeyRef, ...], namespace: str, vault_name: str | None
+) -> dict[str, str]:
+    """Per consumer, how to read its current key (a stack output: commands, never values):
+    from Key Vault on AKS, from its own Secret on existing clusters."""
+    commands = {}
+    for consumer, key in access.current_keys(keys).items():
+        item = consumer_key_item(key)
+        commands[consumer] = (
+            vault_read_command(vault_name, item)
+            if vault_name
+            else secret_read_command(item.secret, namespace, item.key)
+        )
+    return commands
