@@ -37,6 +37,15 @@ SERVE_COMMAND = ["vllm", "serve"]
 # /openapi.json, which VLLM_API_KEY does not guard (it guards /v1 only) and nothing here
 # uses: in every stack, since dev relaxes cost, never security.
 SERVER_ARGS = ["--host=0.0.0.0", f"--port={PORT}", "--disable-fastapi-docs"]
+API_KEY_SET_ANNOTATION = "slm-deploy/api-keys"
+
+
+def key_args(secrets: PodWiring) -> list[str]:
+    """Several keys (one per consumer, two while one rotates) come from a file: vLLM's
+    `--config <file>.yaml` turns its `api-key: [...]` into `--api-key k1 k2` inside the
+    process, so no key is on the command line; VLLM_API_KEY holds one key only. vLLM looks
+    for the exact argument "--config" followed by the path (utils/argparse_utils.py)."""
+    return ["--config", secrets.api_keys_file] if secrets.api_keys_file else []
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,9 @@ class VllmArgs:
     # Set when serving.cacheWarmer is enabled: the warmer's settings and its pods' wiring.
     warmer: CacheWarmerSettings | None = None
     warmer_wiring: PodWiring | None = None
+    # Which API keys are live (access.key_set_id): a change rolls the servers, which read
+    # their keys once, at start.
+    api_key_set: str | None = None
 
 
 class VllmService(pulumi.ComponentResource):
@@ -126,7 +138,14 @@ def deployment_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
         },
         "template": {
             # Without a warmer, each server downloads its weights itself.
-            "metadata": {"labels": workload.pod_labels(selector, args.warmer is None)},
+            "metadata": {
+                "labels": workload.pod_labels(selector, args.warmer is None),
+                **(
+                    {"annotations": {API_KEY_SET_ANNOTATION: args.api_key_set}}
+                    if args.api_key_set
+                    else {}
+                ),
+            },
             "spec": pod_spec(args, selector),
         },
     }
@@ -170,9 +189,10 @@ def container(args: VllmArgs) -> dict[str, Any]:
         # v0.31.0, where `python -m vllm.entrypoints.openai.api_server` is deprecated. Set
         # here rather than left to the image's entrypoint, so any image runs the same command.
         "command": SERVE_COMMAND,
-        "args": [*plan.engine_args, *SERVER_ARGS],
+        "args": [*plan.engine_args, *SERVER_ARGS, *key_args(args.secrets)],
         "env": [
-            _secret_env("VLLM_API_KEY", API_KEY),
+            # The one shared key, for a server not given the keys file.
+            *([] if args.secrets.api_keys_file else [_secret_env("VLLM_API_KEY", API_KEY)]),
             *(
                 {"name": key, "value": value}
                 for key, value in {
