@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -250,18 +249,16 @@ BLOCKED_SNIPPET_WORDS = (
 REJECTED_STATUS = 429
 
 
-def retry_after_seconds(limit: RateLimit) -> int:
-    """Seconds until a client refused by the rate may send again: one request's share of a
-    second at `rps` (NGINX refills the bucket continuously), at least the header's 1 s unit."""
-    return max(1, math.ceil(1 / limit.rps)) if limit.rps else 1
+# Retry-After in whole seconds (its unit): the limits are whole requests per second, so a
+# client refused by the rate may send again within one second.
+RETRY_AFTER_SECONDS = 1
 
 
-def rejection_snippet(limit: RateLimit) -> str:
-    retry = retry_after_seconds(limit)
+def rejection_snippet() -> str:
     return (
         f"limit_req_status {REJECTED_STATUS};\n"
         f"limit_conn_status {REJECTED_STATUS};\n"
-        f'more_set_headers -s "{REJECTED_STATUS} 503" "Retry-After: {retry}";\n'
+        f'more_set_headers -s "{REJECTED_STATUS} 503" "Retry-After: {RETRY_AFTER_SECONDS}";\n'
     )
 
 
@@ -275,5 +272,5 @@ def rate_limit_annotations(limit: RateLimit | None, class_name: str) -> dict[str
     if limit.connections is not None:
         annotations[f"{ANNOTATION}limit-connections"] = str(limit.connections)
     if class_name in SNIPPET_CLASSES:
-        annotations[f"{ANNOTATION}configuration-snippet"] = rejection_snippet(limit)
+        annotations[f"{ANNOTATION}configuration-snippet"] = rejection_snippet()
     return annotations
