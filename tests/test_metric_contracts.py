@@ -26,7 +26,7 @@ UPSTREAM = Path(__file__).parent / "upstream"
 VLLM = UPSTREAM / "vllm-0.31.0-metrics"
 HTTP = UPSTREAM / "prometheus-fastapi-instrumentator-8.0.2"
 DCGM = UPSTREAM / "dcgm-exporter-4.8.3"
-KUBE_STATE_METRICS = UPSTREAM / "kube-state-metrics-v2.19.1"
+KUBE_STATE_METRICS = UPSTREAM / "kube-state-metrics-v2.20.0"
 PROMTOOL_TESTS = Path(__file__).parent / "promtool" / "serving_alerts_test.yaml"
 
 # Labels Prometheus gives every sample it scrapes through a ServiceMonitor: Prometheus
