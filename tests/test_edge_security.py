@@ -11,6 +11,9 @@ loopback server that stands in for vLLM.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import datetime
 import http.client
 import json
 import re
@@ -27,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from components.network import AKS_APP_ROUTING_CLASS
+from components import access
+from components.network import AKS_APP_ROUTING_CLASS, ModelIngressArgs, ingress_annotations
 from tests.conftest import read_stack, write_stack
 from tools.plan import ROOT, build_plan, kubernetes_manifests
 from tools.stack_files import available_stacks
@@ -534,18 +539,28 @@ def nginx() -> str:
 
 
 class StandIn(BaseHTTPRequestHandler):
-    """vLLM as the vendored extract describes it: its key check on the guarded prefixes,
-    then its routes (under STAND_IN_FLAGS); it records every request that reaches it."""
+    """vLLM as the vendored extract describes it: its key check on the guarded prefixes
+    (any of its keys: the `api-key` list of its --config file), then its routes (under
+    STAND_IN_FLAGS); it records every request that reaches it. `busy` plays a full request
+    queue (--max-num-queued-reqs reached: 503, vllm/exceptions.py QueueOverflowError), and
+    `delay` a request that takes that long."""
 
     seen: list[tuple[str, str]] = []
+    keys: frozenset[str] = frozenset({API_KEY})
+    busy = False
+    delay = 0.0
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         path = urllib.parse.unquote(self.path.split("?", 1)[0])
         self.seen.append((self.command, path))
-        if is_guarded(path) and self.headers.get("Authorization") != f"Bearer {API_KEY}":
+        presented = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        if is_guarded(path) and presented not in self.keys:
             return self._send(401, {"error": "Unauthorized"})
+        if self.busy:
+            return self._send(503, {"error": {"message": "The engine is currently busy"}})
+        time.sleep(self.delay)
         routes = [r for r in vllm_routes() if set(r.when) <= STAND_IN_FLAGS]
         if any(route_matches(r, path) for r in routes):
             return self._send(200, {"path": path})
@@ -571,8 +586,34 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+NGINX_ANNOTATION = "nginx.ingress.kubernetes.io/"
+# The headers-more module, which ingress-nginx builds into its NGINX (images/nginx/rootfs/
+# build.sh, controller-v1.13.7) and Debian packages as libnginx-mod-http-headers-more-filter.
+HEADERS_MORE = Path("/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so")
+
+
+def rate_limits(annotations: dict[str, str], zone: str) -> tuple[list[str], list[str]]:
+    """The zones (http level) and limits (location level) ingress-nginx writes for the
+    rate-limit annotations (template.go buildRateLimitZones, buildRateLimit at
+    controller-v1.13.7): keyed by the client's address ($binary_remote_addr, the default
+    limit-conn-zone-variable, behind its allowlist map), 5 MB zones, burst = limit x
+    limit-burst-multiplier, nodelay; connections first, then requests per second."""
+    rps = int(annotations.get(f"{NGINX_ANNOTATION}limit-rps", 0))
+    connections = int(annotations.get(f"{NGINX_ANNOTATION}limit-connections", 0))
+    multiplier = int(annotations.get(f"{NGINX_ANNOTATION}limit-burst-multiplier", 5))
+    zones, limits = [], []
+    if connections:
+        zones.append(f"limit_conn_zone $binary_remote_addr zone={zone}_conn:5m;")
+        limits.append(f"limit_conn {zone}_conn {connections};")
+    if rps:
+        zones.append(f"limit_req_zone $binary_remote_addr zone={zone}_rps:5m rate={rps}r/s;")
+        limits.append(f"limit_req zone={zone}_rps burst={rps * multiplier} nodelay;")
+    return zones, limits
+
+
 def nginx_location(location: Location, upstream: str, annotations: dict[str, str]) -> str:
-    """One location as ingress-nginx's template writes it (buildLocation, buildProxyPass)."""
+    """One location as ingress-nginx's template writes it (buildLocation, buildProxyPass;
+    the rate limits, then the configuration snippet)."""
     if location.backend is None:
         return '    location ~* "^/" { return 404; }\n'
     settings = {
@@ -582,7 +623,10 @@ def nginx_location(location: Location, upstream: str, annotations: dict[str, str
         "proxy_buffering": annotations["nginx.ingress.kubernetes.io/proxy-buffering"],
     }
     lines = [f'    location ~* "^{location.path}" {{']
+    lines += [f"        {limit}" for limit in rate_limits(annotations, "edge")[1]]
     lines += [f"        {key} {value};" for key, value in settings.items()]
+    snippet = annotations.get(f"{NGINX_ANNOTATION}configuration-snippet", "")
+    lines += [f"        {line}" for line in snippet.splitlines()]
     if location.rewrite_target:
         lines.append(f'        rewrite "(?i){location.path}" {location.rewrite_target} break;')
     lines += [f"        proxy_pass http://{upstream};", "    }"]
@@ -599,29 +643,32 @@ def nginx_conf(prefix: Path, port: int, host: str, ingresses: list[dict], upstre
         f"{name}_temp_path {prefix}/{name};"
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
+    zones = "".join(f"  {zone}\n" for zone in rate_limits(annotations, "edge")[0])
+    modules = ""
+    if "more_set_headers" in annotations.get(f"{NGINX_ANNOTATION}configuration-snippet", ""):
+        if not HEADERS_MORE.exists():
+            pytest.fail(f"{HEADERS_MORE} not found: install libnginx-mod-http-headers-more-filter")
+        modules = f"load_module {HEADERS_MORE};\n"
     return (
-        f"pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\nworker_processes 1;\n"
+        f"{modules}pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\nworker_processes 1;\n"
         "events {}\n"
-        f"http {{\n  access_log off;\n  {temp}\n"
+        f"http {{\n  access_log off;\n  {temp}\n{zones}"
         f"  client_body_timeout {SLOW_CLIENT_TIMEOUT_S}s;\n"
         f"  server {{\n    listen 127.0.0.1:{port};\n    server_name {host};\n"
         f"{locations}  }}\n}}\n"
     )
 
 
-@pytest.fixture(scope="module")
-def real_edge(edge_plans, tmp_path_factory):
-    """NGINX with prod's rendered locations, in front of the stand-in for every vLLM model."""
-    plan = edge_plans["prod"]
-    host = ingress_settings("prod")["host"]
+@contextlib.contextmanager
+def running_edge(prefix: Path, plan: dict, host: str, ingresses: list[dict]):
+    """NGINX with these Ingress objects' locations, before the stand-in for every vLLM model."""
     backend = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
     upstream = f"127.0.0.1:{backend.server_address[1]}"
-    prefix = tmp_path_factory.mktemp("nginx")
     port = _free_port()
     conf = prefix / "nginx.conf"
     upstreams = dict.fromkeys(vllm_backends(plan), upstream)
-    conf.write_text(nginx_conf(prefix, port, host, rendered(plan, "Ingress"), upstreams))
+    conf.write_text(nginx_conf(prefix, port, host, ingresses, upstreams))
     server = subprocess.Popen([nginx(), "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"])
     for _ in range(100):
         try:
@@ -629,10 +676,22 @@ def real_edge(edge_plans, tmp_path_factory):
             break
         except OSError:
             time.sleep(0.05)
-    yield {"port": port, "host": host}
-    server.terminate()
-    server.wait(timeout=10)
-    backend.shutdown()
+    try:
+        yield {"port": port, "host": host}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        backend.shutdown()
+
+
+@pytest.fixture(scope="module")
+def real_edge(edge_plans, tmp_path_factory):
+    """NGINX with prod's rendered locations, in front of the stand-in for every vLLM model."""
+    plan = edge_plans["prod"]
+    host = ingress_settings("prod")["host"]
+    prefix = tmp_path_factory.mktemp("nginx")
+    with running_edge(prefix, plan, host, rendered(plan, "Ingress")) as edge:
+        yield edge
 
 
 def send(edge: dict, method: str, uri: str, key: str | None = None, body: bytes = b""):
@@ -702,3 +761,143 @@ def test_a_slow_client_is_cut_off_before_the_model_sees_it(real_edge) -> None:
     assert StandIn.seen == []
     assert answer == b""
     assert SLOW_CLIENT_TIMEOUT_S <= waited < SLOW_CLIENT_TIMEOUT_S + 5
+
+
+# -- keys per consumer, rotation and revocation, through the real NGINX ------------------------
+
+# Each generated key stands in as "<its name>-value"; the stand-in accepts the keys file's
+# list, as vLLM does with `--config` (tests/test_consumer_keys.py reads it with vLLM's parser).
+ROTATING = {
+    "consumers": [
+        {"name": "search-team", "rotation": 2, "previousValidUntil": "2027-01-31"},
+        {"name": "support-bot"},
+    ]
+}
+
+
+def served_keys(raw: dict, day: datetime.date) -> frozenset[str]:
+    keys = access.live_keys(access.Access.model_validate(raw), day)
+    text = access.keys_file([f"{key.slug}-value" for key in keys])
+    return frozenset(yaml.safe_load(text)["api-key"])
+
+
+@pytest.fixture
+def consumer_keys():
+    yield
+    StandIn.keys = frozenset({API_KEY})
+
+
+def test_each_consumer_key_works_and_a_revoked_one_does_not(real_edge, consumer_keys) -> None:
+    models = f"{MODEL}/v1/models"
+    StandIn.keys = served_keys(ROTATING, datetime.date(2027, 1, 31))
+    for key in ("search-team-2", "search-team-1", "support-bot-1"):
+        assert send(real_edge, "GET", models, key=f"api-key-{key}-value") == (
+            200,
+            [("GET", "/v1/models")],
+        ), key
+    # The day after previousValidUntil, the next `pulumi up` serves the new set: the
+    # previous key of search-team is refused, the others still answer.
+    StandIn.keys = served_keys(ROTATING, datetime.date(2027, 2, 1))
+    assert send(real_edge, "GET", models, key="api-key-search-team-1-value")[0] == 401
+    assert send(real_edge, "GET", models, key="api-key-search-team-2-value")[0] == 200
+    assert send(real_edge, "GET", models, key="api-key-support-bot-1-value")[0] == 200
+    # No key, a wrong key, the shared key of a stack that now has consumers, a key of a
+    # consumer that was never declared: all refused.
+    for key in (None, "wrong-key", "vllm-api-key-value", "api-key-search-team-3-value"):
+        assert send(real_edge, "GET", models, key=key)[0] == 401, key
+    # A valid key opens no keyless route.
+    for path in ("/invocations", "/metrics", "/docs"):
+        assert send(real_edge, "POST", f"{MODEL}{path}", key="api-key-support-bot-1-value") == (
+            404,
+            [],
+        )
+
+
+# -- per-address limits and overload, through the real NGINX --------------------------------
+
+
+def limited_ingresses(plan: dict, limit: dict) -> list[dict]:
+    """prod's Ingress objects with the annotations network.py renders for `limit`."""
+    ingresses = copy.deepcopy(rendered(plan, "Ingress"))
+    for ingress in ingresses:
+        annotations = ingress["metadata"]["annotations"]
+        args = ModelIngressArgs(
+            namespace=ingress["metadata"]["namespace"],
+            host=ingress["spec"]["rules"][0]["host"],
+            class_name=ingress["spec"]["ingressClassName"],
+            models=(),
+            max_request_seconds=int(annotations[f"{NGINX_ANNOTATION}proxy-read-timeout"]),
+            tls_secret_name=ingress["spec"]["tls"][0]["secretName"],
+            tls_key_vault_certificate_uri=None,
+            rate_limit=access.RateLimit.model_validate(limit),
+        )
+        rendered_now = ingress_annotations(args)
+        # Only the limit annotations are new: everything else is prod's rendering.
+        assert {k: v for k, v in rendered_now.items() if k in annotations} == annotations
+        ingress["metadata"]["annotations"] = rendered_now
+    return ingresses
+
+
+def send_with_headers(edge: dict, uri: str, key: str) -> tuple[int, str | None]:
+    connection = http.client.HTTPConnection("127.0.0.1", edge["port"], timeout=10)
+    connection.request("GET", uri, headers={"Host": edge["host"], "Authorization": f"Bearer {key}"})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status, response.getheader("Retry-After")
+
+
+def test_a_client_over_its_rate_gets_429_with_retry_after(edge_plans, tmp_path) -> None:
+    plan = edge_plans["prod"]
+    host = ingress_settings("prod")["host"]
+    ingresses = limited_ingresses(plan, {"rps": 1, "burstMultiplier": 1})
+    with running_edge(tmp_path, plan, host, ingresses) as edge:
+        StandIn.seen.clear()
+        answers = [send_with_headers(edge, f"{MODEL}/v1/models", API_KEY) for _ in range(3)]
+        # 1 request per second with a burst of 1 x 1: two pass at once, the third is refused
+        # at the edge and never reaches the model.
+        assert answers == [(200, None), (200, None), (429, "1")]
+        assert len(StandIn.seen) == 2
+    # Without the limit (today's prod rendering) nothing is refused.
+    with running_edge(tmp_path, plan, host, rendered(plan, "Ingress")) as edge:
+        answers = [send_with_headers(edge, f"{MODEL}/v1/models", API_KEY) for _ in range(3)]
+        assert answers == [(200, None)] * 3
+
+
+def test_a_client_over_its_connections_gets_429(edge_plans, tmp_path) -> None:
+    plan = edge_plans["prod"]
+    host = ingress_settings("prod")["host"]
+    ingresses = limited_ingresses(plan, {"connections": 1})
+    StandIn.delay = 1.0
+    try:
+        with running_edge(tmp_path, plan, host, ingresses) as edge:
+            answers: list = []
+            slow = threading.Thread(
+                target=lambda: answers.append(
+                    send_with_headers(edge, f"{MODEL}/v1/models", API_KEY)
+                )
+            )
+            slow.start()
+            time.sleep(0.3)  # the first request is now waiting on the model
+            second = send_with_headers(edge, f"{MODEL}/v1/models", API_KEY)
+            slow.join()
+    finally:
+        StandIn.delay = 0.0
+    assert second == (429, "1")
+    assert answers == [(200, None)]
+
+
+def test_a_full_model_queue_answers_503_with_retry_after(edge_plans, tmp_path) -> None:
+    plan = edge_plans["prod"]
+    host = ingress_settings("prod")["host"]
+    ingresses = limited_ingresses(plan, {"rps": 100})
+    StandIn.busy = True
+    try:
+        with running_edge(tmp_path, plan, host, ingresses) as edge:
+            # vLLM refuses with 503 once --max-num-queued-reqs requests are in flight; the
+            # edge adds Retry-After, which vLLM does not send.
+            assert send_with_headers(edge, f"{MODEL}/v1/models", API_KEY) == (503, "1")
+            # A refused key stays a 401, with no Retry-After.
+            assert send_with_headers(edge, f"{MODEL}/v1/models", "wrong-key") == (401, None)
+    finally:
+        StandIn.busy = False
