@@ -23,7 +23,7 @@ from pulumi_azure_native import (
     resources,
 )
 
-from components import azure_names
+from components import azure_names, value_rules
 from components.azure_network import ClusterNetwork, ClusterNetworkArgs
 from components.config import AksCluster, ExistingCluster, MaintenanceWindow
 from components.identity import AzurePlacement, assign_role
@@ -310,7 +310,7 @@ def _system_pool(
 ) -> containerservice.ManagedClusterAgentPoolProfileArgs:
     pool = settings.system_pool
     return containerservice.ManagedClusterAgentPoolProfileArgs(
-        name="system",
+        name=value_rules.SYSTEM_POOL_NAME,
         mode="System",
         os_type="Linux",
         vm_size=pool.vm_size,

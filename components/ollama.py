@@ -22,7 +22,13 @@ import pulumi_kubernetes as k8s
 from pulumi_random import RandomPassword
 
 from components import sizing, workload
-from components.config import GpuPool, ModelConfig, OllamaSettings, OllamaVariant
+from components.config import (
+    OPEN_WEBUI_NAME,
+    GpuPool,
+    ModelConfig,
+    OllamaSettings,
+    OllamaVariant,
+)
 from components.gpu_pool import POOL_LABEL, gpu_tolerations
 from components.secrets import API_KEY_LENGTH
 
@@ -229,7 +235,6 @@ def _resources(args: OllamaArgs) -> dict[str, Any]:
 # -- Open WebUI -------------------------------------------------------------------------------
 
 OPEN_WEBUI_PORT = 8080
-OPEN_WEBUI_NAME = "open-webui"
 # Open WebUI opens its SQLite database when it is imported, before anything creates a
 # folder; only `open-webui serve` (not the image's start script) makes DATA_DIR. The claim
 # is mounted at DATA_DIR itself, so the folder exists from the first start.

@@ -627,13 +627,8 @@ def test_other_stack_names_are_refused_with_one_line(stack: str, suggestion: str
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="components/config.py does not call azure_names.check_stack_name yet (report of "
-    "helper E); then the plan stops with one line (remove this marker)",
-)
 def test_a_stack_named_with_underscore_and_dot_stops_the_plan(config_root) -> None:
     from tools.plan import PlanConfigError
 
-    with pytest.raises(PlanConfigError, match=r'^slm-deploy:stack: "team_a\.dev" is not allowed'):
+    with pytest.raises(PlanConfigError, match=r'^slm-deploy: stack "team_a\.dev" is not allowed'):
         renamed_plan(config_root, "dev", "team_a.dev")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import STACKS, read_stack, write_stack
-from tools.plan import ROOT
+from tools.plan import ROOT, build_plan
 
 REPOSITORY_FILES = ["__main__.py", "Pulumi.yaml", "components", "stacks", "tools"]
 
@@ -173,18 +173,51 @@ def test_the_plan_runs_the_policy_pack_over_what_it_declares() -> None:
     assert "slm-secrets-vault" in plan["violations"][0]
 
 
-def test_a_policy_violation_fails_the_plan_but_keeps_its_files(
+def test_a_policy_violation_fails_the_plan_and_writes_nothing(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
     import tools.plan
 
     plan = _staging_without_purge_protection()
     monkeypatch.setattr(tools.plan, "build_plan", lambda stack: plan)
+    stale = tmp_path / "staging" / "summary.md"  # an older plan of the same stack
+    stale.parent.mkdir()
+    stale.write_text("an older plan")
     assert tools.plan.main(["staging", "--out", str(tmp_path), "--quiet"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [f"plan staging: policy {plan['violations'][0]}"]
-    summary = (tmp_path / "staging" / "summary.md").read_text()
-    assert f"- {plan['violations'][0]}" in summary
+    assert not (tmp_path / "staging").exists()
+
+
+PLANTED_TOKEN = "hf_PlantedTokenValue0123456789abcdefXYZ"
+
+
+def test_a_plan_refused_for_a_clear_text_token_leaves_the_token_nowhere(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A token written into a pod's environment in clear text: the policy refuses the plan,
+    no file is written for CI to publish, and no error line carries the token."""
+    import tools.plan
+
+    plan = build_plan("dev")
+    (deployment,) = [
+        r
+        for r in plan["resources"]
+        if r["type"] == "kubernetes:apps/v1:Deployment"
+        and r["inputs"]["metadata"]["name"] == "phi4-mini"
+    ]
+    container = deployment["inputs"]["spec"]["template"]["spec"]["containers"][0]
+    container["env"].append({"name": "HF_TOKEN", "value": PLANTED_TOKEN})
+    planted = f"spec.template.spec.containers[0].env[{len(container['env']) - 1}].value"
+    plan["violations"] = tools.plan.policy_violations(plan["resources"])
+    # Found twice: by its name (HF_TOKEN) and by its shape (hf_...).
+    assert [v.split(": ", 3)[2] for v in plan["violations"]] == [planted, planted]
+    monkeypatch.setattr(tools.plan, "build_plan", lambda stack: plan)
+    assert tools.plan.main(["dev", "--out", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("plan dev: policy no-plaintext-secrets: ")
+    assert PLANTED_TOKEN not in captured.out + captured.err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -15,8 +15,10 @@ and writes `<out>/<stack>/`:
     summary.md       resources by type, GPU pools, models, outputs
 
 Exit status: 0 plan written; 2 configuration error (one line on stderr, nothing written);
-1 a policy of policies/ is violated (one line each on stderr; the files are written) or
-anything else. Two runs produce byte-identical files.
+1 a policy of policies/ is violated (one line each on stderr; nothing written, and an older
+plan of the stack removed: a refused plan may hold the credential the policy found) or
+anything else. Error lines never carry a credential (components/redaction.py). Two runs
+produce byte-identical files.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from components import redaction
 
 if TYPE_CHECKING:
     from tools.stack_files import StackConfigValues
@@ -59,19 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = build_plan(args.stack)
     except PlanConfigError as err:
-        print(f"plan {args.stack}: {err}", file=sys.stderr)
+        print(redaction.redact(f"plan {args.stack}: {err}"), file=sys.stderr)
         return EXIT_CONFIG
     target = args.out / args.stack
+    if plan["violations"]:
+        # The same rules `pulumi preview --policy-pack policies` enforces: a mandatory
+        # violation stops a deployment, so it fails the plan too. Nothing is written (and an
+        # older plan of the stack is removed): a refused plan may hold the very credential
+        # the policy found, and CI publishes what lies in out/.
+        shutil.rmtree(target, ignore_errors=True)
+        for violation in plan["violations"]:
+            print(redaction.redact(f"plan {args.stack}: policy {violation}"), file=sys.stderr)
+        return 1
     write_plan(plan, target)
     if not args.quiet:
         elapsed = time.perf_counter() - started
         print(console_summary(plan, target, elapsed))
-    if plan["violations"]:
-        # The same rules `pulumi preview --policy-pack policies` enforces: a mandatory
-        # violation stops a deployment, so it fails the plan too (the files stay to inspect).
-        for violation in plan["violations"]:
-            print(f"plan {args.stack}: policy {violation}", file=sys.stderr)
-        return 1
     return 0
 
 
