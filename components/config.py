@@ -16,6 +16,7 @@ Keys (all in the `slm-deploy:` namespace):
     serving       images, model caches and their warmer, request timeouts, Ollama and Open
                   WebUI settings
     ingress       the HTTPS entry point: host, TLS, ingress class
+    access        API consumers with a key each (rotation), the edge's per-address limits
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components import aks_versions, catalog, redaction, sizing, value_rules
+from components.access import Access, AccessError
 from components.azure_names import StackNameError, check_stack_name
 
 PROJECT = "slm-deploy"
@@ -661,6 +663,9 @@ class StackConfig(_Strict):
     secrets: Secrets = Field(default_factory=Secrets)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
+    # API consumers with their own keys, and the edge's per-address limits
+    # (components/access.py); none: the one shared key, no limits.
+    access: Access = Field(default_factory=Access)
 
     @property
     def is_aks(self) -> bool:
@@ -970,6 +975,7 @@ TOP_LEVEL_KEYS = {
     "secrets": "secrets",
     "serving": "serving",
     "ingress": "ingress",
+    "access": "access",
 }
 
 
@@ -1055,7 +1061,7 @@ def _describe(err: ValidationError, raw: dict[str, Any]) -> str:
     first = err.errors(include_url=False)[0]
     loc = [part for part in first["loc"] if part not in ("aks", "existing")]
     cause = first.get("ctx", {}).get("error")
-    if isinstance(cause, _FieldError):
+    if isinstance(cause, (_FieldError, AccessError)):
         parent = _path(loc)
         return _field_error_line(cause, ".".join(p for p in (parent, cause.path) if p))
     path, value = _path(loc), first.get("input")

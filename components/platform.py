@@ -12,12 +12,13 @@ inherit it.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import replace
 from typing import Any
 
 import pulumi
 
-from components import sizing
+from components import access, sizing
 from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.cache_warmer import SERVICE_ACCOUNT as CACHE_WARMER_ACCOUNT
 from components.cache_warmer import BlobReaderArgs, BlobReaderIdentity
@@ -71,6 +72,7 @@ from components.ollama import (
 from components.ollama import PORT as OLLAMA_PORT
 from components.secrets import (
     API_KEY,
+    API_KEYS,
     GRAFANA_PASSWORD,
     GRAFANA_USER,
     HF_TOKEN,
@@ -81,6 +83,7 @@ from components.secrets import (
     PodWiring,
     SecretsArgs,
     api_key_command,
+    consumer_key_commands,
     secret_read_command,
     vault_read_command,
 )
@@ -190,6 +193,10 @@ class Platform(pulumi.ComponentResource):
             )
             endpoints |= ingress.urls
 
+        # The one shared key, while it is live (always, in a stack without consumers).
+        shared_key = bool(vllm_models(config)) and any(
+            key.consumer is None for key in secrets.api_keys
+        )
         self.outputs = {
             "environment": config.environment,
             "clusterMode": config.cluster.mode,
@@ -210,13 +217,15 @@ class Platform(pulumi.ComponentResource):
             },
             "endpoints": endpoints,
             "servedModelNames": served_model_names(config),
-            "apiKeyCommand": api_key_command(INFERENCE_NAMESPACE) if vllm_models(config) else None,
+            "apiKeyCommand": api_key_command(INFERENCE_NAMESPACE) if shared_key else None,
             "keyVaultName": secrets.vault_name,
             "keyVaultApiKeyCommand": secrets.vault_name.apply(
                 lambda vault: vault_read_command(vault, API_KEY)
             )
-            if secrets.vault_name is not None and vllm_models(config)
+            if secrets.vault_name is not None and shared_key
             else None,
+            # Per consumer, how to read its current key: commands, never the keys.
+            "apiKeyCommands": _consumer_key_commands(secrets) if vllm_models(config) else {},
             "autoscaledModels": [model.name for model in scaled],
             "prometheusUrl": monitoring.prometheus_url if monitoring else None,
             "grafanaUrl": monitoring.grafana_url if monitoring else None,
@@ -254,6 +263,21 @@ GRAFANA = Consumer(
 )
 
 
+def live_api_keys(config: StackConfig) -> tuple[access.KeyRef, ...]:
+    """The keys the servers accept as of today (UTC): a consumer's previous key is dropped
+    by the first `pulumi up` on a day after its previousValidUntil (components/access.py).
+    Only a stack that states such a date plans differently from one day to the next."""
+    return access.live_keys(config.access, datetime.datetime.now(datetime.UTC).date())
+
+
+def _consumer_key_commands(secrets: KeyVaultSecrets | ClusterSecrets) -> pulumi.Input[dict]:
+    if secrets.vault_name is None:
+        return consumer_key_commands(secrets.api_keys, INFERENCE_NAMESPACE, None)
+    return secrets.vault_name.apply(
+        lambda vault: consumer_key_commands(secrets.api_keys, INFERENCE_NAMESPACE, vault)
+    )
+
+
 def vllm_models(config: StackConfig) -> tuple[ModelConfig, ...]:
     return tuple(model for model in config.models if model.engine == "vllm")
 
@@ -264,9 +288,11 @@ def secret_consumers(config: StackConfig) -> tuple[Consumer, ...]:
     warmer = config.serving.cache_warmer
     consumers = []
     if vllm_models(config):
+        # With API consumers, the servers read every live key from one file (API_KEYS).
+        keys = (API_KEY, API_KEYS) if config.access.consumers else (API_KEY,)
         # With a warmer, the servers run offline: the token is the warmer's alone.
-        offline = replace(MODEL_SERVER, items=(API_KEY,))
-        consumers.append(offline if warmer.enabled else MODEL_SERVER)
+        server = replace(MODEL_SERVER, items=keys if warmer.enabled else (*keys, HF_TOKEN))
+        consumers.append(server)
     if vllm_models(config) and warmer.enabled and warmer.source == "huggingface":
         consumers.append(CACHE_WARMER)
     if config.monitoring.mode == "in-cluster":
@@ -311,6 +337,7 @@ def _secrets(
         consumers=secret_consumers(config),
         hugging_face_token=config.secrets.hugging_face_token,
         protect=config.protect_stateful,
+        api_keys=live_api_keys(config),
         azure=AzureVaultArgs(
             placement=cluster.placement,
             vnet_id=cluster.network.vnet_id,
@@ -417,6 +444,9 @@ def _model_services(
                 secrets.wiring(MODEL_SERVER.name),
                 warmer=config.serving.cache_warmer if warmer_wiring else None,
                 warmer_wiring=warmer_wiring,
+                api_key_set=access.key_set_id(secrets.api_keys)
+                if config.access.consumers
+                else None,
             )
             services[model.name] = VllmService(f"{name}-{model.name}", args, opts=opts)
         else:
@@ -514,6 +544,7 @@ def _ingress_args(config: StackConfig, services: dict) -> ModelIngressArgs:
         max_request_seconds=config.serving.max_request_seconds,
         tls_secret_name=ingress.tls_secret_name,
         tls_key_vault_certificate_uri=ingress.tls_key_vault_certificate_uri,
+        rate_limit=config.access.per_client_address,
     )
 
 

@@ -211,6 +211,7 @@ class ClusterSecrets(pulumi.ComponentResource):
                     opts=child,
                 )
         self._consumers = {consumer.name: consumer for consumer in args.consumers}
+        self.api_keys = args.api_keys
         self.vault_name: pulumi.Output[str] | None = None
         self.register_outputs({})
 
@@ -383,6 +384,7 @@ class KeyVaultSecrets(pulumi.ComponentResource):
                 )
             else:
                 self._wiring[consumer.name] = self._nothing_to_read(name, consumer)
+        self.api_keys = args.api_keys
         self.vault_name = vault.name
         self.vault_uri = vault.properties.apply(lambda p: p.vault_uri)
         self.register_outputs({"vaultName": vault.name})

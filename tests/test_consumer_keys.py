@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -30,8 +31,9 @@ from components.secrets import (
     secret_provider_class_spec,
 )
 from components.vllm import key_args
+from tests.conftest import read_stack, write_stack
 from tools.mock_engine import run_program
-from tools.plan import ROOT
+from tools.plan import ROOT, PlanConfigError, build_plan, kubernetes_manifests
 
 # The rotation the docs walk through: search-team's key 1 is replaced by key 2 and kept
 # through 31 January 2027; support-bot has one key.
@@ -383,3 +385,133 @@ def test_other_ingress_classes_get_the_limits_without_a_snippet() -> None:
         "nginx.ingress.kubernetes.io/limit-rps": "2",
     }
     assert access.rate_limit_annotations(None, "nginx") == {}
+
+
+# -- a stack with consumers, planned ----------------------------------------------------------
+
+# previousValidUntil far ahead, so that this plan does not change with the day it runs on.
+DEV_ACCESS = {
+    "consumers": [
+        {"name": "search-team", "rotation": 2, "previousValidUntil": "2099-01-31"},
+        {"name": "support-bot"},
+    ],
+    "perClientAddress": {"rps": 5, "connections": 8},
+}
+
+
+@pytest.fixture(scope="module")
+def dev_with_consumers(tmp_path_factory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("consumers")
+    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", root / "stacks")
+    document = read_stack(root, "dev")
+    document["config"]["slm-deploy:access"] = DEV_ACCESS
+    document["config"]["slm-deploy:ingress"] = {"enabled": True, "host": "slm.example.com"}
+    write_stack(root, "dev", document)
+    return build_plan("dev", config_root=root)
+
+
+def _manifest(plan: dict, kind: str, name: str) -> dict[str, Any]:
+    found = [
+        m
+        for m in kubernetes_manifests(plan["resources"]).values()
+        if m["kind"] == kind and m["metadata"]["name"] == name
+    ]
+    assert len(found) == 1, (kind, name)
+    return found[0]
+
+
+def test_the_servers_read_the_keys_file_and_roll_with_the_key_set(dev_with_consumers) -> None:
+    plan = dev_with_consumers
+    assert plan["violations"] == []
+    template = _manifest(plan, "Deployment", "phi4-mini")["spec"]["template"]
+    assert template["metadata"]["annotations"] == {
+        "slm-deploy/api-keys": "api-key-search-team-2,api-key-search-team-1,api-key-support-bot-1"
+    }
+    container = template["spec"]["containers"][0]
+    assert container["args"][-2:] == ["--config", "/mnt/secrets-store/vllm-api-keys.yaml"]
+    assert "VLLM_API_KEY" not in {e["name"] for e in container["env"]}
+    provider = _manifest(plan, "SecretProviderClass", "model-server")["spec"]
+    # The shared key is revoked (consumers, no sharedKeyValidUntil): only the file is read.
+    assert provider["parameters"]["objects"] == (
+        "array:\n  - |\n    objectName: vllm-api-keys\n    objectType: secret\n"
+        "    objectAlias: vllm-api-keys.yaml\n"
+    )
+    assert provider["secretObjects"] == []
+
+
+def test_the_vault_holds_each_live_key_and_outputs_say_how_to_read_them(dev_with_consumers):
+    plan = dev_with_consumers
+    vault_secrets = sorted(
+        r["inputs"]["secretName"]
+        for r in plan["resources"]
+        if r["type"] == "azure-native:keyvault:Secret"
+    )
+    assert vault_secrets == [
+        "api-key-search-team-1",
+        "api-key-search-team-2",
+        "api-key-support-bot-1",
+        "grafana-admin-password",
+        "grafana-admin-user",
+        "vllm-api-keys",
+    ]
+    generators = sorted(
+        r["name"]
+        for r in plan["resources"]
+        if r["type"] == "random:index/randomPassword:RandomPassword"
+    )
+    assert generators == [
+        "slm-secrets-api-key-search-team-1",
+        "slm-secrets-api-key-search-team-2",
+        "slm-secrets-api-key-support-bot-1",
+        "slm-secrets-grafana-admin",
+    ]
+    outputs = plan["outputs"]
+    assert outputs["apiKeyCommand"] is None and outputs["keyVaultApiKeyCommand"] is None
+    assert outputs["apiKeyCommands"] == {
+        "search-team": "az keyvault secret show --vault-name kv-slm-dev-mock00"
+        " --name api-key-search-team-2 --query value -o tsv",
+        "support-bot": "az keyvault secret show --vault-name kv-slm-dev-mock00"
+        " --name api-key-support-bot-1 --query value -o tsv",
+    }
+
+
+def test_the_ingress_carries_the_per_address_limits(dev_with_consumers) -> None:
+    annotations = _manifest(dev_with_consumers, "Ingress", "phi4-mini")["metadata"]["annotations"]
+    limits = {k: v for k, v in annotations.items() if "limit" in k or "snippet" in k}
+    assert limits == {
+        "nginx.ingress.kubernetes.io/limit-rps": "5",
+        "nginx.ingress.kubernetes.io/limit-connections": "8",
+        "nginx.ingress.kubernetes.io/limit-burst-multiplier": "5",
+        "nginx.ingress.kubernetes.io/configuration-snippet": (
+            "limit_req_status 429;\nlimit_conn_status 429;\n"
+            'more_set_headers -s "429 503" "Retry-After: 1";\n'
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    ("access_settings", "line"),
+    [
+        (
+            {"consumers": [{"name": "Search_Team"}]},
+            'slm-deploy:access.consumers[0].name: "Search_Team" is not allowed; expected a '
+            "Kubernetes name (DNS-1123 label): at most 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit",
+        ),
+        (
+            {"consumers": [{"name": "bot", "previousValidUntil": "2027-01-31"}]},
+            'slm-deploy:access.consumers[0].previousValidUntil: "2027-01-31" is not allowed; '
+            "expected nothing while rotation is 1: there is no previous key",
+        ),
+    ],
+)
+def test_a_bad_access_setting_stops_the_plan_with_one_line(tmp_path, access_settings, line):
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    document = read_stack(tmp_path, "dev")
+    document["config"]["slm-deploy:access"] = access_settings
+    write_stack(tmp_path, "dev", document)
+    with pytest.raises(PlanConfigError) as caught:
+        build_plan("dev", config_root=tmp_path)
+    assert str(caught.value) == line
