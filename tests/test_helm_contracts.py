@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from components import gpu_pool, monitoring
 from tests.conftest import read_stack, write_stack
@@ -25,18 +26,65 @@ UPSTREAM = Path(__file__).parent / "upstream"
 
 
 @dataclass(frozen=True)
+class Subchart:
+    """A subchart's defaults (and schema, where it has one), as paths under UPSTREAM."""
+
+    values: str
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
 class VendoredChart:
     folder: str
-    # Value paths (dot-separated) whose content the chart passes through whole (toYaml into a
-    # pod spec or a custom resource), so keys below them are Kubernetes' or the operator's,
-    # not the chart's: each with the template that shows it.
+    # Value paths (dot-separated, subcharts' under their key) whose content the chart passes
+    # through whole (toYaml into a pod spec or a custom resource), so keys below them are
+    # Kubernetes' or the operator's, not the chart's: each with the template that shows it.
     free_form: dict[str, str] = field(default_factory=dict)
-    # Subcharts: the key their values sit under, and their values/schema files.
-    subcharts: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    # Subcharts: the key their values sit under, and their vendored files.
+    subcharts: dict[str, Subchart] = field(default_factory=dict)
+    # The chart version vendored when the pinned one could not be read: a lower bound for
+    # the pin, with the reason in its source.json. Empty when the pin itself is vendored.
+    stand_in: str = ""
+
+    def own_values(self) -> dict[str, Any]:
+        return _json(self.folder + "/values.json")
 
     def values(self) -> dict[str, Any]:
-        return json.loads((UPSTREAM / self.folder / "values.json").read_text())
+        """The chart's defaults as Helm coalesces them: each subchart's defaults under its
+        key, overridden by the parent's block for that key."""
+        values = self.own_values()
+        for key, subchart in self.subcharts.items():
+            values[key] = merged(_json(subchart.values), values.get(key) or {})
+        return values
 
+
+def _json(path: str) -> Any:
+    return json.loads((UPSTREAM / path).read_text())
+
+
+# kube-prometheus-stack 88.5.3's templates (ksm: kube-state-metrics 8.4.0's; grafana:
+# grafana 12.11.1's) that copy each map whole into a pod spec or the Prometheus resource.
+KPS = "kube-prometheus-stack templates/"
+KUBE_PROMETHEUS_STACK_FREE_FORM = {
+    "prometheus.prometheusSpec.storageSpec": KPS + "prometheus/prometheus.yaml: storage: toYaml",
+    "prometheusOperator.containerSecurityContext": (
+        KPS + "prometheus-operator/deployment.yaml: container securityContext: toYaml"
+    ),
+    "kube-state-metrics.containerSecurityContext": (
+        "ksm templates/deployment.yaml: container securityContext: toYaml"
+    ),
+    "grafana.securityContext": "grafana templates/_pod.tpl: with .Values.securityContext, toYaml",
+    "grafana.containerSecurityContext": (
+        "grafana templates/_pod.tpl: with .Values.containerSecurityContext, toYaml"
+    ),
+    "grafana.sidecar.securityContext": (
+        "grafana templates/_pod.tpl: with .Values.sidecar.securityContext, toYaml"
+    ),
+    # Read by the template but absent from values.yaml: a map of any annotations.
+    "grafana.serviceAccount.annotations": (
+        "grafana templates/serviceaccount.yaml: with .Values.serviceAccount.annotations, toYaml"
+    ),
+}
 
 CHARTS = {
     (gpu_pool.DCGM_EXPORTER_CHART.chart, gpu_pool.DCGM_EXPORTER_CHART.version): VendoredChart(
@@ -53,17 +101,36 @@ CHARTS = {
     ),
     (gpu_pool.GPU_OPERATOR_CHART.chart, gpu_pool.GPU_OPERATOR_CHART.version): VendoredChart(
         "gpu-operator-v26.7.0",
-        subcharts={"node-feature-discovery": ("nfd-values.json", "nfd-values.schema.json")},
+        subcharts={
+            "node-feature-discovery": Subchart(
+                "gpu-operator-v26.7.0/nfd-values.json",
+                "gpu-operator-v26.7.0/nfd-values.schema.json",
+            )
+        },
+    ),
+    # 92.2.0 could not be read where the contracts were written: 88.5.3, the newest chart
+    # that could, with the subchart versions its Chart.yaml names (why that is a sound lower
+    # bound, and what it can miss: tests/upstream/kube-prometheus-stack-88.5.3/source.json).
+    (monitoring.KUBE_PROMETHEUS_STACK.chart, monitoring.KUBE_PROMETHEUS_STACK.version): (
+        VendoredChart(
+            "kube-prometheus-stack-88.5.3",
+            free_form=KUBE_PROMETHEUS_STACK_FREE_FORM,
+            subcharts={
+                "grafana": Subchart("grafana-12.11.1/values.json"),
+                "kube-state-metrics": Subchart("kube-state-metrics-chart-8.4.0/values.json"),
+                "prometheus-node-exporter": Subchart("prometheus-node-exporter-4.56.1/values.json"),
+            },
+            stand_in="88.5.3",
+        )
     ),
 }
-# Charts whose files at the pinned version could not be read where the contracts were
-# written: their values are not checked (named here so the gap is seen, not hidden).
-NOT_VENDORED = {
-    (monitoring.KUBE_PROMETHEUS_STACK.chart, monitoring.KUBE_PROMETHEUS_STACK.version): (
-        "kube-prometheus-stack 92.2.0: no copy of the chart at this version was readable; "
-        "vendor charts/kube-prometheus-stack/values.yaml at tag kube-prometheus-stack-92.2.0 "
-        "and its subcharts' values (grafana, kube-state-metrics, prometheus-node-exporter)"
-    ),
+# Subchart versions the vendored Chart.yaml names, by the folder vendored for each.
+SUBCHART_FOLDERS = {
+    "kube-prometheus-stack-88.5.3": {
+        "grafana": "grafana-12.11.1",
+        "kube-state-metrics": "kube-state-metrics-chart-8.4.0",
+        "prometheus-node-exporter": "prometheus-node-exporter-4.56.1",
+    },
 }
 
 
@@ -137,10 +204,11 @@ def unknown_paths(ours: Any, chart: Any, free_form: dict[str, str], path: str = 
     problems = []
     for key, value in ours.items():
         child = f"{path}.{key}" if path else key
-        if key not in chart:
+        # A pass-through map the template reads may be absent from the defaults.
+        if key not in chart and child not in free_form:
             problems.append(f"{child}: not a value of the chart")
         else:
-            problems += unknown_paths(value, chart[key], free_form, child)
+            problems += unknown_paths(value, chart.get(key), free_form, child)
     return problems
 
 
@@ -193,60 +261,86 @@ def timing_problems(where: str, block: dict[str, Any]) -> list[str]:
 
 def test_the_plans_install_each_vendored_chart(all_plans) -> None:
     installed = {(r["chart"], r["version"]) for _, r in releases(all_plans)}
-    assert installed == set(CHARTS) | set(NOT_VENDORED)
+    assert installed == set(CHARTS)
 
 
-def test_every_release_is_a_vendored_chart_or_a_named_gap(all_plans) -> None:
+def test_every_release_is_a_vendored_chart(all_plans) -> None:
     for stack, release in releases(all_plans):
         pin = (release["chart"], release["version"])
-        assert pin in CHARTS or pin in NOT_VENDORED, f"{stack}: {pin} has no vendored chart"
+        assert pin in CHARTS, f"{stack}: {pin} has no vendored chart"
+
+
+def _published_version(folder: str) -> str:
+    chart_yaml = (UPSTREAM / folder / "Chart.yaml").read_text()
+    return re.search(r'^version: "?([^"\n]+)"?$', chart_yaml, re.M).group(1)
 
 
 def test_the_vendored_charts_are_the_pinned_versions() -> None:
     for (chart, version), vendored in CHARTS.items():
-        source = json.loads((UPSTREAM / vendored.folder / "source.json").read_text())
+        source = _json(vendored.folder + "/source.json")
         chart_yaml = (UPSTREAM / vendored.folder / "Chart.yaml").read_text()
         assert re.search(rf"^name: {re.escape(chart)}$", chart_yaml, re.M), vendored.folder
-        published = re.search(r'^version: "?([^"\n]+)"?$', chart_yaml, re.M).group(1)
-        # The GPU Operator's tag carries a development version; its tag is the release.
-        assert version in (published, source["ref"]), vendored.folder
+        published = _published_version(vendored.folder)
+        if vendored.stand_in:
+            # A lower bound, declared as one: older than the pin, and its source says so.
+            assert published == vendored.stand_in != version, vendored.folder
+            assert f"our pin {version}" in source["why"], vendored.folder
+        else:
+            # The GPU Operator's tag carries a development version; its tag is the release.
+            assert version in (published, source["ref"]), vendored.folder
+
+
+def test_the_vendored_subcharts_are_the_versions_their_chart_names() -> None:
+    for folder, subcharts in SUBCHART_FOLDERS.items():
+        dependencies = {
+            d["name"]: d["version"]
+            for d in yaml.safe_load((UPSTREAM / folder / "Chart.yaml").read_text())["dependencies"]
+        }
+        for name, subchart_folder in subcharts.items():
+            assert _published_version(subchart_folder) == dependencies[name], subchart_folder
+        vendored = next(v for v in CHARTS.values() if v.folder == folder)
+        assert {k: s.values for k, s in vendored.subcharts.items()} == {
+            name: f"{subchart_folder}/values.json" for name, subchart_folder in subcharts.items()
+        }
 
 
 def test_every_value_path_the_plans_set_exists_in_the_chart(all_plans) -> None:
-    checked = 0
+    checked = []
     for stack, release in releases(all_plans):
-        vendored = CHARTS.get((release["chart"], release["version"]))
-        if vendored is None:
-            continue
-        values = release["values"]
-        problems = unknown_paths(values, vendored.values(), vendored.free_form)
-        for key, (subchart_values, _) in vendored.subcharts.items():
-            if key in values:
-                defaults = json.loads((UPSTREAM / vendored.folder / subchart_values).read_text())
-                problems += [f"{key}.{p}" for p in unknown_paths(values[key], defaults, {})]
+        vendored = CHARTS[(release["chart"], release["version"])]
+        problems = unknown_paths(release["values"], vendored.values(), vendored.free_form)
         assert problems == [], f"{stack} {release['chart']}: {problems}"
-        checked += 1
+        checked.append((stack, release["chart"]))
     # Device plugin and DCGM exporter in dev, staging, prod, staging-azure-managed and
-    # local-gpu-software-in-cluster; the GPU Operator in its two variants.
-    assert checked == 12
+    # local-gpu-software-in-cluster; the GPU Operator in its two variants;
+    # kube-prometheus-stack wherever monitoring is in-cluster: dev, staging, prod,
+    # staging-gpu-operator and local-gpu-software-in-cluster.
+    assert len(checked) == 17
+    assert sorted(s for s, chart in checked if chart == "kube-prometheus-stack") == [
+        "dev",
+        "local-gpu-software-in-cluster",
+        "prod",
+        "staging",
+        "staging-gpu-operator",
+    ]
 
 
 def test_subchart_values_validate_against_their_schema(all_plans) -> None:
     validated = 0
     for stack, release in releases(all_plans):
-        vendored = CHARTS.get((release["chart"], release["version"]))
-        for key, (subchart_values, schema_file) in (vendored.subcharts if vendored else {}).items():
-            folder = UPSTREAM / vendored.folder
-            values = merged(
-                json.loads((folder / subchart_values).read_text()), release["values"].get(key, {})
-            )
-            schema = json.loads((folder / schema_file).read_text())
+        vendored = CHARTS[(release["chart"], release["version"])]
+        defaults = vendored.values()
+        for key, subchart in vendored.subcharts.items():
+            if subchart.schema is None:
+                continue
+            values = merged(defaults[key], release["values"].get(key, {}))
             try:
-                jsonschema.validate(values, schema)
+                jsonschema.validate(values, _json(subchart.schema))
             except jsonschema.ValidationError as err:
                 pytest.fail(f"{stack} {key}: {err.message} at {list(err.path)}")
             validated += 1
-    assert validated == 2  # the two GPU Operator variants
+    # The two GPU Operator variants: kube-prometheus-stack's subcharts have no schema.
+    assert validated == 2
 
 
 def test_every_chart_service_monitor_times_out_within_its_interval(all_plans) -> None:
@@ -254,17 +348,18 @@ def test_every_chart_service_monitor_times_out_within_its_interval(all_plans) ->
     below it, Prometheus Operator drops the monitor and no GPU metric is scraped."""
     monitors = 0
     for stack, release in releases(all_plans):
-        vendored = CHARTS.get((release["chart"], release["version"]))
-        if vendored is None:
-            continue
+        vendored = CHARTS[(release["chart"], release["version"])]
         effective = merged(vendored.values(), release["values"])
         for where, block in service_monitor_blocks(effective):
             assert timing_problems(f"{stack} {release['chart']} {where}", block) == []
             monitors += 1
     # dcgm-exporter's in dev, staging, prod, staging-azure-managed and
     # local-gpu-software-in-cluster; the GPU Operator's in staging-gpu-operator (its monitor
-    # is Prometheus Operator's kind only, so off with the managed add-on).
-    assert monitors == 6
+    # is Prometheus Operator's kind only, so off with the managed add-on); and
+    # kube-prometheus-stack's 8 enabled `serviceMonitor` blocks (kubelet, API server,
+    # controller manager, scheduler, proxy, etcd, CoreDNS, Grafana) in each of its 5 plans,
+    # none of which sets a scrapeTimeout in 88.5.3.
+    assert monitors == 6 + 8 * 5
 
 
 def test_the_timing_check_sees_the_chart_default_against_a_shorter_interval() -> None:
@@ -306,9 +401,73 @@ def test_the_path_check_sees_a_misspelt_or_moved_value() -> None:
 
 def test_the_schema_check_sees_a_wrong_shape() -> None:
     operator = CHARTS[(gpu_pool.GPU_OPERATOR_CHART.chart, gpu_pool.GPU_OPERATOR_CHART.version)]
-    folder = UPSTREAM / operator.folder
-    defaults = json.loads((folder / "nfd-values.json").read_text())
-    schema = json.loads((folder / "nfd-values.schema.json").read_text())
-    wrong = merged(defaults, {"worker": {"tolerations": {"key": "nvidia.com/gpu"}}})
+    nfd = operator.subcharts["node-feature-discovery"]
+    wrong = merged(
+        operator.values()["node-feature-discovery"],
+        {"worker": {"tolerations": {"key": "nvidia.com/gpu"}}},
+    )
     with pytest.raises(jsonschema.ValidationError, match="is not of type 'array'"):
-        jsonschema.validate(wrong, schema)
+        jsonschema.validate(wrong, _json(nfd.schema))
+
+
+KUBE_PROMETHEUS_STACK = CHARTS[
+    (monitoring.KUBE_PROMETHEUS_STACK.chart, monitoring.KUBE_PROMETHEUS_STACK.version)
+]
+
+
+def _monitoring_values(all_plans, stack: str) -> dict[str, Any]:
+    (values,) = [
+        r["values"]
+        for s, r in releases(all_plans)
+        if s == stack and r["chart"] == "kube-prometheus-stack"
+    ]
+    return values
+
+
+def test_each_kube_prometheus_stack_allowance_is_one_our_values_need(all_plans) -> None:
+    """Without the allowances, one path at or under each is missing from the defaults:
+    none is there without need, and the check does see those paths."""
+    ours = _monitoring_values(all_plans, "dev")
+    problems = unknown_paths(ours, KUBE_PROMETHEUS_STACK.values(), {})
+    assert sorted(problems) == [
+        "grafana.containerSecurityContext.readOnlyRootFilesystem: not a value of the chart",
+        "grafana.securityContext.seccompProfile: not a value of the chart",
+        "grafana.serviceAccount.annotations: not a value of the chart",
+        "grafana.sidecar.securityContext.readOnlyRootFilesystem: not a value of the chart",
+        "kube-state-metrics.containerSecurityContext.seccompProfile: not a value of the chart",
+        "prometheus.prometheusSpec.storageSpec.volumeClaimTemplate: not a value of the chart",
+        "prometheusOperator.containerSecurityContext.seccompProfile: not a value of the chart",
+    ]
+    paths = [problem.split(":")[0] for problem in problems]
+    for allowance in KUBE_PROMETHEUS_STACK_FREE_FORM:
+        covered = [p for p in paths if p == allowance or p.startswith(allowance + ".")]
+        assert len(covered) == 1, allowance
+
+
+def test_subchart_values_are_checked_against_the_subchart_defaults() -> None:
+    ours = {
+        # In grafana's own defaults, not in kube-prometheus-stack's grafana block.
+        "grafana": {"tolerations": [], "sidecar": {"dashboards": {"lable": "x"}}},
+        "prometheus-node-exporter": {"namespaceOverride": "node-agents"},
+    }
+    free_form = KUBE_PROMETHEUS_STACK.free_form
+    assert unknown_paths(ours, KUBE_PROMETHEUS_STACK.own_values(), free_form) == [
+        "grafana.tolerations: not a value of the chart",
+        "grafana.sidecar.dashboards.lable: not a value of the chart",
+    ]
+    assert unknown_paths(ours, KUBE_PROMETHEUS_STACK.values(), free_form) == [
+        "grafana.sidecar.dashboards.lable: not a value of the chart"
+    ]
+
+
+def test_kube_state_metrics_renders_our_pod_security_context(all_plans) -> None:
+    """kube-state-metrics 8.4.0 writes the pod's securityContext only while its
+    `securityContext.enabled` is true (templates/deployment.yaml): our values, which do not
+    set it, must leave the default on."""
+    for stack in ("dev", "staging", "prod"):
+        ours = _monitoring_values(all_plans, stack)
+        effective = merged(KUBE_PROMETHEUS_STACK.values(), ours)["kube-state-metrics"]
+        assert (
+            effective["securityContext"]
+            == {"enabled": True} | monitoring.RESTRICTED_POD | monitoring.NOBODY_IDS
+        )
