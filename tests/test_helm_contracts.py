@@ -3,7 +3,9 @@ values.schema.json where the chart has one), plus the template facts that decide
 what the chart renders is accepted: a ServiceMonitor's scrapeTimeout within its interval.
 
 Helm accepts any key: a misspelt or moved value is silently ignored, and the chart renders
-its default instead. The charts' files at the pinned versions are in tests/upstream/.
+its default instead. The charts' files at the pinned versions are in tests/upstream/;
+kube-prometheus-stack's are those of 88.5.3, a lower bound for the pinned 92.2.0, which
+could not be read (what that can miss: its folder's source.json).
 """
 
 from __future__ import annotations
@@ -471,3 +473,27 @@ def test_kube_state_metrics_renders_our_pod_security_context(all_plans) -> None:
             effective["securityContext"]
             == {"enabled": True} | monitoring.RESTRICTED_POD | monitoring.NOBODY_IDS
         )
+
+
+# grafana 12.11.1 templates/_pod.tpl builds each extraSecretMounts volume from the first of
+# these keys the entry has; an entry with none gets a mount and no volume, and the pod is
+# refused.
+GRAFANA_SECRET_VOLUME_SOURCES = ("secretName", "projected", "csi")
+
+
+def test_each_grafana_secret_mount_has_a_volume_source_the_template_renders(all_plans) -> None:
+    mounts = []
+    for stack in ("dev", "local-gpu-software-in-cluster", "prod", "staging"):
+        for mount in _monitoring_values(all_plans, stack)["grafana"].get("extraSecretMounts", []):
+            sources = [key for key in GRAFANA_SECRET_VOLUME_SOURCES if key in mount]
+            assert len(sources) == 1, (
+                f"{stack} grafana.extraSecretMounts {mount['name']}: {sources}"
+            )
+            mounts.append((stack, mount["name"], sources[0]))
+    # The Key Vault CSI volume of the AKS stacks; the existing cluster reads a plain Secret
+    # through the chart's admin.existingSecret, with no mount.
+    assert mounts == [
+        ("dev", "secrets-store", "csi"),
+        ("prod", "secrets-store", "csi"),
+        ("staging", "secrets-store", "csi"),
+    ]
