@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.config import AlertThresholds
-from components.metrics import DCGM_NODE_LABEL, bucket, name
+from components.metrics import DCGM_NODE_LABEL, EDGE_NAMESPACE_LABEL, bucket, name
 
 GROUP = "slm-serving"
 # Rules are evaluated every 30 s: twice per 15 s scrape, enough for alerts held for minutes.
@@ -93,6 +93,19 @@ def rule_groups(
             "critical",
             f"{{{{ $labels.service }}}}: more than {thresholds.error_ratio:.0%} of requests fail",
             "{{ $value | humanizePercentage }} of requests returned 5xx over 10 minutes.",
+        ),
+        _alert(
+            runbook_url,
+            "EdgeRefusingRequests",
+            f"sum by (ingress, status) (rate({name('nginx_ingress_controller_requests')}"
+            f'{{{EDGE_NAMESPACE_LABEL}="{namespace}", status=~"429|503"}}[5m])) > 0',
+            "10m",
+            "warning",
+            "{{ $labels.ingress }}: the edge has refused requests with {{ $labels.status }} "
+            "for 10 minutes",
+            "{{ $value | humanize }} requests per second are refused: clients over their "
+            "per-address limit (429), or a model whose queue is full or that has no ready "
+            "replica (503).",
         ),
         _alert(
             runbook_url,

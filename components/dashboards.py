@@ -16,7 +16,13 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import GraphDrawStyle
 
-from components.metrics import DCGM_NODE_LABEL, bucket, name
+from components.metrics import (
+    DCGM_NODE_LABEL,
+    EDGE_NAMESPACE_LABEL,
+    REFUSED_STATUSES,
+    bucket,
+    name,
+)
 
 UID = "slm-serving"
 TITLE = "SLM serving"
@@ -116,6 +122,21 @@ def _rows(namespace: str) -> list[tuple[str, list[Any]]]:
                             "{{service}} {{status}}",
                         )
                     ],
+                ),
+                _panel(
+                    "Requests refused at the edge per second",
+                    "reqps",
+                    [
+                        (
+                            f"sum by (ingress, status) "
+                            f"(rate({name('nginx_ingress_controller_requests')}"
+                            f'{{{EDGE_NAMESPACE_LABEL}="{namespace}", '
+                            f'status=~"{"|".join(REFUSED_STATUSES)}"}}{RATE}))',
+                            "{{ingress}} {{status}}",
+                        )
+                    ],
+                    description="401: a key the model refused; 429: over the per-address "
+                    "limit; 503: a full model queue, or over a limit off AKS.",
                 ),
             ],
         ),

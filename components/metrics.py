@@ -13,6 +13,11 @@ pinned versions (tests/upstream/, each folder's source.json says where from):
   (http_requests_total by method, status, handler; status grouped as "2xx", "5xx").
 - DCGM exporter 4.8.3 (the chart components/gpu_pool.py pins): the metrics its chart
   enables and the labels its renderer and collector write.
+- ingress-nginx controller v1.13.7 (what AKS application routing runs): its per-request
+  counter by status and Ingress, the only place the edge's refusals are counted (a 429 over
+  a limit; a 401 for a refused key, which vLLM's own HTTP metrics never count since its key
+  check wraps them). Scraped without honor_labels, its `namespace` and `service` labels
+  (the Ingress's) are stored as `exported_namespace` and `exported_service`.
 - kube-state-metrics: a stand-in release (see tests/upstream/kube-state-metrics-*), until
   the one kube-prometheus-stack 92.2.0 bundles can be read.
 """
@@ -29,7 +34,7 @@ Kind = Literal["gauge", "counter", "histogram"]
 class Metric:
     name: str
     kind: Kind
-    source: Literal["vllm", "http", "dcgm", "kube-state-metrics"]
+    source: Literal["vllm", "http", "dcgm", "kube-state-metrics", "ingress-nginx"]
     meaning: str
 
     def series_names(self) -> tuple[str, ...]:
@@ -54,6 +59,13 @@ _METRICS = (
     Metric("vllm:prefix_cache_hits_total", "counter", "vllm", "tokens found in the cache"),
     # vLLM's HTTP layer
     Metric("http_requests_total", "counter", "http", "HTTP requests by handler and status"),
+    # The edge: AKS application routing's ingress-nginx
+    Metric(
+        "nginx_ingress_controller_requests",
+        "counter",
+        "ingress-nginx",
+        "requests the edge answered, by Ingress and status code",
+    ),
     # NVIDIA DCGM exporter
     Metric("DCGM_FI_DEV_GPU_UTIL", "gauge", "dcgm", "GPU utilisation, percent"),
     Metric("DCGM_FI_DEV_FB_USED", "gauge", "dcgm", "GPU memory used, MiB"),
@@ -106,6 +118,12 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in _METRICS}
 # The label that names the node on DCGM exporter samples: "hostname" since exporter 4.8.3
 # (upstream PR #655 renamed "Hostname"), from the NODE_NAME the chart's DaemonSet sets.
 DCGM_NODE_LABEL = "hostname"
+# The Ingress's namespace on ingress-nginx's samples, as stored when scraped without
+# honor_labels (the scrape's own `namespace` is the controller's).
+EDGE_NAMESPACE_LABEL = "exported_namespace"
+# What the edge refuses: 401 (a key vLLM refused: only counted here), 429 (over a
+# per-address limit, AKS's add-on), 503 (over a limit elsewhere, or a full model queue).
+REFUSED_STATUSES = ("401", "429", "503")
 
 
 def name(metric: str) -> str:

@@ -27,6 +27,7 @@ VLLM = UPSTREAM / "vllm-0.31.0-metrics"
 HTTP = UPSTREAM / "prometheus-fastapi-instrumentator-8.0.2"
 DCGM = UPSTREAM / "dcgm-exporter-4.8.3"
 KUBE_STATE_METRICS = UPSTREAM / "kube-state-metrics-v2.20.0"
+INGRESS_NGINX = UPSTREAM / "ingress-nginx-v1.13.7-metrics"
 PROMTOOL_TESTS = Path(__file__).parent / "promtool" / "serving_alerts_test.yaml"
 
 # Labels Prometheus gives every sample it scrapes through a ServiceMonitor: Prometheus
@@ -83,6 +84,23 @@ def dcgm_families() -> dict[str, Family]:
     return families
 
 
+def ingress_nginx_families() -> dict[str, Family]:
+    """The controller's request metrics with the labels Prometheus stores: `host` with
+    --metrics-per-host (its default), and the Ingress's `namespace` and `service` kept as
+    exported_namespace and exported_service, since the scrape sets its own (Prometheus
+    renames a scraped label that the target also sets when honor_labels is false, the
+    default of ServiceMonitor, PodMonitor and the Azure metrics add-on's scrape configs)."""
+    flags = _json(INGRESS_NGINX / "flags.json")
+    families = {}
+    for name, entry in _json(INGRESS_NGINX / "metrics.json").items():
+        labels = set(entry["labels"])
+        if flags["metrics-per-host"]:
+            labels |= set(entry["labels_per_host"])
+        stored = {f"exported_{label}" if label in TARGET_LABELS else label for label in labels}
+        families[name] = Family(entry["kind"], frozenset(stored))
+    return families
+
+
 def upstream_families() -> dict[str, dict[str, Family]]:
     """By metrics.py source: every family the pinned exporter exposes."""
     return {
@@ -93,6 +111,7 @@ def upstream_families() -> dict[str, dict[str, Family]]:
             _json(KUBE_STATE_METRICS / "pod-metrics.json")
             | _json(KUBE_STATE_METRICS / "horizontalpodautoscaler-metrics.json")
         ),
+        "ingress-nginx": ingress_nginx_families(),
     }
 
 
@@ -207,9 +226,9 @@ def test_every_query_uses_only_upstream_names_and_labels(where, expression, read
 
 
 def test_the_queries_checked_are_all_of_them() -> None:
-    # 8 alert rules, 24 dashboard targets and the $model variable query, 1 autoscaler query.
-    assert [len(alert_expressions()), len(dashboard_expressions())] == [8, 25]
-    assert len(EXPRESSIONS) == 34
+    # 9 alert rules, 25 dashboard targets and the $model variable query, 1 autoscaler query.
+    assert [len(alert_expressions()), len(dashboard_expressions())] == [9, 26]
+    assert len(EXPRESSIONS) == 36
 
 
 @pytest.mark.parametrize("series", fixture_series())
@@ -246,3 +265,21 @@ def test_http_status_codes_are_grouped_as_the_error_alert_expects() -> None:
     assert _json(HTTP / "grouping.json") == {"should_group_status_codes": True}
     error_ratio = next(e for w, e, _ in alert_expressions() if w == "VllmErrorRatioHigh")
     assert 'status="5xx"' in error_ratio
+
+
+def test_edge_refusals_are_counted_by_status_code_and_ingress() -> None:
+    """The refusal alert and panel match status codes ("429"), not classes ("4xx"): the
+    controller reports codes unless --report-status-classes is set, which it is not by
+    default; they select the Ingress's namespace as stored after the scrape."""
+    assert _json(INGRESS_NGINX / "flags.json") == {
+        "metrics-per-host": True,
+        "report-status-classes": False,
+    }
+    requests = SERIES["nginx_ingress_controller_requests"]
+    assert {"status", "ingress", "exported_namespace", "exported_service", "host"} <= requests
+    refusing = next(e for w, e, _ in alert_expressions() if w == "EdgeRefusingRequests")
+    assert 'exported_namespace="slm-inference", status=~"429|503"' in refusing
+    # A misspelt label is caught on this family as on the others.
+    assert name_problems(
+        'sum(rate(nginx_ingress_controller_requests{exported_namespace="x", statuss="429"}[5m]))'
+    ) == ["nginx_ingress_controller_requests: no label 'statuss' upstream"]

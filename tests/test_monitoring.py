@@ -25,6 +25,7 @@ ALERTS = [
     "VllmQueueSustained",
     "VllmKvCacheNearlyFull",
     "VllmErrorRatioHigh",
+    "EdgeRefusingRequests",
     "ModelPodCrashLooping",
     "ModelPodOomKilled",
     "GpuXidError",
@@ -89,7 +90,7 @@ def test_each_stacks_prometheus_rule_passes_promtool_check(plans, stack, tmp_pat
     path = _rules_file(tmp_path, rule["spec"]["groups"])
     result = _promtool("check", "rules", path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 9 rules found" in result.stdout
 
 
 def test_thresholds_and_runbook_links_follow_the_stack_config() -> None:
@@ -149,7 +150,7 @@ def dashboard_expressions(board) -> list[str]:
 def test_dashboard_queries_use_only_listed_metrics() -> None:
     board = dashboards.serving_dashboard("slm-inference")
     expressions = dashboard_expressions(board)
-    assert len(expressions) == 25
+    assert len(expressions) == 26
     for expression in expressions:
         assert series_in(expression), expression
         assert unlisted_series(expression) == set(), expression
@@ -174,6 +175,7 @@ def test_dashboard_has_the_panels_the_issue_asks_for() -> None:
     assert list(panels) == [
         "Requests finished per second",
         "HTTP responses per second by status",
+        "Requests refused at the edge per second",
         "Time to first token",
         "Inter-token latency",
         "End-to-end latency",
