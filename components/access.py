@@ -233,7 +233,7 @@ ANNOTATION = "nginx.ingress.kubernetes.io/"
 # more_set_headers (the headers-more module built into ingress-nginx's NGINX) adds
 # Retry-After to those answers and to the server's own 503 (vLLM's full queue), only to them.
 SNIPPET_CLASSES = ("webapprouting.kubernetes.azure.com",)
-# The add-on's annotation-value-word-blocklist (aks-app-routing-operator's NGINX manifests).
+# The add-on's annotation-value-word-blocklist (aks-app-routing-operator, pkg/manifests/nginx.go).
 BLOCKED_SNIPPET_WORDS = (
     "load_module",
     "lua_package",
