@@ -131,6 +131,11 @@ class Access(_Strict):
     # to keep it served through that day while its callers move to their own keys.
     shared_key_valid_until: datetime.date | None = None
     per_client_address: RateLimit | None = None
+    # Requests a vLLM replica holds waiting beyond its batch (maxNumSeqs) before it refuses
+    # the next with 503 (vLLM's --max-num-queued-reqs). Unset: vLLM queues without bound,
+    # its default. No default here: the depth that still meets the TTFT alert depends on
+    # the model's measured throughput, which the template does not have.
+    queue_depth_per_replica: int | None = Field(None, ge=0)
 
     @field_validator("shared_key_valid_until", mode="before")
     @classmethod
@@ -220,6 +225,14 @@ def expires_epoch(until: datetime.date) -> int:
         until + datetime.timedelta(days=1), datetime.time(), datetime.UTC
     )
     return int(end.timestamp())
+
+
+def max_queued_requests(max_num_seqs: int, depth: int | None) -> int | None:
+    """vLLM's --max-num-queued-reqs for one replica: its batch plus the waiting depth. vLLM
+    counts requests waiting or running per API server (one per replica here) and advises
+    max_num_seqs plus the queue depth, so that it never binds before the batch is full
+    (vllm/config/scheduler.py, v0.31.0)."""
+    return None if depth is None else max_num_seqs + depth
 
 
 # -- the edge's limits (ingress-nginx annotations, checked at controller-v1.13.7) ---------------

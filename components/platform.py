@@ -447,6 +447,7 @@ def _model_services(
                 api_key_set=access.key_set_id(secrets.api_keys)
                 if config.access.consumers
                 else None,
+                queue_depth=config.access.queue_depth_per_replica,
             )
             services[model.name] = VllmService(f"{name}-{model.name}", args, opts=opts)
         else:

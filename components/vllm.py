@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import cache_warmer, sizing, workload
+from components import access, cache_warmer, sizing, workload
 from components.config import CacheWarmer as CacheWarmerSettings
 from components.config import GpuPool, ModelConfig
 from components.gpu_pool import POOL_LABEL, gpu_tolerations
@@ -38,6 +38,13 @@ SERVE_COMMAND = ["vllm", "serve"]
 # uses: in every stack, since dev relaxes cost, never security.
 SERVER_ARGS = ["--host=0.0.0.0", f"--port={PORT}", "--disable-fastapi-docs"]
 API_KEY_SET_ANNOTATION = "slm-deploy/api-keys"
+
+
+def queue_args(args: VllmArgs) -> list[str]:
+    """A bounded queue: vLLM answers 503 (QueueOverflowError) instead of queueing forever;
+    the edge adds Retry-After to that answer on AKS (components/access.py)."""
+    limit = access.max_queued_requests(args.plan.shape.max_num_seqs, args.queue_depth)
+    return [] if limit is None else [f"--max-num-queued-reqs={limit}"]
 
 
 def key_args(secrets: PodWiring) -> list[str]:
@@ -65,6 +72,8 @@ class VllmArgs:
     # Which API keys are live (access.key_set_id): a change rolls the servers, which read
     # their keys once, at start.
     api_key_set: str | None = None
+    # access.queueDepthPerReplica: refuse (503) beyond the batch plus this many waiting.
+    queue_depth: int | None = None
 
 
 class VllmService(pulumi.ComponentResource):
@@ -189,7 +198,7 @@ def container(args: VllmArgs) -> dict[str, Any]:
         # v0.31.0, where `python -m vllm.entrypoints.openai.api_server` is deprecated. Set
         # here rather than left to the image's entrypoint, so any image runs the same command.
         "command": SERVE_COMMAND,
-        "args": [*plan.engine_args, *SERVER_ARGS, *key_args(args.secrets)],
+        "args": [*plan.engine_args, *queue_args(args), *SERVER_ARGS, *key_args(args.secrets)],
         "env": [
             # The one shared key, for a server not given the keys file.
             *([] if args.secrets.api_keys_file else [_secret_env("VLLM_API_KEY", API_KEY)]),

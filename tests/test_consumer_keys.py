@@ -30,7 +30,6 @@ from components.secrets import (
     provider_objects,
     secret_provider_class_spec,
 )
-from components.vllm import key_args
 from tests.conftest import read_stack, write_stack
 from tools.mock_engine import run_program
 from tools.plan import ROOT, PlanConfigError, build_plan, kubernetes_manifests
@@ -132,6 +131,7 @@ def test_bad_access_settings_are_refused_with_their_path(raw, expected) -> None:
         ({"consumers": [{"name": "bot", "rateLimit": {"rps": 5}}]}, ("consumers", 0, "rateLimit"), "extra_forbidden"),
         ({"perClientAddress": {"rps": 0}}, ("perClientAddress", "rps"), "greater_than_equal"),
         ({"perClientAddress": {"rps": "5"}}, ("perClientAddress", "rps"), "int_type"),
+        ({"queueDepthPerReplica": -1}, ("queueDepthPerReplica",), "greater_than_equal"),
     ],
 )  # fmt: skip
 def test_numbers_and_unknown_keys_are_refused(raw, loc, kind) -> None:
@@ -170,6 +170,12 @@ def test_the_shared_key_can_stay_while_its_callers_move_to_their_own() -> None:
     assert all(k.consumer for k in live_keys(Access.model_validate(ROTATING), LAST_DAY))
 
 
+def test_the_queue_bound_is_the_batch_plus_the_depth_or_none() -> None:
+    assert access.max_queued_requests(4, 8) == 12
+    assert access.max_queued_requests(4, 0) == 4  # refuse as soon as the batch is full
+    assert access.max_queued_requests(4, None) is None  # vLLM's unbounded default
+
+
 def test_key_vault_expiry_is_the_end_of_the_last_day_utc() -> None:
     # 2027-02-01T00:00:00Z
     assert access.expires_epoch(LAST_DAY) == 1801440000
@@ -193,35 +199,25 @@ PARSE = textwrap.dedent(
     check_args._offline(sys.argv[2])
     check_args.install_target_gpu()
     args, errors = check_args.parse(check_args.serve_parser(), json.loads(sys.argv[3]))
-    print(json.dumps({"errors": errors, "api_key": getattr(args, "api_key", None)}))
+    print(json.dumps({"errors": errors, "api_key": getattr(args, "api_key", None),
+                      "max_num_queued_reqs": getattr(args, "max_num_queued_reqs", None)}))
     """
 )
 
 
-def test_vllm_reads_every_key_of_the_file_and_none_from_the_command_line(tmp_path) -> None:
+def vllm_parse(tmp_path: Path, argv: list[str]) -> dict[str, Any]:
+    """`vllm serve`'s own parser (vLLM 0.31.0 in .venv-vllm) over argv: what it makes of it."""
     if not VLLM_PYTHON.exists():
         pytest.fail(f"{VLLM_PYTHON.relative_to(ROOT)} is missing: run `make vllm-env`")
-    keys = tmp_path / "vllm-api-keys.yaml"
-    keys.write_text(access.keys_file(["key-of-search-team-2", "key-of-search-team-1"]))
-    wiring_args = key_args(_wiring(str(keys)))
-    argv = ["vllm", "serve", "microsoft/Phi-4-mini-instruct", "--port=8000", *wiring_args]
+    checker = str(ROOT / "tools" / "vllm_check")
     done = subprocess.run(
-        [str(VLLM_PYTHON), "-c", PARSE, str(ROOT / "tools" / "vllm_check"), str(tmp_path), json.dumps(argv)],
+        [str(VLLM_PYTHON), "-c", PARSE, checker, str(tmp_path), json.dumps(argv)],
         capture_output=True,
         text=True,
         timeout=600,
         check=True,
-    )  # fmt: skip
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"errors": [], "api_key": ["key-of-search-team-2", "key-of-search-team-1"]}
-    assert wiring_args == ["--config", str(keys)]
-    assert not any("key-of" in word for word in argv)
-
-
-def _wiring(path: str):
-    from components.secrets import PodWiring
-
-    return PodWiring(service_account="slm-model-server", api_keys_file=path)
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # -- what the secrets component declares ----------------------------------------------------------
@@ -396,6 +392,7 @@ DEV_ACCESS = {
         {"name": "support-bot"},
     ],
     "perClientAddress": {"rps": 5, "connections": 8},
+    "queueDepthPerReplica": 8,
 }
 
 
@@ -430,6 +427,9 @@ def test_the_servers_read_the_keys_file_and_roll_with_the_key_set(dev_with_consu
     }
     container = template["spec"]["containers"][0]
     assert container["args"][-2:] == ["--config", "/mnt/secrets-store/vllm-api-keys.yaml"]
+    # phi4-mini's batch of 4 (--max-num-seqs=4) plus 8 waiting, then 503.
+    assert "--max-num-seqs=4" in container["args"]
+    assert "--max-num-queued-reqs=12" in container["args"]
     assert "VLLM_API_KEY" not in {e["name"] for e in container["env"]}
     provider = _manifest(plan, "SecretProviderClass", "model-server")["spec"]
     # The shared key is revoked (consumers, no sharedKeyValidUntil): only the file is read.
@@ -515,3 +515,22 @@ def test_a_bad_access_setting_stops_the_plan_with_one_line(tmp_path, access_sett
     with pytest.raises(PlanConfigError) as caught:
         build_plan("dev", config_root=tmp_path)
     assert str(caught.value) == line
+
+
+def test_vllm_reads_the_rendered_command_line_with_its_keys_file(dev_with_consumers, tmp_path):
+    """The dev server's rendered command, with the CSI mount's file replaced by a local one
+    in the same format: vLLM's parser takes every key from the file (none is on the command
+    line) and the queue bound as rendered."""
+    container = _manifest(dev_with_consumers, "Deployment", "phi4-mini")["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    argv = container["command"] + container["args"]
+    keys = tmp_path / "vllm-api-keys.yaml"
+    keys.write_text(access.keys_file(["key-of-search-team-2", "key-of-search-team-1"]))
+    argv[argv.index("--config") + 1] = str(keys)
+    assert vllm_parse(tmp_path, argv) == {
+        "errors": [],
+        "api_key": ["key-of-search-team-2", "key-of-search-team-1"],
+        "max_num_queued_reqs": 12,
+    }
+    assert not any("key-of" in word for word in container["args"])
