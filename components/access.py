@@ -76,7 +76,8 @@ class ApiConsumer(_Strict):
 
     name: str
     # Raise by one to issue a new key; the key of the rotation before stays valid until
-    # previous_valid_until. Lowering it generates a fresh key for the lower number.
+    # previous_valid_until. Never reuse a number: Key Vault keeps a deleted secret's name
+    # through its retention (docs/security.md).
     rotation: int = Field(1, ge=1)
     previous_valid_until: datetime.date | None = None
 
