@@ -236,13 +236,39 @@ def literal_flag_values(words: Sequence[str], flag: str) -> list[str]:
     return [value for value in values if not ENV_EXPANSION.fullmatch(value)]
 
 
-def api_key_problems(container: Mapping[str, Any]) -> list[str]:
+CONFIG_FLAG = "--config"
+# Volumes whose files come from a Kubernetes Secret or the Secrets Store CSI driver.
+SECRET_VOLUME_KINDS = ("secret", "csi")
+
+
+def keys_file_from_secret(container: Mapping[str, Any], volumes: Sequence[Any]) -> bool:
+    """vLLM reads its keys from `--config <file>` (its `api-key:` list) on a Secret or CSI
+    volume: the keys file of components/secrets.py (several keys, one per consumer)."""
+    words = command_words(container)
+    if CONFIG_FLAG not in words or words.index(CONFIG_FLAG) + 1 >= len(words):
+        return False
+    path = words[words.index(CONFIG_FLAG) + 1]
+    secret_volumes = {
+        volume.get("name")
+        for volume in volumes
+        if isinstance(volume, Mapping) and any(kind in volume for kind in SECRET_VOLUME_KINDS)
+    }
+    return any(
+        isinstance(mount, Mapping)
+        and mount.get("name") in secret_volumes
+        and path.startswith(str(mount.get("mountPath", "")).rstrip("/") + "/")
+        for mount in _list(container.get("volumeMounts"))
+    )
+
+
+def api_key_problems(container: Mapping[str, Any], volumes: Sequence[Any] = ()) -> list[str]:
     entries = [
         entry
         for entry in _list(container.get("env"))
         if isinstance(entry, Mapping) and entry.get("name") == VLLM_API_KEY_ENV
     ]
-    problems = [] if entries else [f"env {VLLM_API_KEY_ENV} is missing"]
+    from_file = keys_file_from_secret(container, volumes)
+    problems = [] if entries or from_file else [f"env {VLLM_API_KEY_ENV} is missing"]
     for entry in entries:
         if entry.get("value") is not None:
             problems.append(f"env {VLLM_API_KEY_ENV} has a literal value")
@@ -262,14 +288,15 @@ def check_vllm_endpoint_authenticated(resources: Sequence[ResourceView]) -> list
         for path, container in pod.containers():
             if not runs_vllm_server(container):
                 continue
-            for problem in api_key_problems(container):
+            for problem in api_key_problems(container, _list(pod.spec.get("volumes"))):
                 violations.append(
                     _violation(
                         VLLM_ENDPOINT_AUTHENTICATED,
                         pod.resource,
                         f"{pod.container_label(path, container)} serves vLLM's OpenAI API in"
                         f" environment {environment} but {problem}; allowed: env"
-                        f" {VLLM_API_KEY_ENV} with valueFrom.secretKeyRef (a Kubernetes Secret)",
+                        f" {VLLM_API_KEY_ENV} with valueFrom.secretKeyRef (a Kubernetes Secret),"
+                        f" or {CONFIG_FLAG} <file> on a Secret or CSI volume",
                     )
                 )
     return violations

@@ -111,7 +111,7 @@ BAD_DEV_CONFIGS = [
     ),
     (
         _set("clustr", {"mode": "aks"}),
-        "slm-deploy:clustr: unknown key, allowed: environment, cluster, gpuPools, models, monitoring, secrets, serving, ingress",
+        "slm-deploy:clustr: unknown key, allowed: environment, cluster, gpuPools, models, monitoring, secrets, serving, ingress, access",
     ),
     (
         _set("cluster.mode", "gke"),

@@ -534,3 +534,35 @@ def test_vllm_reads_the_rendered_command_line_with_its_keys_file(dev_with_consum
         "max_num_queued_reqs": 12,
     }
     assert not any("key-of" in word for word in container["args"])
+
+
+def test_prod_with_consumers_passes_the_policy_only_while_the_keys_file_is_a_secret(
+    tmp_path: Path,
+) -> None:
+    """vllm-endpoint-authenticated takes `--config <file>` on the CSI volume in place of
+    VLLM_API_KEY; the same server with that volume gone has no key at all and is refused."""
+    from tools.plan import policy_violations
+
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    document = read_stack(tmp_path, "prod")
+    document["config"]["slm-deploy:access"] = DEV_ACCESS
+    write_stack(tmp_path, "prod", document)
+    plan = build_plan("prod", config_root=tmp_path)
+    assert plan["violations"] == []
+    servers = [
+        r
+        for r in plan["resources"]
+        if r["type"] == "kubernetes:apps/v1:Deployment"
+        and "--config" in r["inputs"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    ]
+    assert servers
+    for server in servers:
+        pod = server["inputs"]["spec"]["template"]["spec"]
+        pod["volumes"] = [v for v in pod["volumes"] if "csi" not in v]
+    violations = policy_violations(plan["resources"])
+    assert len(violations) == len(servers)
+    assert all(
+        v.startswith("vllm-endpoint-authenticated: ") and "env VLLM_API_KEY is missing" in v
+        for v in violations
+    )

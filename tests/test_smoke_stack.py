@@ -288,3 +288,12 @@ def test_smoke_args_after_a_double_dash_reach_smoke(
     args = [str(tmp_path / "outputs.json"), "--ready-timeout", "90", "--", "--skip-tools"]
     assert main(args) == 0
     assert seen == [(90, ["--skip-tools"])]
+
+
+def test_with_consumers_and_no_shared_key_the_first_consumers_key_is_used() -> None:
+    outputs = two_models(key_command=None) | {
+        "apiKeyCommands": {"support-bot": "echo bot-key", "search-team": "echo search-key"}
+    }
+    smoke = FakeSmoke()
+    assert smoke_stack(outputs, FakeKubectl({"phi4-mini": 1, "qwen3-8b": 1}), smoke) == 0
+    assert [run[2] for run in smoke.runs] == ["search-key", "search-key"]

@@ -213,6 +213,15 @@ class ApiKey:
         return key
 
 
+def key_command(outputs: dict[str, Any]) -> str | None:
+    """The shared key's command, or, once a stack names consumers and the shared key is
+    revoked, the first consumer's (by name): any live key will do for a smoke test."""
+    consumers = outputs.get("apiKeyCommands") or {}
+    return outputs.get("apiKeyCommand") or next(
+        (consumers[name] for name in sorted(consumers)), None
+    )
+
+
 def smoke_stack(
     outputs: dict[str, Any],
     kubectl: Kubectl,
@@ -220,7 +229,7 @@ def smoke_stack(
     ready_timeout_s: int = DEFAULT_READY_TIMEOUT_S,
     extra: list[str] | None = None,
 ) -> int:
-    api_key = ApiKey(outputs.get("apiKeyCommand"))
+    api_key = ApiKey(key_command(outputs))
     statuses = []
     for target in targets(outputs):
         try:
