@@ -95,6 +95,9 @@ class MonitoringArgs:
     grafana_secrets: PodWiring
     # The privileged namespace node-exporter runs in (components/network.py).
     node_agents_namespace: str
+    # AKS application routing's namespace when the stack's Ingress goes through it: its
+    # NGINX counts the edge's refusals (EdgeRefusingRequests). None: nothing to scrape.
+    edge_namespace: str | None = None
 
 
 def chart_values(args: MonitoringArgs) -> dict[str, Any]:
@@ -229,6 +232,52 @@ def declare_vllm_service_monitor(
     )
 
 
+# AKS application routing's NGINX (aks-app-routing-operator, pkg/manifests: checked against
+# tests/upstream/aks-app-routing-operator-*): a metrics Service with these labels serves
+# ingress-nginx's metrics on the port named "prometheus". The controller's other Service has
+# the same labels but no such port, so only the metrics endpoint is scraped.
+EDGE_METRICS_SERVICE_LABELS = {
+    "app.kubernetes.io/managed-by": "aks-app-routing-operator",
+    "app.kubernetes.io/component": "ingress-controller",
+}
+EDGE_METRICS_PORT = "prometheus"
+
+
+def edge_service_monitor(edge_namespace: str) -> dict[str, Any]:
+    """ingress-nginx's request counters, where the edge's 401, 429 and 503 are counted. No
+    honorLabels: the Ingress's namespace label is kept as exported_namespace."""
+    return {
+        "selector": {"matchLabels": EDGE_METRICS_SERVICE_LABELS},
+        "namespaceSelector": {"matchNames": [edge_namespace]},
+        "endpoints": [{"port": EDGE_METRICS_PORT, "path": "/metrics", "interval": SCRAPE_INTERVAL}],
+    }
+
+
+def declare_edge_service_monitor(
+    name: str,
+    api_version: str,
+    namespace: str,
+    edge_namespace: str | None,
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource | None:
+    """The edge controller's ServiceMonitor, in the CRD group of the Prometheus that reads it
+    (and in a namespace of ours: the controller's is AKS's)."""
+    if edge_namespace is None:
+        return None
+    return k8s.apiextensions.CustomResource(
+        f"{name}-edge",
+        api_version=api_version,
+        kind="ServiceMonitor",
+        metadata={
+            "name": "edge-controller",
+            "namespace": namespace,
+            "labels": labels("slm-monitoring", name, "monitoring"),
+        },
+        spec=edge_service_monitor(edge_namespace),
+        opts=opts,
+    )
+
+
 class InClusterMonitoring(pulumi.ComponentResource):
     """kube-prometheus-stack with our scrape targets, dashboard and alert rules."""
 
@@ -253,6 +302,9 @@ class InClusterMonitoring(pulumi.ComponentResource):
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
         declare_vllm_service_monitor(
             name, OPERATOR_SERVICE_MONITOR, args.namespace, args.inference_namespace, after_crds
+        )
+        declare_edge_service_monitor(
+            name, OPERATOR_SERVICE_MONITOR, args.namespace, args.edge_namespace, after_crds
         )
         k8s.apiextensions.CustomResource(
             f"{name}-rules",
@@ -313,6 +365,7 @@ class AzureMonitoringArgs:
     thresholds: AlertThresholds
     runbook_url: str
     private_cluster: bool = False
+    edge_namespace: str | None = None  # as MonitoringArgs.edge_namespace
 
 
 def iso_duration(hold: str) -> str | None:
@@ -374,6 +427,9 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
         # The metrics add-on reads only its own CRD group, which it installs with the cluster.
         declare_vllm_service_monitor(
             name, MANAGED_SERVICE_MONITOR, args.inference_namespace, args.inference_namespace, child
+        )
+        declare_edge_service_monitor(
+            name, MANAGED_SERVICE_MONITOR, args.inference_namespace, args.edge_namespace, child
         )
         self.prometheus_url = workspace.metrics.apply(
             lambda metrics: metrics.prometheus_query_endpoint if metrics else None

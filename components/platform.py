@@ -373,6 +373,7 @@ def _monitoring(
                 runbook_url=settings.runbook_url,
                 grafana_secrets=secrets.wiring(GRAFANA.name),
                 node_agents_namespace=NODE_SYSTEM_NAMESPACE,
+                edge_namespace=edge_controller_namespace(config),
             ),
             opts=_after(
                 on_cluster,
@@ -393,6 +394,7 @@ def _monitoring(
                 thresholds=settings.alerts,
                 runbook_url=settings.runbook_url,
                 private_cluster=aks.private,
+                edge_namespace=edge_controller_namespace(config),
             ),
             opts=_after(on_cluster, namespaces.namespaces[INFERENCE_NAMESPACE]),
         )
@@ -547,6 +549,14 @@ def _ingress_args(config: StackConfig, services: dict) -> ModelIngressArgs:
         tls_key_vault_certificate_uri=ingress.tls_key_vault_certificate_uri,
         rate_limit=config.access.per_client_address,
     )
+
+
+def edge_controller_namespace(config: StackConfig) -> str | None:
+    """Where the NGINX that counts the edge's refusals runs, when we know how to scrape it:
+    AKS application routing, the Ingress class of AKS stacks unless the stack names another."""
+    ingress = config.ingress
+    uses_app_routing = config.is_aks and ingress.class_name in (None, AKS_APP_ROUTING_CLASS)
+    return AKS_APP_ROUTING_NAMESPACE if ingress.enabled and uses_app_routing else None
 
 
 AZURE_METRICS_NAMESPACE = "kube-system"  # the ama-metrics add-on's scrapers

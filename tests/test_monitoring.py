@@ -380,3 +380,66 @@ def test_dashboard_tool_prints_the_same_dashboard(capsys) -> None:
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(dashboards.dashboard_json(dashboards.serving_dashboard("team-a")))
     assert 'namespace="team-a"' in printed["templating"]["list"][1]["query"]
+
+
+# -- the edge controller's metrics (EdgeRefusingRequests) ---------------------------------------
+
+APP_ROUTING = Path(__file__).parent / "upstream" / "aks-app-routing-operator-3c53bef"
+
+
+def _with_ingress(tmp_path: Path, stack: str, monitoring: dict[str, Any]) -> dict[str, Any]:
+    from tools.plan import ROOT
+
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    document = read_stack(tmp_path, stack)
+    document["config"]["slm-deploy:monitoring"] = monitoring
+    document["config"]["slm-deploy:ingress"] = {"enabled": True, "host": "slm.example.com"}
+    write_stack(tmp_path, stack, document)
+    return build_plan(stack, config_root=tmp_path)
+
+
+def _edge_monitors(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in kubernetes_manifests(plan["resources"]).values()
+        if m["kind"] == "ServiceMonitor" and m["metadata"]["name"] == "edge-controller"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "api_version", "namespace"),
+    [
+        ({"mode": "in-cluster"}, "monitoring.coreos.com/v1", "slm-monitoring"),
+        ({"mode": "azure-managed"}, "azmonitoring.coreos.com/v1", "slm-inference"),
+    ],
+)
+def test_the_edge_controller_that_counts_refusals_is_scraped(
+    tmp_path: Path, monitoring, api_version, namespace
+) -> None:
+    """The ServiceMonitor selects the Service AKS application routing creates for its NGINX's
+    metrics, as the operator's code labels it, on the port it names."""
+    common = json.loads((APP_ROUTING / "common.json").read_text())
+    nginx = json.loads((APP_ROUTING / "nginx.json").read_text())
+    operator_namespace = json.loads((APP_ROUTING / "config.json").read_text())
+    service_labels = {
+        **common["topLevelLabels"],
+        common["componentLabelKey"]: nginx["metricsServiceComponent"],
+    }
+    plan = _with_ingress(tmp_path, "dev", monitoring)
+    (monitor,) = _edge_monitors(plan)
+    assert (monitor["apiVersion"], monitor["metadata"]["namespace"]) == (api_version, namespace)
+    spec = monitor["spec"]
+    assert spec["namespaceSelector"] == {"matchNames": [operator_namespace["defaultNamespace"]]}
+    assert spec["selector"]["matchLabels"].items() <= service_labels.items()
+    assert spec["endpoints"] == [
+        {"port": nginx["metricsPortName"], "path": "/metrics", "interval": "15s"}
+    ]
+    assert nginx["metricsEnabled"] is True
+
+
+def test_without_an_ingress_no_edge_controller_is_scraped(plans) -> None:
+    for stack, plan in plans.items():
+        manifests = kubernetes_manifests(plan["resources"]).values()
+        if not any(m["kind"] == "Ingress" for m in manifests):
+            assert _edge_monitors(plan) == [], stack
