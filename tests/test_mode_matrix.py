@@ -10,7 +10,12 @@ accepts is planned at least once, from tests/fixtures/mode-matrix/ (never the sh
 stacks), and each plan must:
 
 - pass the policy pack (tools.plan.policy_violations, as `plan` exits 1 otherwise);
-- validate strictly against the Kubernetes schemas (tests/conftest.py invalid_manifests);
+- validate strictly against the Kubernetes schemas, custom resources against their CRDs
+  (tests/conftest.py invalid_manifests);
+- pass the Helm contract (every value path in the pinned chart, every ServiceMonitor's
+  timeout within its interval: tests/test_helm_contracts.py), the azure-native contract
+  (inputs against the installed SDK's types) and every Azure name against its rule
+  (tests/test_azure_contracts.py);
 - declare no two Kubernetes objects with the same kind, namespace and name (the second
   fails on `pulumi up`; the plan's one-file-per-object listing would hide it);
 - be deterministic (two runs, the same resources and outputs).
@@ -23,6 +28,7 @@ refusal nobody intended fails here instead of silently shrinking the matrix.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import re
@@ -38,7 +44,22 @@ import yaml
 
 from components import catalog
 from tests.conftest import invalid_manifests
-from tools.plan import ROOT, PlanConfigError, build_plan
+from tests.test_azure_contracts import (
+    Tally,
+    azurerm_rules,
+    names_breaking_rules,
+    naming_tool_rules,
+    resource_problems,
+    swagger_constraints,
+)
+from tests.test_helm_contracts import (
+    CHARTS,
+    merged,
+    service_monitor_blocks,
+    timing_problems,
+    unknown_paths,
+)
+from tools.plan import ROOT, PlanConfigError, build_plan, helm_releases, plain_numbers
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mode-matrix"
 P = "slm-deploy:"
@@ -456,11 +477,39 @@ def duplicate_objects(plan: dict[str, Any]) -> list[str]:
     ]
 
 
+@functools.cache
+def _azure_name_sources() -> dict[str, Any]:
+    return {
+        "swagger": swagger_constraints(),
+        "naming_tool": naming_tool_rules(),
+        "azurerm": azurerm_rules(),
+    }
+
+
+def helm_problems(plan: dict[str, Any]) -> list[str]:
+    """The Helm contract (tests/test_helm_contracts.py): every value path we set exists in
+    the pinned chart, and every ServiceMonitor the chart renders times out within its
+    interval."""
+    problems = []
+    for release in helm_releases(plan["resources"]):
+        values = plain_numbers(release["values"])
+        vendored = CHARTS[(release["chart"], release["version"])]
+        problems += unknown_paths(values, vendored.values(), vendored.free_form)
+        for where, block in service_monitor_blocks(merged(vendored.values(), values)):
+            problems += timing_problems(f"{release['chart']} {where}", block)
+    return problems
+
+
 def plan_problems(plan: dict[str, Any]) -> list[str]:
+    """The policy pack, strict manifests and the CRD contract, the Helm and azure-native
+    contracts, every Azure name against its rule, and no duplicate object."""
     return (
         [f"policy {violation}" for violation in plan["violations"]]
         + [f"manifest {problem}" for problem in invalid_manifests(plan)]
         + [f"duplicate {problem}" for problem in duplicate_objects(plan)]
+        + [f"helm {problem}" for problem in helm_problems(plan)]
+        + [f"azure {problem}" for problem in resource_problems(plan["resources"], Tally())]
+        + [f"azure name {p}" for p in names_breaking_rules(plan, _azure_name_sources())]
     )
 
 
