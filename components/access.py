@@ -220,6 +220,24 @@ def keys_file(values: list[str]) -> str:
     return "api-key:\n" + "".join(f"- {json.dumps(value)}\n" for value in values)
 
 
+def _regex_literal(value: str) -> str:
+    """A key as a PCRE literal inside an NGINX quoted string: letters and digits as they
+    are (generated keys have nothing else, components/secrets.py), any other printable
+    character as a \\xHH escape, which NGINX's parser passes on untouched."""
+    if not all(" " <= char <= "~" for char in value):
+        raise ValueError("an API key must be printable ASCII: it travels in an HTTP header")
+    return "".join(char if char.isalnum() else f"\\x{ord(char):02x}" for char in value)
+
+
+def edge_keys_map(values: list[str]) -> str:
+    """The edge key check's NGINX map entries (components/edge_auth.py): the whole
+    Authorization header of each live key maps to 1. Written as anchored regexes because
+    NGINX matches a map's plain strings ignoring case (ngx_http_map_find lowercases the
+    value), which would take a key with its letters' case changed; a regex entry without
+    `~*` is case-sensitive, like vLLM's own comparison."""
+    return "".join(f'"~^Bearer {_regex_literal(value)}$" 1;\n' for value in values)
+
+
 def expires_epoch(until: datetime.date) -> int:
     """The end of the last valid day (UTC) in seconds since the epoch (Key Vault's `exp`)."""
     end = datetime.datetime.combine(

@@ -84,6 +84,12 @@ OPEN_WEBUI_IMAGE = (
     "ghcr.io/open-webui/open-webui:v0.8.12"
     "@sha256:8113fa5510020ef05a44afc0c42d33eabeeb2524a996e3e3fb8c437c00f0d792"
 )
+# The edge's key check (components/edge_auth.py): NGINX's unprivileged build, 1.29.3 on
+# Alpine; the digest as public Dockerfiles and deployment notes pin it with that tag.
+EDGE_AUTH_IMAGE = (
+    "nginxinc/nginx-unprivileged:1.29.3-alpine"
+    "@sha256:5aea7cc516b419e3526f47dd1531be31a56a046cfe44754d94f9383e13e2ee99"
+)
 # repository[:tag][@sha256:digest]; pinned_image() also demands a tag other than "latest"
 # or a digest.
 IMAGE_REFERENCE = re.compile(
@@ -600,6 +606,13 @@ class IngressSettings(_Strict):
     # Where that controller runs (its pods may reach the models): app-routing-system on AKS,
     # ingress-nginx elsewhere.
     controller_namespace: str | None = None
+    # The NGINX image of the edge's key check, which runs wherever vLLM models are published.
+    edge_auth_image: str = Field(EDGE_AUTH_IMAGE, pattern=IMAGE_REFERENCE.pattern)
+
+    @field_validator("edge_auth_image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        return pinned_image(value)
 
     @field_validator("host")
     @classmethod
@@ -848,6 +861,8 @@ class StackConfig(_Strict):
         }
         if serving.cache_warmer.enabled:
             images["serving.cacheWarmer.image"] = serving.cache_warmer.image
+        if self.ingress.enabled:
+            images["ingress.edgeAuthImage"] = self.ingress.edge_auth_image
         for key, image in images.items():
             if "@sha256:" not in image:
                 raise _FieldError(key, image, "an image pinned by @sha256 digest in prod")

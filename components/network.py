@@ -14,6 +14,9 @@ INFERENCE_NAMESPACE = "slm-inference"
 MONITORING_NAMESPACE = "slm-monitoring"
 # Node-level agents: NVIDIA's device plugin and DCGM exporter, Prometheus' node-exporter.
 NODE_SYSTEM_NAMESPACE = "slm-system"
+# The edge's key check (components/edge_auth.py), alone: only the ingress controller
+# reaches it, and it reaches nothing.
+EDGE_NAMESPACE = "slm-edge"
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,12 @@ class NamespacesArgs:
     specs: tuple[NamespaceSpec, ...]
 
 
-def namespace_specs(*, gpu: bool, monitoring_in_cluster: bool) -> tuple[NamespaceSpec, ...]:
+def namespace_specs(
+    *, gpu: bool, monitoring_in_cluster: bool, edge_auth: bool = False
+) -> tuple[NamespaceSpec, ...]:
     specs = [NamespaceSpec(INFERENCE_NAMESPACE, "restricted", "model servers")]
+    if edge_auth:
+        specs.append(NamespaceSpec(EDGE_NAMESPACE, "restricted", "edge key check"))
     if gpu or monitoring_in_cluster:
         specs.append(NamespaceSpec(NODE_SYSTEM_NAMESPACE, "privileged", "node agents"))
     if monitoring_in_cluster:
@@ -98,6 +105,8 @@ MAX_BODY_SIZE = "16m"
 class ExposedModel:
     name: str
     service_port: int
+    # Its keys are checked at the edge too (vLLM models, when the key check runs).
+    keyed: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,8 @@ class ModelIngressArgs:
     # Per client address (access.perClientAddress): ingress-nginx cannot tell consumers
     # apart, its limit zones are keyed by the client's address (docs/security.md).
     rate_limit: access.RateLimit | None = None
+    # The edge key check's URL (components/edge_auth.py), consulted for keyed models.
+    auth_url: str | None = None
 
 
 def model_path(model: str) -> str:
@@ -128,7 +139,17 @@ def ingress_path(model: str) -> str:
     return f"{model_path(model)}{API_PREFIX}(.*)"
 
 
-def ingress_annotations(args: ModelIngressArgs) -> dict[str, str]:
+def auth_annotations(auth_url: str | None) -> dict[str, str]:
+    """Before proxying, ingress-nginx asks the key check with a GET carrying the client's
+    headers (its Authorization among them) and no body; only a 2xx answer lets the request
+    on, a 401 is the client's answer (authreq, controller-v1.13.7). AKS application routing
+    accepts `auth-url` (risk High) under its annotations-risk-level Critical."""
+    if auth_url is None:
+        return {}
+    return {f"{access.ANNOTATION}auth-url": auth_url, f"{access.ANNOTATION}auth-method": "GET"}
+
+
+def ingress_annotations(args: ModelIngressArgs, keyed: bool = True) -> dict[str, str]:
     timeout = str(args.max_request_seconds)
     annotations = {
         # /models/<name>/v1/... reaches the server as /v1/..., nothing else reaches it.
@@ -140,6 +161,7 @@ def ingress_annotations(args: ModelIngressArgs) -> dict[str, str]:
         "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
         "nginx.ingress.kubernetes.io/proxy-body-size": MAX_BODY_SIZE,
         **access.rate_limit_annotations(args.rate_limit, args.class_name),
+        **auth_annotations(args.auth_url if keyed else None),
     }
     if args.tls_secret_name or args.tls_key_vault_certificate_uri:
         annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] = "true"
@@ -199,7 +221,7 @@ class ModelIngress(pulumi.ComponentResource):
                 metadata={
                     "name": model.name,
                     "namespace": args.namespace,
-                    "annotations": ingress_annotations(args),
+                    "annotations": ingress_annotations(args, model.keyed),
                 },
                 spec=spec,
                 opts=pulumi.ResourceOptions(parent=self),
@@ -267,6 +289,9 @@ class NetworkPoliciesArgs:
     scraper: Peer | None = None
     # Who queries Prometheus from outside its namespace: KEDA's operator (kube-system).
     prometheus_clients: tuple[Peer, ...] = ()
+    # The edge key check's namespace (None without it), and who calls it: the controller.
+    edge_namespace: str | None = None
+    edge_clients: tuple[Peer, ...] = ()
 
 
 def _deny_all(types: list[str]) -> dict:
@@ -379,6 +404,24 @@ def node_system_policies(args: NetworkPoliciesArgs) -> dict[str, dict]:
     return policies
 
 
+def edge_policies(args: NetworkPoliciesArgs) -> dict[str, dict]:
+    """The key check: its port from the ingress controller, nothing else in, nothing out
+    (no DNS either: it resolves no name and calls nothing)."""
+    return {
+        "default-deny": _deny_all(["Ingress", "Egress"]),
+        "allow-ingress-controller": {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [peer.selector() for peer in args.edge_clients],
+                    "ports": [{"protocol": "TCP", "port": "http"}],
+                }
+            ],
+        },
+    }
+
+
 def network_policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict[str, dict]]:
     """Named NetworkPolicy specs by namespace: each namespace denies by default."""
     specs = {args.inference_namespace: inference_policies(args)}
@@ -386,6 +429,8 @@ def network_policy_specs(args: NetworkPoliciesArgs) -> dict[str, dict[str, dict]
         specs[args.monitoring_namespace] = monitoring_policies(args)
     if args.node_system_namespace:
         specs[args.node_system_namespace] = node_system_policies(args)
+    if args.edge_namespace:
+        specs[args.edge_namespace] = edge_policies(args)
     return specs
 
 

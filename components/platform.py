@@ -24,6 +24,8 @@ from components.cache_warmer import SERVICE_ACCOUNT as CACHE_WARMER_ACCOUNT
 from components.cache_warmer import BlobReaderArgs, BlobReaderIdentity
 from components.cluster import Cluster, ClusterArgs
 from components.config import GpuPool, ModelConfig, StackConfig
+from components.edge_auth import SERVICE_ACCOUNT as EDGE_AUTH_ACCOUNT
+from components.edge_auth import EdgeAuth, EdgeAuthArgs
 from components.gpu_pool import (
     OPERATOR_SERVICE_MONITOR,
     GpuNodePool,
@@ -43,6 +45,7 @@ from components.monitoring import (
 from components.network import (
     AKS_APP_ROUTING_CLASS,
     AKS_APP_ROUTING_NAMESPACE,
+    EDGE_NAMESPACE,
     INFERENCE_NAMESPACE,
     INGRESS_NGINX_NAMESPACE,
     MONITORING_NAMESPACE,
@@ -73,6 +76,7 @@ from components.ollama import PORT as OLLAMA_PORT
 from components.secrets import (
     API_KEY,
     API_KEYS,
+    EDGE_KEYS,
     GRAFANA_PASSWORD,
     GRAFANA_USER,
     HF_TOKEN,
@@ -134,6 +138,7 @@ class Platform(pulumi.ComponentResource):
                 specs=namespace_specs(
                     gpu=installs_gpu_software(config),
                     monitoring_in_cluster=config.monitoring.mode == "in-cluster",
+                    edge_auth=checks_keys_at_edge(config),
                 ),
             ),
             opts=on_cluster,
@@ -186,10 +191,11 @@ class Platform(pulumi.ComponentResource):
                 opts=_after(in_inference, *services.values()),
             )
         if config.ingress.enabled:
+            edge_auth = _edge_auth(name, config, secrets, namespaces, on_cluster)
             ingress = ModelIngress(
                 f"{name}-ingress",
-                _ingress_args(config, services),
-                opts=_after(in_inference, *services.values()),
+                _ingress_args(config, services, edge_auth.url if edge_auth else None),
+                opts=_after(in_inference, *services.values(), *([edge_auth] if edge_auth else [])),
             )
             endpoints |= ingress.urls
 
@@ -263,6 +269,43 @@ GRAFANA = Consumer(
 )
 
 
+# The edge's key check reads every live key as its NGINX map (components/edge_auth.py).
+EDGE_AUTH = Consumer(
+    name="edge-auth",
+    namespace=EDGE_NAMESPACE,
+    service_account=EDGE_AUTH_ACCOUNT,
+    items=(EDGE_KEYS,),
+)
+
+
+def checks_keys_at_edge(config: StackConfig) -> bool:
+    """The edge checks keys wherever it publishes a vLLM model: every stack with the ingress
+    on and a vLLM model. No switch turns it off: the template's Ingress objects work only
+    with ingress-nginx (their rewrite and regex annotations are its own), which always
+    understands auth-url, and a stack that publishes a model has keys to check."""
+    return config.ingress.enabled and bool(vllm_models(config))
+
+
+def _edge_auth(
+    name: str,
+    config: StackConfig,
+    secrets: KeyVaultSecrets | ClusterSecrets,
+    namespaces: Namespaces,
+    on_cluster: pulumi.ResourceOptions,
+) -> EdgeAuth | None:
+    if not checks_keys_at_edge(config):
+        return None
+    return EdgeAuth(
+        f"{name}-edge-auth",
+        EdgeAuthArgs(
+            image=config.ingress.edge_auth_image,
+            wiring=secrets.wiring(EDGE_AUTH.name),
+            key_set=access.key_set_id(secrets.api_keys),
+        ),
+        opts=_after(on_cluster, namespaces.namespaces[EDGE_NAMESPACE], secrets),
+    )
+
+
 def live_api_keys(config: StackConfig) -> tuple[access.KeyRef, ...]:
     """The keys the servers accept as of today (UTC): a consumer's previous key is dropped
     by the first `pulumi up` on a day after its previousValidUntil (components/access.py).
@@ -297,6 +340,8 @@ def secret_consumers(config: StackConfig) -> tuple[Consumer, ...]:
         consumers.append(CACHE_WARMER)
     if config.monitoring.mode == "in-cluster":
         consumers.append(GRAFANA)
+    if checks_keys_at_edge(config):
+        consumers.append(EDGE_AUTH)
     return tuple(consumers)
 
 
@@ -531,10 +576,15 @@ def model_cache(config: StackConfig, model: ModelConfig) -> ModelCache:
     )
 
 
-def _ingress_args(config: StackConfig, services: dict) -> ModelIngressArgs:
+def _ingress_args(
+    config: StackConfig, services: dict, auth_url: str | None = None
+) -> ModelIngressArgs:
     ingress = config.ingress
     exposed = tuple(
-        ExposedModel(model.name, VLLM_PORT if model.engine == "vllm" else OLLAMA_PORT)
+        # The edge checks vLLM's keys; Ollama has none to check.
+        ExposedModel(model.name, VLLM_PORT, keyed=auth_url is not None)
+        if model.engine == "vllm"
+        else ExposedModel(model.name, OLLAMA_PORT)
         for model in config.models
         # Ollama has no authentication: it is reachable from outside only in local and dev.
         if model.engine == "vllm" or config.environment in ("local", "dev")
@@ -548,6 +598,7 @@ def _ingress_args(config: StackConfig, services: dict) -> ModelIngressArgs:
         tls_secret_name=ingress.tls_secret_name,
         tls_key_vault_certificate_uri=ingress.tls_key_vault_certificate_uri,
         rate_limit=config.access.per_client_address,
+        auth_url=auth_url,
     )
 
 
@@ -571,13 +622,18 @@ def metrics_scraper(config: StackConfig) -> Peer | None:
     }.get(config.monitoring.mode)
 
 
+def ingress_controller(config: StackConfig) -> Peer:
+    """Where the ingress controller's pods run."""
+    return Peer(
+        config.ingress.controller_namespace
+        or (AKS_APP_ROUTING_NAMESPACE if config.is_aks else INGRESS_NGINX_NAMESPACE)
+    )
+
+
 def model_clients(config: StackConfig) -> tuple[Peer, ...]:
     """Who may call the model servers: the ingress controller and the metrics scraper."""
-    controller = config.ingress.controller_namespace or (
-        AKS_APP_ROUTING_NAMESPACE if config.is_aks else INGRESS_NGINX_NAMESPACE
-    )
     scraper = metrics_scraper(config)
-    return (Peer(controller), *([scraper] if scraper else []))
+    return (ingress_controller(config), *([scraper] if scraper else []))
 
 
 def network_policies_args(config: StackConfig, namespaces: Namespaces) -> NetworkPoliciesArgs:
@@ -593,6 +649,8 @@ def network_policies_args(config: StackConfig, namespaces: Namespaces) -> Networ
         prometheus_clients=(Peer(KEDA_NAMESPACE),)
         if in_cluster and autoscaled_models(config)
         else (),
+        edge_namespace=EDGE_NAMESPACE if checks_keys_at_edge(config) else None,
+        edge_clients=(ingress_controller(config),),
     )
 
 

@@ -60,6 +60,12 @@ API_KEY = SecretItem("vllm-api-key", "slm-api-key", "api-key")
 API_KEYS = SecretItem("vllm-api-keys", "slm-api-keys", "keys.yaml", file="vllm-api-keys.yaml")
 # Where the servers find that file on existing clusters (a Secret volume).
 API_KEYS_DIR = "/var/run/slm-api-keys"
+# The same live keys as the edge key check's NGINX map entries (access.edge_keys_map).
+EDGE_KEYS = SecretItem(
+    "edge-auth-keys", "slm-edge-auth-keys", "keys.map", file="edge-auth-keys.map"
+)
+# Where the edge key check finds them on existing clusters (a Secret volume).
+EDGE_KEYS_DIR = "/var/run/slm-edge-keys"
 HF_TOKEN = SecretItem("hugging-face-token", "slm-hf-token", "token")
 GRAFANA_USER = SecretItem("grafana-admin-user", "grafana-admin", "admin-user")
 GRAFANA_PASSWORD = SecretItem("grafana-admin-password", "grafana-admin", "admin-password")
@@ -91,6 +97,8 @@ class PodWiring:
     volume_mounts: tuple[dict[str, Any], ...] = ()
     # The path of the API keys file (API_KEYS) in the pod, when the consumer reads it.
     api_keys_file: str | None = None
+    # The path of the edge's key map (EDGE_KEYS) in the pod, when the consumer reads it.
+    edge_keys_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,12 +157,14 @@ def secret_values(
     needed = {item for consumer in args.consumers for item in consumer.items}
     values: dict[SecretItem, pulumi.Input[str]] = {}
     protected = pulumi.ResourceOptions(parent=parent, protect=args.protect)
-    if API_KEY in needed or API_KEYS in needed:
+    if needed & {API_KEY, API_KEYS, EDGE_KEYS}:
         keys = api_key_values(name, args, parent)
         for key, value in keys.items():
             values[API_KEY if key.consumer is None else consumer_key_item(key)] = value
         if API_KEYS in needed:
             values[API_KEYS] = pulumi.Output.all(*keys.values()).apply(access.keys_file)
+        if EDGE_KEYS in needed:
+            values[EDGE_KEYS] = pulumi.Output.all(*keys.values()).apply(access.edge_keys_map)
     if HF_TOKEN in needed and args.hugging_face_token:
         values[HF_TOKEN] = pulumi.Output.secret(args.hugging_face_token.get_secret_value())
     if GRAFANA_PASSWORD in needed:
@@ -217,6 +227,8 @@ class ClusterSecrets(pulumi.ComponentResource):
 
     def wiring(self, consumer: str) -> PodWiring:
         found = self._consumers[consumer]
+        if EDGE_KEYS in found.items:
+            return _edge_keys_volume(found)
         if API_KEYS not in found.items:
             return PodWiring(service_account=found.service_account)
         return PodWiring(
@@ -233,6 +245,24 @@ class ClusterSecrets(pulumi.ComponentResource):
             volume_mounts=({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True},),
             api_keys_file=f"{API_KEYS_DIR}/{API_KEYS.key}",
         )
+
+
+def _edge_keys_volume(consumer: Consumer) -> PodWiring:
+    """The edge key check reads its map from the Secret as a file (existing clusters)."""
+    return PodWiring(
+        service_account=consumer.service_account,
+        volumes=(
+            {
+                "name": "edge-keys",
+                "secret": {
+                    "secretName": EDGE_KEYS.secret,
+                    "items": [{"key": EDGE_KEYS.key, "path": EDGE_KEYS.key}],
+                },
+            },
+        ),
+        volume_mounts=({"name": "edge-keys", "mountPath": EDGE_KEYS_DIR, "readOnly": True},),
+        edge_keys_file=f"{EDGE_KEYS_DIR}/{EDGE_KEYS.key}",
+    )
 
 
 # -- Azure Key Vault --------------------------------------------------------------------------
@@ -315,6 +345,7 @@ def csi_wiring(consumer: Consumer, client_id: pulumi.Input[str]) -> PodWiring:
     reads_keys = API_KEYS in consumer.items
     return PodWiring(
         api_keys_file=f"{SECRETS_MOUNT}/{API_KEYS.file}" if reads_keys else None,
+        edge_keys_file=f"{SECRETS_MOUNT}/{EDGE_KEYS.file}" if EDGE_KEYS in consumer.items else None,
         service_account=consumer.service_account,
         service_account_annotations={CLIENT_ID_ANNOTATION: client_id},
         volumes=(

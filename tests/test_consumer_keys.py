@@ -451,6 +451,8 @@ def test_the_vault_holds_each_live_key_and_outputs_say_how_to_read_them(dev_with
         "api-key-search-team-1",
         "api-key-search-team-2",
         "api-key-support-bot-1",
+        # The same live keys as the edge key check's NGINX map (components/edge_auth.py).
+        "edge-auth-keys",
         "grafana-admin-password",
         "grafana-admin-user",
         "vllm-api-keys",

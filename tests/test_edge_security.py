@@ -11,6 +11,7 @@ loopback server that stands in for vLLM.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import datetime
@@ -611,9 +612,40 @@ def rate_limits(annotations: dict[str, str], zone: str) -> tuple[list[str], list
     return zones, limits
 
 
-def nginx_location(location: Location, upstream: str, annotations: dict[str, str]) -> str:
+def auth_location_path(location: Location) -> str:
+    """ingress-nginx's internal location for a location's auth-url (template.go
+    buildAuthLocation, controller-v1.13.7): the path, URL-safe base64 without padding."""
+    encoded = base64.urlsafe_b64encode(location.path.encode()).decode().replace("=", "")
+    return f"/_external-auth-{encoded}-ImplementationSpecific"
+
+
+def nginx_auth_location(location: Location, auth_target: str, annotations: dict) -> str:
+    """The `location = /_external-auth-...` block ingress-nginx writes for auth-url
+    (nginx.tmpl, controller-v1.13.7; no cache key, no keepalive): the client's headers
+    without its body, with auth-method as the method."""
+    method = annotations.get(f"{NGINX_ANNOTATION}auth-method")
+    lines = [
+        f"    location = {auth_location_path(location)} {{",
+        "        internal;",
+        "        proxy_intercept_errors off;",
+        "        proxy_pass_request_body off;",
+        '        proxy_set_header Content-Length "";',
+        *([f"        proxy_method {method};"] if method else []),
+        "        proxy_set_header X-Original-URI $request_uri;",
+        "        proxy_pass_request_headers on;",
+        "        proxy_http_version 1.1;",
+        f'        set $target "{auth_target}";',
+        "        proxy_pass $target;",
+        "    }",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def nginx_location(
+    location: Location, upstream: str, annotations: dict[str, str], auth: bool = False
+) -> str:
     """One location as ingress-nginx's template writes it (buildLocation, buildProxyPass;
-    the rate limits, then the configuration snippet)."""
+    the rate limits, the auth request, then the configuration snippet)."""
     if location.backend is None:
         return '    location ~* "^/" { return 404; }\n'
     settings = {
@@ -624,6 +656,8 @@ def nginx_location(location: Location, upstream: str, annotations: dict[str, str
     }
     lines = [f'    location ~* "^{location.path}" {{']
     lines += [f"        {limit}" for limit in rate_limits(annotations, "edge")[1]]
+    if auth:
+        lines.append(f"        auth_request {auth_location_path(location)};")
     lines += [f"        {key} {value};" for key, value in settings.items()]
     snippet = annotations.get(f"{NGINX_ANNOTATION}configuration-snippet", "")
     lines += [f"        {line}" for line in snippet.splitlines()]
@@ -633,12 +667,36 @@ def nginx_location(location: Location, upstream: str, annotations: dict[str, str
     return "\n".join(lines) + "\n"
 
 
-def nginx_conf(prefix: Path, port: int, host: str, ingresses: list[dict], upstreams: dict) -> str:
+def auth_target(annotations: dict[str, str], auth_services: dict[str, str]) -> str | None:
+    """The auth-url with its host:port replaced by where that Service listens here."""
+    url = annotations.get(f"{NGINX_ANNOTATION}auth-url")
+    if url is None:
+        return None
+    parsed = urllib.parse.urlsplit(url)
+    return parsed._replace(netloc=auth_services[parsed.netloc]).geturl()
+
+
+def nginx_conf(
+    prefix: Path,
+    port: int,
+    host: str,
+    ingresses: list[dict],
+    upstreams: dict,
+    auth_services: dict[str, str] | None = None,
+) -> str:
     annotations = ingresses[0]["metadata"]["annotations"]
-    locations = "".join(
-        nginx_location(loc, upstreams.get(loc.backend, ""), annotations)
-        for loc in host_locations(ingresses, host)
-    )
+    # Each location with its own Ingress's auth-url (ingress-nginx keeps them per location).
+    targets = {
+        loc.backend: auth_target(ingress["metadata"]["annotations"], auth_services or {})
+        for ingress in ingresses
+        for loc in _rule_locations(ingress)
+    }
+    locations = ""
+    for loc in host_locations(ingresses, host):
+        target = targets.get(loc.backend)
+        if target:
+            locations += nginx_auth_location(loc, target, annotations)
+        locations += nginx_location(loc, upstreams.get(loc.backend, ""), annotations, bool(target))
     temp = " ".join(
         f"{name}_temp_path {prefix}/{name};"
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -659,29 +717,88 @@ def nginx_conf(prefix: Path, port: int, host: str, ingresses: list[dict], upstre
     )
 
 
+def _wait_for(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"nothing listens on 127.0.0.1:{port}")
+
+
+def auth_service_address(plan: dict) -> str:
+    """The edge key check's Service as the auth-url names it: <name>.<namespace>.svc..."""
+    (service,) = [s for s in rendered(plan, "Service") if s["metadata"]["name"] == "edge-auth"]
+    port = service["spec"]["ports"][0]["port"]
+    return (
+        f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:{port}"
+    )
+
+
+def auth_nginx_conf(plan: dict, prefix: Path, port: int) -> str:
+    """The key check's nginx.conf exactly as the plan's ConfigMap holds it, with only its
+    listen address, its /tmp and its keys file moved to this test's places."""
+    (configmap,) = [c for c in rendered(plan, "ConfigMap") if c["metadata"]["name"] == "edge-auth"]
+    text = configmap["data"]["nginx.conf"]
+    include = re.search(r"include (\S+);", text)[1]
+    moved = {"listen 8080;": f"listen 127.0.0.1:{port};", include: f"{prefix}/keys.map"}
+    text = text.replace(" /tmp/", f" {prefix}/")
+    for old, new in moved.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text
+
+
 @contextlib.contextmanager
-def running_edge(prefix: Path, plan: dict, host: str, ingresses: list[dict]):
-    """NGINX with these Ingress objects' locations, before the stand-in for every vLLM model."""
+def running_auth(prefix: Path, plan: dict, keys: frozenset[str]):
+    """The edge key check: Debian's NGINX with the plan's configuration and a keys.map made
+    from `keys` the way the secrets store receives it (access.edge_keys_map)."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    (prefix / "keys.map").write_text(access.edge_keys_map(sorted(keys)))
+    port = _free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(auth_nginx_conf(plan, prefix, port))
+    server = subprocess.Popen([nginx(), "-e", "stderr", "-p", str(prefix), "-c", str(conf)])
+    _wait_for(port)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_edge(
+    prefix: Path,
+    plan: dict,
+    host: str,
+    ingresses: list[dict],
+    keys: frozenset[str] = frozenset({API_KEY}),
+):
+    """NGINX with these Ingress objects' locations, before the stand-in for every vLLM model,
+    consulting the edge key check (with `keys` live) where an Ingress names it."""
     backend = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
     upstream = f"127.0.0.1:{backend.server_address[1]}"
     port = _free_port()
     conf = prefix / "nginx.conf"
     upstreams = dict.fromkeys(vllm_backends(plan), upstream)
-    conf.write_text(nginx_conf(prefix, port, host, ingresses, upstreams))
-    server = subprocess.Popen([nginx(), "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"])
-    for _ in range(100):
+    StandIn.keys = keys
+    with running_auth(prefix / "auth", plan, keys) as auth:
+        services = {auth_service_address(plan): auth}
+        conf.write_text(nginx_conf(prefix, port, host, ingresses, upstreams, services))
+        server = subprocess.Popen(
+            [nginx(), "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"]
+        )
+        _wait_for(port)
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    try:
-        yield {"port": port, "host": host}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        backend.shutdown()
+            yield {"port": port, "host": host}
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            backend.shutdown()
+            StandIn.keys = frozenset({API_KEY})
 
 
 @pytest.fixture(scope="module")
@@ -708,6 +825,12 @@ def send(edge: dict, method: str, uri: str, key: str | None = None, body: bytes 
     return response.status, list(StandIn.seen)
 
 
+def stand_in_status(path: str) -> int:
+    """The stand-in's answer to a request with a valid key: its route, or its 404."""
+    routes = [r for r in vllm_routes() if set(r.when) <= STAND_IN_FLAGS]
+    return 200 if any(route_matches(r, path) for r in routes) else 404
+
+
 def test_path_tricks_against_real_nginx_agree_with_the_reading(real_edge) -> None:
     for uri, expected in TRICKS:
         status, seen = send(real_edge, "POST", uri)
@@ -716,14 +839,22 @@ def test_path_tricks_against_real_nginx_agree_with_the_reading(real_edge) -> Non
         elif expected == 400:
             assert (status, seen) == (400, []), uri
         else:
-            # Forwarded, and the key is asked for: the edge can only reach guarded paths.
-            assert (status, seen) == (401, [("POST", expected)]), uri
+            # Without a key the edge refuses it: the model never sees the request.
+            assert (status, seen) == (401, []), uri
+            # With one, it lands on the guarded path the reading says.
+            status, seen = send(real_edge, "POST", uri, key=API_KEY)
+            assert (status, seen) == (stand_in_status(expected), [("POST", expected)]), uri
 
 
 def test_only_the_right_key_gets_an_answer(real_edge) -> None:
     models = f"{MODEL}/v1/models"
-    assert send(real_edge, "GET", models)[0] == 401
-    assert send(real_edge, "GET", models, key="wrong-key")[0] == 401
+    # Refused at the edge: no key, a wrong one, the right one with its case changed (NGINX
+    # matches a map's plain strings ignoring case; the map's entries are regexes), the key
+    # without its scheme, with another. The model sees none of them.
+    for key in (None, "wrong-key", API_KEY.upper(), f"{API_KEY}x"):
+        assert send(real_edge, "GET", models, key=key) == (401, []), key
+    for header in (API_KEY, f"Basic {API_KEY}", f"bearer {API_KEY}", f"Bearer  {API_KEY}"):
+        assert send_raw_authorization(real_edge, models, header) == (401, []), header
     assert send(real_edge, "GET", models, key=API_KEY) == (200, [("GET", "/v1/models")])
     # Keyless routes of vLLM stay unreachable even with a valid key.
     for path in ("/invocations", "/metrics", "/docs", "/openapi.json"):
@@ -731,6 +862,33 @@ def test_only_the_right_key_gets_an_answer(real_edge) -> None:
     # A valid key on a route vLLM lacks: its own 404, after the key check.
     status, seen = send(real_edge, "POST", f"{MODEL}/v1/invocations", key=API_KEY)
     assert (status, seen) == (404, [("POST", "/v1/invocations")])
+
+
+def send_raw_authorization(edge: dict, uri: str, authorization: str):
+    connection = http.client.HTTPConnection("127.0.0.1", edge["port"], timeout=10)
+    StandIn.seen.clear()
+    connection.request("GET", uri, headers={"Host": edge["host"], "Authorization": authorization})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status, list(StandIn.seen)
+
+
+def test_without_the_auth_annotations_keyless_requests_reach_the_model(edge_plans, tmp_path):
+    """What the edge key check prevents: with prod's Ingress objects less their auth
+    annotations, the model sees the keyless request (and answers its own 401)."""
+    plan = edge_plans["prod"]
+    ingresses = copy.deepcopy(rendered(plan, "Ingress"))
+    for ingress in ingresses:
+        annotations = ingress["metadata"]["annotations"]
+        for name in ("auth-url", "auth-method"):
+            del annotations[f"{NGINX_ANNOTATION}{name}"]
+    with running_edge(tmp_path, plan, ingress_settings("prod")["host"], ingresses) as edge:
+        for key in (None, "wrong-key"):
+            assert send(edge, "GET", f"{MODEL}/v1/models", key=key) == (
+                401,
+                [("GET", "/v1/models")],
+            )
 
 
 def test_an_oversized_body_is_refused_at_the_edge(real_edge) -> None:
@@ -752,7 +910,7 @@ def test_a_slow_client_is_cut_off_before_the_model_sees_it(real_edge) -> None:
         started = time.monotonic()
         sock.sendall(
             f"POST {MODEL}/v1/chat/completions HTTP/1.1\r\nHost: {real_edge['host']}\r\n"
-            "Content-Length: 100\r\n\r\n{".encode()
+            f"Authorization: Bearer {API_KEY}\r\nContent-Length: 100\r\n\r\n{{".encode()
         )
         answer = sock.recv(4096)
         waited = time.monotonic() - started
@@ -781,36 +939,36 @@ def served_keys(raw: dict, day: datetime.date) -> frozenset[str]:
     return frozenset(yaml.safe_load(text)["api-key"])
 
 
-@pytest.fixture
-def consumer_keys():
-    yield
-    StandIn.keys = frozenset({API_KEY})
-
-
-def test_each_consumer_key_works_and_a_revoked_one_does_not(real_edge, consumer_keys) -> None:
+def test_each_consumer_key_works_and_a_revoked_one_does_not(edge_plans, tmp_path) -> None:
+    """The edge key check and the stand-in both get the live set of a day, as the pods of
+    both do after the `pulumi up` of that day rolls them."""
+    plan = edge_plans["prod"]
+    host = ingress_settings("prod")["host"]
     models = f"{MODEL}/v1/models"
-    StandIn.keys = served_keys(ROTATING, datetime.date(2027, 1, 31))
-    for key in ("search-team-2", "search-team-1", "support-bot-1"):
-        assert send(real_edge, "GET", models, key=f"api-key-{key}-value") == (
-            200,
-            [("GET", "/v1/models")],
-        ), key
+    overlap = served_keys(ROTATING, datetime.date(2027, 1, 31))
+    with running_edge(tmp_path / "overlap", plan, host, rendered(plan, "Ingress"), overlap) as edge:
+        for key in ("search-team-2", "search-team-1", "support-bot-1"):
+            assert send(edge, "GET", models, key=f"api-key-{key}-value") == (
+                200,
+                [("GET", "/v1/models")],
+            ), key
     # The day after previousValidUntil, the next `pulumi up` serves the new set: the
-    # previous key of search-team is refused, the others still answer.
-    StandIn.keys = served_keys(ROTATING, datetime.date(2027, 2, 1))
-    assert send(real_edge, "GET", models, key="api-key-search-team-1-value")[0] == 401
-    assert send(real_edge, "GET", models, key="api-key-search-team-2-value")[0] == 200
-    assert send(real_edge, "GET", models, key="api-key-support-bot-1-value")[0] == 200
-    # No key, a wrong key, the shared key of a stack that now has consumers, a key of a
-    # consumer that was never declared: all refused.
-    for key in (None, "wrong-key", "vllm-api-key-value", "api-key-search-team-3-value"):
-        assert send(real_edge, "GET", models, key=key)[0] == 401, key
-    # A valid key opens no keyless route.
-    for path in ("/invocations", "/metrics", "/docs"):
-        assert send(real_edge, "POST", f"{MODEL}{path}", key="api-key-support-bot-1-value") == (
-            404,
-            [],
-        )
+    # previous key of search-team is refused at the edge, the others still answer.
+    after = served_keys(ROTATING, datetime.date(2027, 2, 1))
+    with running_edge(tmp_path / "after", plan, host, rendered(plan, "Ingress"), after) as edge:
+        assert send(edge, "GET", models, key="api-key-search-team-1-value") == (401, [])
+        assert send(edge, "GET", models, key="api-key-search-team-2-value")[0] == 200
+        assert send(edge, "GET", models, key="api-key-support-bot-1-value")[0] == 200
+        # No key, a wrong key, the shared key of a stack that now has consumers, a key of a
+        # consumer that was never declared: all refused before the model.
+        for key in (None, "wrong-key", "vllm-api-key-value", "api-key-search-team-3-value"):
+            assert send(edge, "GET", models, key=key) == (401, []), key
+        # A valid key opens no keyless route.
+        for path in ("/invocations", "/metrics", "/docs"):
+            assert send(edge, "POST", f"{MODEL}{path}", key="api-key-support-bot-1-value") == (
+                404,
+                [],
+            )
 
 
 # -- per-address limits and overload, through the real NGINX --------------------------------
@@ -830,6 +988,7 @@ def limited_ingresses(plan: dict, limit: dict) -> list[dict]:
             tls_secret_name=ingress["spec"]["tls"][0]["secretName"],
             tls_key_vault_certificate_uri=None,
             rate_limit=access.RateLimit.model_validate(limit),
+            auth_url=annotations.get(f"{NGINX_ANNOTATION}auth-url"),
         )
         rendered_now = ingress_annotations(args)
         # Only the limit annotations are new: everything else is prod's rendering.
