@@ -4,16 +4,20 @@ through a real NGINX in tests/test_edge_security.py."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components import access, edge_auth
 from tests.conftest import copy_config_root, read_stack, write_stack
 from tests.netpol import External, Pod, allowed, policies_by_namespace
-from tools.plan import PlanConfigError, build_plan, kubernetes_manifests
+from tests.test_checkov import CHECKOV, REQUIRED_WORKLOAD_CHECKS
+from tools.plan import ROOT, PlanConfigError, build_plan, kubernetes_manifests
 
 P = "slm-deploy:"
 ANNOTATION = "nginx.ingress.kubernetes.io/"
@@ -231,3 +235,37 @@ def test_prod_refuses_an_edge_image_without_a_digest(config_root) -> None:
 
 def test_auth_url_names_the_service() -> None:
     assert edge_auth.auth_url() == "http://edge-auth.slm-edge.svc.cluster.local:8080/auth"
+
+
+def test_checkov_passes_the_key_checks_objects(prod, tmp_path) -> None:
+    """checkov's Kubernetes checks (the repository's config and skips) over the key
+    check's objects: the shipped stacks publish no model, so tests/test_checkov.py never
+    sees them."""
+    for relative, manifest in manifests(prod).items():
+        if manifest["metadata"].get("namespace") == "slm-edge" or manifest["kind"] == "Ingress":
+            path = tmp_path / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    result = subprocess.run(
+        [
+            str(CHECKOV),
+            "--config-file",
+            str(ROOT / ".checkov.yaml"),
+            "-d",
+            str(tmp_path),
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(result.stdout)
+    assert report["results"]["failed_checks"] == []
+    assert report["summary"]["parsing_errors"] == 0
+    passed = {
+        c["check_id"]
+        for c in report["results"]["passed_checks"]
+        if c["resource"] == "Deployment.slm-edge.edge-auth"
+    }
+    assert set(REQUIRED_WORKLOAD_CHECKS) - passed == set()
