@@ -40,6 +40,7 @@ from tools.plan import ROOT, build_plan, kubernetes_manifests
 from tools.stack_files import available_stacks
 
 ROUTES = Path(__file__).parent / "upstream" / "vllm-0.31.0-routes"
+EXTERNAL_AUTH = Path(__file__).parent / "upstream" / "ingress-nginx-v1.13.7-external-auth"
 ENTRY = ("vllm.entrypoints.launchers.app", "build_app")
 AUTHENTICATE = "vllm.entrypoints.serve.middleware.authenticate"
 
@@ -633,12 +634,53 @@ def nginx_auth_location(location: Location, auth_target: str, annotations: dict)
         *([f"        proxy_method {method};"] if method else []),
         "        proxy_set_header X-Original-URI $request_uri;",
         "        proxy_pass_request_headers on;",
+        # proxy-http-version's default, "1.1" (config.go, controller-v1.13.7).
         "        proxy_http_version 1.1;",
         f'        set $target "{auth_target}";',
         "        proxy_pass $target;",
         "    }",
     ]
     return "\n".join(lines) + "\n"
+
+
+def test_the_auth_location_and_annotations_are_ingress_nginxs(edge_plans) -> None:
+    """What the test's NGINX writes for auth-url is what the controller's template writes:
+    each line matches a line of its `location = {{ $authPath }}` block (a template action
+    standing for any text), and the location is named as buildAuthLocation names it."""
+    template = json.loads((EXTERNAL_AUTH / "auth-location.json").read_text())
+    patterns = [
+        re.compile(re.sub(r"\\\{\\\{.*?\\\}\\\}", ".+", re.escape(" ".join(line.split()))))
+        for line in template
+        if not line.startswith(("{{", "#"))
+    ]
+    location = Location("/models/phi4-mini/v1/(.*)", "/v1/$1", ("phi4-mini", 8000), True)
+    written = nginx_auth_location(
+        location, "http://127.0.0.1:1/auth", {f"{NGINX_ANNOTATION}auth-method": "GET"}
+    )
+    for line in written.splitlines():
+        assert any(p.fullmatch(" ".join(line.split())) for p in patterns), line
+    name = json.loads((EXTERNAL_AUTH / "auth-location-name.json").read_text())
+    assert name == {
+        "encoding": "URLEncoding",
+        "format": "/_external-auth-%v-%v",
+        "padding removed": True,
+        "path type when unset": "default",
+    }
+    assert (
+        auth_location_path(location)
+        == "/_external-auth-L21vZGVscy9waGk0LW1pbmkvdjEvKC4qKQ-ImplementationSpecific"
+    )
+    # The rendered Ingress uses only auth annotations the controller reads, a method its
+    # auth-method accepts, and nothing above AKS's risk level (Critical allows all).
+    upstream = json.loads((EXTERNAL_AUTH / "annotations.json").read_text())
+    for ingress in rendered(edge_plans["prod"], "Ingress"):
+        annotations = ingress["metadata"]["annotations"]
+        auth = {
+            k.removeprefix(NGINX_ANNOTATION): v for k, v in annotations.items() if "/auth-" in k
+        }
+        assert sorted(auth) == ["auth-method", "auth-url"]
+        assert {a: upstream["risk"][a] for a in auth} == {"auth-method": "Low", "auth-url": "High"}
+        assert auth["auth-method"] in upstream["auth-method values"]
 
 
 def nginx_location(
