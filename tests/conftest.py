@@ -1,9 +1,17 @@
-"""Shared fixtures: every stack's plan, built once per test session under the mock engine."""
+"""Shared fixtures: every fixture stack's plan, built once per test session under the mock
+engine.
+
+Tests that pin exact shapes (a pool's name, a count of resources, the only model) read the
+fixture stacks in tests/fixtures/stacks/, a snapshot of the stacks this repository shipped,
+never stacks/: a fork edits its stacks and keeps these tests green.
+tests/test_shipped_stacks.py checks the files in stacks/, whatever they are, by properties."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,22 +23,54 @@ import yaml
 
 from components import aks_versions
 from tools.plan import ROOT, build_plan, kubernetes_manifests
-from tools.stack_files import available_stacks
+from tools.stack_files import available_stacks, stack_file_path
 
-STACKS = available_stacks(ROOT)
+FIXTURE_STACKS = ROOT / "tests" / "fixtures" / "stacks"
+# What `python -m tools.plan` needs beside the stack files, in a copy of the program.
+PROGRAM_FILES = ("__main__.py", "Pulumi.yaml", "components", "policies", "tools")
+
+
+def copy_config_root(target: Path) -> Path:
+    """The real Pulumi.yaml and the fixture stacks, as stackConfigDir names them, in target."""
+    shutil.copy(ROOT / "Pulumi.yaml", target / "Pulumi.yaml")
+    shutil.copytree(FIXTURE_STACKS, stack_file_path(target, "x").parent)
+    return target
+
+
+@functools.cache
+def fixture_root() -> Path:
+    """A read-only config root for build_plan(stack, config_root=fixture_root()), made once
+    per test process (the plan reads the stack folder that Pulumi.yaml names)."""
+    root = Path(tempfile.mkdtemp(prefix="slm-fixture-stacks-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return copy_config_root(root)
+
+
+def copy_program(target: Path) -> Path:
+    """The program with the fixture stacks in target, for tests that run `python -m tools.plan`
+    there (the command plans the stacks next to its own code)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in PROGRAM_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif name != "Pulumi.yaml":
+            shutil.copy(source, target / name)
+    return copy_config_root(target)
+
+
+STACKS = available_stacks(fixture_root())
 
 
 @pytest.fixture(scope="session")
 def plans() -> dict[str, dict[str, Any]]:
-    return {stack: build_plan(stack) for stack in STACKS}
+    return {stack: build_plan(stack, config_root=fixture_root()) for stack in STACKS}
 
 
 @pytest.fixture
 def config_root(tmp_path: Path) -> Path:
-    """A copy of Pulumi.yaml and the stack files that a test may edit."""
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
-    return tmp_path
+    """A copy of Pulumi.yaml and the fixture stacks that a test may edit."""
+    return copy_config_root(tmp_path)
 
 
 def read_stack(root: Path, stack: str) -> dict[str, Any]:

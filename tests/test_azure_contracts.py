@@ -26,7 +26,7 @@ from pulumi import _types
 from pulumi_azure_native import monitor
 
 from components import azure_names
-from tests.conftest import STACKS, read_stack, write_stack
+from tests.conftest import FIXTURE_STACKS, STACKS, read_stack, write_stack
 from tools.mock_engine import (
     SECRET,
     azure_args_class,
@@ -224,7 +224,7 @@ def variant_plans(tmp_path_factory) -> dict[str, dict[str, Any]]:
     for variant in VARIANTS:
         root = tmp_path_factory.mktemp(variant)
         shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-        shutil.copytree(ROOT / "stacks", root / "stacks")
+        shutil.copytree(FIXTURE_STACKS, root / "stacks")
         built[variant] = variant_plan(root, variant)
     return built
 

@@ -23,7 +23,7 @@ import yaml
 
 from components import cache_warmer, workload
 from components.config import ModelConfig
-from tests.conftest import invalid_manifests, read_stack, resources_of, write_stack
+from tests.conftest import FIXTURE_STACKS, invalid_manifests, read_stack, resources_of, write_stack
 from tests.netpol import External, Pod, allowed, policies_by_namespace
 from tools.plan import ROOT, build_plan, kubernetes_manifests
 
@@ -372,7 +372,7 @@ def _warm_dev(root: Path, warmer: dict[str, Any], gated: bool = False) -> dict[s
 def _config_copy(root: Path) -> Path:
     """Pulumi.yaml and the stack files in `root`, to edit (conftest's config_root, per module)."""
     shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", root / "stacks")
+    shutil.copytree(FIXTURE_STACKS, root / "stacks")
     return root
 
 

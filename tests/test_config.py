@@ -15,7 +15,7 @@ import pytest
 
 from components import aks_versions, azure_names, catalog
 from components.config import PROJECT, ConfigError, parse_stack_config
-from tests.conftest import read_stack, write_stack
+from tests.conftest import copy_program, read_stack, write_stack
 from tools.mock_engine import Recording, run_program
 from tools.plan import ROOT, PlanConfigError, build_plan
 from tools.stack_files import load_stack_config_values
@@ -548,12 +548,7 @@ def test_an_existing_cluster_keeps_any_minor_with_schemas(config_root: Path, ver
 
 def test_plan_exits_2_with_one_line_for_a_minor_aks_does_not_support(tmp_path: Path) -> None:
     """The command a user runs: exit 2, the one line on stderr, no traceback, nothing written."""
-    for name in ("__main__.py", "Pulumi.yaml", "components", "stacks", "tools"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, tmp_path / name)
+    copy_program(tmp_path)
     document = read_stack(tmp_path, "staging")
     document["config"][f"{P}cluster"]["kubernetesVersion"] = "1.33"
     write_stack(tmp_path, "staging", document)

@@ -23,6 +23,7 @@ from components.autoscaling import scaled_object_spec
 from components.config import ModelConfig
 from tests.conftest import (
     CRD_CONTRACTS,
+    FIXTURE_STACKS,
     UPSTREAM,
     crd_folder,
     custom_resource_problems,
@@ -63,7 +64,7 @@ def variant_plans(tmp_path_factory) -> dict[str, dict[str, Any]]:
     ]:
         root = tmp_path_factory.mktemp(name)
         shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-        shutil.copytree(ROOT / "stacks", root / "stacks")
+        shutil.copytree(FIXTURE_STACKS, root / "stacks")
         plans[name] = _variant(root, stack, **config)
     return plans
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from components import gpu_pool, monitoring
-from tests.conftest import read_stack, write_stack
+from tests.conftest import FIXTURE_STACKS, read_stack, write_stack
 from tools.plan import build_plan, helm_releases, kubernetes_manifests, plain_numbers
 
 UPSTREAM = Path(__file__).parent / "upstream"
@@ -180,7 +180,7 @@ def all_plans(plans, tmp_path_factory) -> dict[str, dict[str, Any]]:
         root = tmp_path_factory.mktemp(name)
         (root / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
         (root / "stacks").mkdir()
-        for stack_file in (ROOT / "stacks").glob("*.yaml"):
+        for stack_file in FIXTURE_STACKS.glob("*.yaml"):
             (root / "stacks" / stack_file.name).write_text(stack_file.read_text())
         variants[name] = _variant_plan(root, stack, changes)
     return dict(plans) | variants

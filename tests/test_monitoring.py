@@ -15,7 +15,7 @@ import yaml
 from components import alerts, dashboards, metrics
 from components.config import DEFAULT_RUNBOOK_URL, AlertThresholds
 from components.monitoring import iso_duration
-from tests.conftest import read_stack, resources_of, write_stack
+from tests.conftest import FIXTURE_STACKS, read_stack, resources_of, write_stack
 from tests.promql_names import series_in, unlisted_series
 from tools.plan import build_plan, kubernetes_manifests
 
@@ -288,7 +288,7 @@ def managed_plan(tmp_path_factory) -> dict[str, Any]:
 
     root = tmp_path_factory.mktemp("managed")
     shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", root / "stacks")
+    shutil.copytree(FIXTURE_STACKS, root / "stacks")
     document = read_stack(root, "staging")
     document["config"]["slm-deploy:monitoring"] = {"mode": "azure-managed"}
     document["config"]["slm-deploy:models"][0]["replicas"] = {"min": 1, "max": 2}
@@ -391,7 +391,7 @@ def _with_ingress(tmp_path: Path, stack: str, monitoring: dict[str, Any]) -> dic
     from tools.plan import ROOT
 
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    shutil.copytree(FIXTURE_STACKS, tmp_path / "stacks")
     document = read_stack(tmp_path, stack)
     document["config"]["slm-deploy:monitoring"] = monitoring
     document["config"]["slm-deploy:ingress"] = {"enabled": True, "host": "slm.example.com"}

@@ -29,7 +29,7 @@ from components.ollama import (
     OLLAMA_DEFAULT_TAG,
     ollama_listed_name,
 )
-from tests.conftest import STACKS, resources_of
+from tests.conftest import FIXTURE_STACKS, STACKS, resources_of
 from tools.plan import ROOT, build_plan, kubernetes_manifests
 
 UPSTREAM = ROOT / "tests" / "upstream"
@@ -68,7 +68,7 @@ def ollama_environment() -> frozenset[str]:
 def _local_with(tmp_path: Path, models: list[dict[str, Any]], open_webui: bool) -> Path:
     """A copy of the stacks whose local stack serves `models` (after its own)."""
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    shutil.copytree(FIXTURE_STACKS, tmp_path / "stacks")
     path = tmp_path / "stacks" / "Pulumi.local.yaml"
     document = yaml.safe_load(path.read_text())
     document["config"]["slm-deploy:models"] += models

@@ -11,27 +11,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import STACKS, read_stack, write_stack
+from tests.conftest import STACKS, copy_program, fixture_root, read_stack, write_stack
 from tools.plan import ROOT, build_plan
-
-REPOSITORY_FILES = ["__main__.py", "Pulumi.yaml", "components", "stacks", "tools"]
 
 
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
-    """A copy of the program and its stacks, so a test can break a stack file safely."""
-    copy = tmp_path / "repo"
-    copy.mkdir()
-    for name in REPOSITORY_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, copy / name)
-    return copy
+    """A copy of the program and the fixture stacks, so a test can break a stack file safely."""
+    return copy_program(tmp_path / "repo")
 
 
-def run_plan(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def fixture_program(tmp_path_factory) -> Path:
+    """The program with the fixture stacks, which the tests below read and never change."""
+    return copy_program(tmp_path_factory.mktemp("program") / "repo")
+
+
+def run_plan(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tools.plan", *args],
         cwd=cwd,
@@ -41,9 +37,11 @@ def run_plan(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) -> None:
+def test_plan_writes_the_contract_files_and_is_byte_identical(
+    tmp_path: Path, fixture_program: Path
+) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
-    result = run_plan("dev", "--out", str(first))
+    result = run_plan("dev", "--out", str(first), cwd=fixture_program)
     assert result.returncode == 0, result.stderr
     resources = json.loads((first / "dev" / "resources.json").read_text())
     azure = sum(r["type"].startswith("azure-native:") for r in resources)
@@ -51,7 +49,7 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(tmp_path: Path) ->
     assert result.stdout.startswith(f"plan dev: {len(resources)} resources ({azure} azure-native, ")
     assert "  phi4-mini: fits t4spot, 10.58 of 12.75 GiB per GPU (2.17 spare)\n" in result.stdout
     assert "  pool t4spot: 0.00-217.83 USD/month\n" in result.stdout
-    assert run_plan("dev", "--out", str(second), "--quiet").returncode == 0
+    assert run_plan("dev", "--out", str(second), "--quiet", cwd=fixture_program).returncode == 0
     files = sorted(p.relative_to(first / "dev") for p in (first / "dev").rglob("*") if p.is_file())
     assert [str(f) for f in files] == [
         "helm.json",
@@ -146,19 +144,19 @@ def test_config_error_exits_2_with_one_line_and_writes_nothing(
     assert not out.exists()
 
 
-def test_unknown_stack_and_bad_arguments_exit_2(tmp_path: Path) -> None:
-    result = run_plan("qa", "--out", str(tmp_path))
+def test_unknown_stack_and_bad_arguments_exit_2(tmp_path: Path, fixture_program: Path) -> None:
+    result = run_plan("qa", "--out", str(tmp_path), cwd=fixture_program)
     assert result.returncode == 2
     assert result.stderr == (
         "plan qa: stack 'qa': no file stacks/Pulumi.qa.yaml; stacks: dev, local, prod, staging\n"
     )
-    assert run_plan("--no-such-flag").returncode == 2
+    assert run_plan("--no-such-flag", cwd=fixture_program).returncode == 2
 
 
 def _staging_without_purge_protection() -> dict:
     from tools.plan import build_plan, policy_violations
 
-    plan = build_plan("staging")
+    plan = build_plan("staging", config_root=fixture_root())
     for resource in plan["resources"]:
         if resource["type"] == "azure-native:keyvault:Vault":
             del resource["inputs"]["properties"]["enablePurgeProtection"]
@@ -199,7 +197,7 @@ def test_a_plan_refused_for_a_clear_text_token_leaves_the_token_nowhere(
     no file is written for CI to publish, and no error line carries the token."""
     import tools.plan
 
-    plan = build_plan("dev")
+    plan = build_plan("dev", config_root=fixture_root())
     (deployment,) = [
         r
         for r in plan["resources"]

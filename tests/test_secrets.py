@@ -22,7 +22,7 @@ from components.secrets import (
     provider_objects,
     vault_policy,
 )
-from tests.conftest import STACKS, read_stack, resources_of, write_stack
+from tests.conftest import STACKS, fixture_root, read_stack, resources_of, write_stack
 from tools.plan import ROOT, build_plan, kubernetes_manifests, plan_from_values, write_plan
 from tools.stack_files import load_stack_config_values
 
@@ -463,5 +463,5 @@ def test_the_secrets_component_keeps_the_previous_components_resources(monkeypat
         return registered(self, request)
 
     monkeypatch.setattr(RecordingMonitor, "RegisterResource", spy)
-    build_plan("dev")
+    build_plan("dev", config_root=fixture_root())
     assert aliases["slm:secrets:KeyVaultSecrets"] == ["slm:secrets:ServingSecrets"]

@@ -26,7 +26,7 @@ import pytest
 
 from components import sizing
 from components.catalog import GPU_SKUS, MODELS, ModelSpec
-from tests.conftest import STACKS, read_stack, write_stack
+from tests.conftest import FIXTURE_STACKS, STACKS, fixture_root, read_stack, write_stack
 from tools.plan import ROOT, build_plan, kubernetes_manifests, summary_markdown
 
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
@@ -191,7 +191,7 @@ def variant(tmp_path_factory) -> tuple[dict[str, Any], dict[str, Any]]:
     (root / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     (root / "stacks").mkdir()
     for stack in STACKS:
-        source = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
+        source = FIXTURE_STACKS / f"Pulumi.{stack}.yaml"
         (root / "stacks" / source.name).write_text(source.read_text())
     document = variant_stack(root)
     return build_plan("dev", config_root=root), document
@@ -206,7 +206,7 @@ def checked(
     cases = [
         case
         for stack in STACKS
-        for case in vllm_cases(plans[stack], read_stack(ROOT, stack), stack)
+        for case in vllm_cases(plans[stack], read_stack(fixture_root(), stack), stack)
     ]
     plan, document = variant
     cases += vllm_cases(plan, document, "variant")
