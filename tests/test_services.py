@@ -332,3 +332,33 @@ def test_inference_namespace_denies_by_default_and_allows_clients_dns_downloads(
     assert local["allow-clients"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "ingress-nginx"
     }
+
+
+@pytest.mark.parametrize(("stack", "model"), [("local", "qwen3-tiny"), ("dev", "phi4-mini")])
+def test_model_cache_node_changes_only_what_the_fork_guide_says(
+    plans, config_root, stack: str, model: str
+) -> None:
+    """docs/fork-guide.md: `serving.modelCache: node` turns every model's cache claim, an
+    Ollama model's included, into an emptyDir; nothing else changes (local: Ollama; dev:
+    vLLM)."""
+    document = read_stack(config_root, stack)
+    document["config"].setdefault("slm-deploy:serving", {})["modelCache"] = "node"
+    write_stack(config_root, stack, document)
+    node = build_plan(stack, config_root=config_root)
+    before = kubernetes_manifests(plans[stack]["resources"])
+    after = kubernetes_manifests(node["resources"])
+    claim = f"slm-inference/persistentvolumeclaim-{model}-models.yaml"
+    assert sorted(set(before) - set(after)) == [claim]
+    assert set(after) <= set(before)
+    changed = sorted(path for path in after if after[path] != before[path])
+    assert changed == [f"slm-inference/deployment-{model}.yaml"]
+    (models,) = [
+        volume
+        for volume in after[changed[0]]["spec"]["template"]["spec"]["volumes"]
+        if volume["name"] == "models"
+    ]
+    assert set(models) == {"name", "emptyDir"}
+    # No other resource, Azure's included, appears or goes: the claim's is the only URN gone.
+    gone = {r["urn"] for r in plans[stack]["resources"]} - {r["urn"] for r in node["resources"]}
+    assert [urn.rsplit("::", 1)[1] for urn in gone] == [f"slm-{model}-models"]
+    assert {r["urn"] for r in node["resources"]} < {r["urn"] for r in plans[stack]["resources"]}
