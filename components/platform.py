@@ -115,8 +115,8 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         # On an existing cluster the pools' nodes exist already: nothing to create.
-        pools = [
-            GpuNodePool(
+        pools = {
+            pool.name: GpuNodePool(
                 f"{name}-pool-{pool.name}",
                 GpuPoolArgs(
                     pool,
@@ -128,7 +128,7 @@ class Platform(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=cluster),
             )
             for pool in (config.gpu_pools if config.is_aks else [])
-        ]
+        }
         on_cluster = pulumi.ResourceOptions(parent=self, providers={"kubernetes": cluster.provider})
         namespaces = Namespaces(
             f"{name}-ns",
@@ -160,7 +160,7 @@ class Platform(pulumi.ComponentResource):
                 opts=_after(
                     on_cluster,
                     namespaces.namespaces[NODE_SYSTEM_NAMESPACE],
-                    *pools,
+                    *pools.values(),
                     *([monitoring.release] if isinstance(monitoring, InClusterMonitoring) else []),
                 ),
             )
@@ -172,7 +172,7 @@ class Platform(pulumi.ComponentResource):
         )
         warmer_wiring = _cache_warmer_wiring(name, config, cluster, secrets, in_inference)
         services = _model_services(
-            name, config, secrets, warmer_wiring, _after(in_inference, secrets, *pools)
+            name, config, secrets, warmer_wiring, _after(in_inference, secrets), pools
         )
         endpoints = {model: service.url for model, service in services.items()}
         scaled = autoscaled_models(config)
@@ -472,13 +472,16 @@ def _model_services(
     config: StackConfig,
     secrets: KeyVaultSecrets | ClusterSecrets,
     warmer_wiring: PodWiring | None,
-    opts: pulumi.ResourceOptions,
+    common: pulumi.ResourceOptions,
+    pools: dict[str, GpuNodePool],
 ) -> dict[str, VllmService | OllamaService]:
     services: dict[str, VllmService | OllamaService] = {}
     for model in config.models:
         plan = config.engine_plans[model.name]
         pool = config.pool(model.pool) if model.pool else None
         cache = model_cache(config, model)
+        # Each server waits for its own pool only: adding a pool leaves the others' diffs alone.
+        opts = _after(common, pools[model.pool]) if model.pool in pools else common
         if model.engine == "vllm":
             args = VllmArgs(
                 model,
@@ -510,7 +513,7 @@ def _model_services(
             services[model.name] = OllamaService(f"{name}-{model.name}", args, opts=opts)
     ollama = ollama_models(config)
     if config.serving.ollama.open_webui.enabled and ollama:
-        _open_webui(name, config, [services[model.name] for model in ollama], opts)
+        _open_webui(name, config, [services[model.name] for model in ollama], common)
     return services
 
 

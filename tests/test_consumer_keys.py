@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -30,7 +29,7 @@ from components.secrets import (
     provider_objects,
     secret_provider_class_spec,
 )
-from tests.conftest import read_stack, write_stack
+from tests.conftest import copy_config_root, read_stack, write_stack
 from tools.mock_engine import run_program
 from tools.plan import ROOT, PlanConfigError, build_plan, kubernetes_manifests
 
@@ -399,8 +398,7 @@ DEV_ACCESS = {
 @pytest.fixture(scope="module")
 def dev_with_consumers(tmp_path_factory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("consumers")
-    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", root / "stacks")
+    copy_config_root(root)
     document = read_stack(root, "dev")
     document["config"]["slm-deploy:access"] = DEV_ACCESS
     document["config"]["slm-deploy:ingress"] = {"enabled": True, "host": "slm.example.com"}
@@ -509,8 +507,7 @@ def test_the_ingress_carries_the_per_address_limits(dev_with_consumers) -> None:
     ],
 )
 def test_a_bad_access_setting_stops_the_plan_with_one_line(tmp_path, access_settings, line):
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    copy_config_root(tmp_path)
     document = read_stack(tmp_path, "dev")
     document["config"]["slm-deploy:access"] = access_settings
     write_stack(tmp_path, "dev", document)
@@ -545,8 +542,7 @@ def test_prod_with_consumers_passes_the_policy_only_while_the_keys_file_is_a_sec
     VLLM_API_KEY; the same server with that volume gone has no key at all and is refused."""
     from tools.plan import policy_violations
 
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    copy_config_root(tmp_path)
     document = read_stack(tmp_path, "prod")
     document["config"]["slm-deploy:access"] = DEV_ACCESS
     write_stack(tmp_path, "prod", document)

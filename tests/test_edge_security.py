@@ -35,9 +35,8 @@ import yaml
 
 from components import access
 from components.network import AKS_APP_ROUTING_CLASS, ModelIngressArgs, ingress_annotations
-from tests.conftest import read_stack, write_stack
-from tools.plan import ROOT, build_plan, kubernetes_manifests
-from tools.stack_files import available_stacks
+from tests.conftest import STACKS, copy_config_root, read_stack, write_stack
+from tools.plan import build_plan, kubernetes_manifests
 
 ROUTES = Path(__file__).parent / "upstream" / "vllm-0.31.0-routes"
 EXTERNAL_AUTH = Path(__file__).parent / "upstream" / "ingress-nginx-v1.13.7-external-auth"
@@ -306,11 +305,9 @@ def ingress_settings(stack: str) -> dict:
 
 @pytest.fixture(scope="module")
 def edge_plans(tmp_path_factory) -> dict[str, dict]:
-    root = tmp_path_factory.mktemp("edge")
-    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copytree(ROOT / "stacks", root / "stacks")
+    root = copy_config_root(tmp_path_factory.mktemp("edge"))
     plans = {}
-    for stack in available_stacks(ROOT):
+    for stack in STACKS:
         document = read_stack(root, stack)
         document["config"]["slm-deploy:ingress"] = ingress_settings(stack)
         write_stack(root, stack, document)

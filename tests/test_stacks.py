@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STACKS, invalid_manifests, resources_of
-from tools.plan import kubernetes_manifests
+from tests.conftest import STACKS, invalid_manifests, read_stack, resources_of, write_stack
+from tools.plan import build_plan, kubernetes_manifests
 
 AKS_STACKS = ["dev", "staging", "prod"]
 
@@ -145,3 +145,30 @@ def test_outputs_show_each_models_fit_and_each_pools_cost(plans: dict[str, Any])
     assert staging_cost["min"] is None and staging_cost["hourlyUsd"] is None
     local = plans["local"]["outputs"]["models"]["qwen3-tiny"]
     assert local["cpuMemoryGiB"] > 0 and "requiredGiB" not in local
+
+
+def test_each_model_server_waits_for_its_own_pool_only(config_root) -> None:
+    """Adding a pool must not add an edge to every existing model's diff."""
+    document = read_stack(config_root, "dev")
+    pools = document["config"]["slm-deploy:gpuPools"]
+    pools.append({**pools[0], "name": "second"})
+    models = document["config"]["slm-deploy:models"]
+    models.append({**models[0], "name": "second-model", "pool": "second"})
+    write_stack(config_root, "dev", document)
+    plan = build_plan("dev", config_root=config_root)
+    # A dependency on a component is recorded as one on its children: the agent pools.
+    pool_urns = {
+        r["urn"]: r["name"]
+        for r in plan["resources"]
+        if r["type"] == "azure-native:containerservice:AgentPool"
+    }
+    waits = {
+        r["name"]: sorted(pool_urns[urn] for urn in r["dependencies"] if urn in pool_urns)
+        for r in plan["resources"]
+        if r["type"] == "slm:vllm:VllmService"
+    }
+    first = models[0]["name"]
+    assert waits == {
+        f"slm-{first}": [f"slm-pool-{pools[0]['name']}"],
+        "slm-second-model": ["slm-pool-second"],
+    }
