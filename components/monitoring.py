@@ -210,28 +210,6 @@ def vllm_service_monitor(inference_namespace: str) -> dict[str, Any]:
     }
 
 
-def declare_vllm_service_monitor(
-    name: str,
-    api_version: str,
-    namespace: str,
-    inference_namespace: str,
-    opts: pulumi.ResourceOptions,
-) -> k8s.apiextensions.CustomResource:
-    """The vLLM ServiceMonitor, in the CRD group of the Prometheus that reads it."""
-    return k8s.apiextensions.CustomResource(
-        f"{name}-vllm",
-        api_version=api_version,
-        kind="ServiceMonitor",
-        metadata={
-            "name": "vllm",
-            "namespace": namespace,
-            "labels": labels("slm-monitoring", name, "monitoring"),
-        },
-        spec=vllm_service_monitor(inference_namespace),
-        opts=opts,
-    )
-
-
 # AKS application routing's NGINX (aks-app-routing-operator, pkg/manifests: checked against
 # tests/upstream/aks-app-routing-operator-*): a metrics Service with these labels serves
 # ingress-nginx's metrics on the port named "prometheus". The controller's other Service has
@@ -253,29 +231,34 @@ def edge_service_monitor(edge_namespace: str) -> dict[str, Any]:
     }
 
 
-def declare_edge_service_monitor(
+def declare_service_monitors(
     name: str,
     api_version: str,
     namespace: str,
+    inference_namespace: str,
     edge_namespace: str | None,
     opts: pulumi.ResourceOptions,
-) -> k8s.apiextensions.CustomResource | None:
-    """The edge controller's ServiceMonitor, in the CRD group of the Prometheus that reads it
-    (and in a namespace of ours: the controller's is AKS's)."""
-    if edge_namespace is None:
-        return None
-    return k8s.apiextensions.CustomResource(
-        f"{name}-edge",
-        api_version=api_version,
-        kind="ServiceMonitor",
-        metadata={
-            "name": "edge-controller",
-            "namespace": namespace,
-            "labels": labels("slm-monitoring", name, "monitoring"),
-        },
-        spec=edge_service_monitor(edge_namespace),
-        opts=opts,
-    )
+) -> None:
+    """What Prometheus scrapes beyond its chart's defaults, in the CRD group of the
+    Prometheus that reads it: the vLLM servers, and the edge controller when the stack's
+    Ingress goes through AKS application routing (its namespace is AKS's, so the monitor
+    lives in ours)."""
+    monitors = {"vllm": ("vllm", vllm_service_monitor(inference_namespace))}
+    if edge_namespace is not None:
+        monitors["edge"] = ("edge-controller", edge_service_monitor(edge_namespace))
+    for suffix, (monitor_name, spec) in monitors.items():
+        k8s.apiextensions.CustomResource(
+            f"{name}-{suffix}",
+            api_version=api_version,
+            kind="ServiceMonitor",
+            metadata={
+                "name": monitor_name,
+                "namespace": namespace,
+                "labels": labels("slm-monitoring", name, "monitoring"),
+            },
+            spec=spec,
+            opts=opts,
+        )
 
 
 class InClusterMonitoring(pulumi.ComponentResource):
@@ -300,11 +283,13 @@ class InClusterMonitoring(pulumi.ComponentResource):
             opts=child,
         )
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
-        declare_vllm_service_monitor(
-            name, OPERATOR_SERVICE_MONITOR, args.namespace, args.inference_namespace, after_crds
-        )
-        declare_edge_service_monitor(
-            name, OPERATOR_SERVICE_MONITOR, args.namespace, args.edge_namespace, after_crds
+        declare_service_monitors(
+            name,
+            OPERATOR_SERVICE_MONITOR,
+            args.namespace,
+            args.inference_namespace,
+            args.edge_namespace,
+            after_crds,
         )
         k8s.apiextensions.CustomResource(
             f"{name}-rules",
@@ -425,11 +410,13 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
         )
         self.keda_client_id = self._keda_identity(name, args, workspace, child)
         # The metrics add-on reads only its own CRD group, which it installs with the cluster.
-        declare_vllm_service_monitor(
-            name, MANAGED_SERVICE_MONITOR, args.inference_namespace, args.inference_namespace, child
-        )
-        declare_edge_service_monitor(
-            name, MANAGED_SERVICE_MONITOR, args.inference_namespace, args.edge_namespace, child
+        declare_service_monitors(
+            name,
+            MANAGED_SERVICE_MONITOR,
+            args.inference_namespace,
+            args.inference_namespace,
+            args.edge_namespace,
+            child,
         )
         self.prometheus_url = workspace.metrics.apply(
             lambda metrics: metrics.prometheus_query_endpoint if metrics else None

@@ -228,41 +228,35 @@ class ClusterSecrets(pulumi.ComponentResource):
     def wiring(self, consumer: str) -> PodWiring:
         found = self._consumers[consumer]
         if EDGE_KEYS in found.items:
-            return _edge_keys_volume(found)
+            volume, mount, path = _secret_file("edge-keys", EDGE_KEYS, EDGE_KEYS_DIR)
+            return PodWiring(
+                service_account=found.service_account,
+                volumes=(volume,),
+                volume_mounts=(mount,),
+                edge_keys_file=path,
+            )
         if API_KEYS not in found.items:
             return PodWiring(service_account=found.service_account)
+        volume, mount, path = _secret_file("api-keys", API_KEYS, API_KEYS_DIR)
         return PodWiring(
             service_account=found.service_account,
-            volumes=(
-                {
-                    "name": "api-keys",
-                    "secret": {
-                        "secretName": API_KEYS.secret,
-                        "items": [{"key": API_KEYS.key, "path": API_KEYS.key}],
-                    },
-                },
-            ),
-            volume_mounts=({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True},),
-            api_keys_file=f"{API_KEYS_DIR}/{API_KEYS.key}",
+            volumes=(volume,),
+            volume_mounts=(mount,),
+            api_keys_file=path,
         )
 
 
-def _edge_keys_volume(consumer: Consumer) -> PodWiring:
-    """The edge key check reads its map from the Secret as a file (existing clusters)."""
-    return PodWiring(
-        service_account=consumer.service_account,
-        volumes=(
-            {
-                "name": "edge-keys",
-                "secret": {
-                    "secretName": EDGE_KEYS.secret,
-                    "items": [{"key": EDGE_KEYS.key, "path": EDGE_KEYS.key}],
-                },
-            },
-        ),
-        volume_mounts=({"name": "edge-keys", "mountPath": EDGE_KEYS_DIR, "readOnly": True},),
-        edge_keys_file=f"{EDGE_KEYS_DIR}/{EDGE_KEYS.key}",
-    )
+def _secret_file(
+    volume_name: str, item: SecretItem, directory: str
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """One key of a plain Secret as a read-only file (existing clusters): the volume, its
+    mount and the file's path."""
+    volume = {
+        "name": volume_name,
+        "secret": {"secretName": item.secret, "items": [{"key": item.key, "path": item.key}]},
+    }
+    mount = {"name": volume_name, "mountPath": directory, "readOnly": True}
+    return volume, mount, f"{directory}/{item.key}"
 
 
 # -- Azure Key Vault --------------------------------------------------------------------------
