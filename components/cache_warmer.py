@@ -248,7 +248,7 @@ class BlobReaderIdentity(pulumi.ComponentResource):
                 namespace=args.namespace,
                 service_account=SERVICE_ACCOUNT,
                 role_guid=STORAGE_BLOB_DATA_READER_ROLE,
-                scope=args.storage_account_id,
+                scopes={"role": args.storage_account_id},
             ),
             child,
         )

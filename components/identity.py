@@ -1,8 +1,9 @@
 """Workload identity: an Azure managed identity that one Kubernetes service account becomes.
 
 Each consuming workload (KEDA's operator, the model servers, Grafana) gets its own
-user-assigned identity, federated to exactly one service account and granted exactly one
-role on exactly one resource, so a compromised pod reaches nothing else. No client secret
+user-assigned identity, federated to exactly one service account and granted one role on
+exactly what it reads (one resource; for a Key Vault consumer, each of its secrets, never the
+whole vault), so a compromised pod reaches nothing else. No client secret
 exists anywhere: Entra ID trusts the cluster's OIDC issuer for that subject.
 """
 
@@ -77,16 +78,17 @@ class WorkloadIdentityArgs:
     namespace: str
     service_account: str
     role_guid: str
-    scope: pulumi.Input[str]  # the one resource the role applies to
-    # The role assignment's resource name after the identity's (a rename would make Azure
-    # refuse the new assignment as a duplicate of the old one before it is deleted).
-    role_suffix: str = "role"
+    # The resources the role applies to, one assignment each, by the assignment's resource
+    # name after the identity's (a rename would make Azure refuse the new assignment as a
+    # duplicate of the old one before it is deleted): one resource as a rule; for a Key
+    # Vault consumer, one secret each, never the whole vault.
+    scopes: dict[str, pulumi.Input[str]]
 
 
 def declare_workload_identity(
     name: str, args: WorkloadIdentityArgs, opts: pulumi.ResourceOptions
 ) -> managedidentity.UserAssignedIdentity:
-    """The identity, its federated credential and its one role assignment."""
+    """The identity, its federated credential and its role on each of its scopes."""
     place = args.placement
     identity = managedidentity.UserAssignedIdentity(
         name,
@@ -105,12 +107,8 @@ def declare_workload_identity(
         audiences=[WORKLOAD_IDENTITY_AUDIENCE],
         opts=opts,
     )
-    assign_role(
-        f"{name}-{args.role_suffix}",
-        place.client,
-        args.role_guid,
-        identity.principal_id,
-        args.scope,
-        opts,
-    )
+    for suffix, scope in args.scopes.items():
+        assign_role(
+            f"{name}-{suffix}", place.client, args.role_guid, identity.principal_id, scope, opts
+        )
     return identity

@@ -535,8 +535,7 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
                 namespace=KEDA_OPERATOR_NAMESPACE,
                 service_account=KEDA_OPERATOR_ACCOUNT,
                 role_guid=MONITORING_DATA_READER_ROLE,
-                scope=workspace.id,
-                role_suffix="reads-workspace",  # its name since issue 6's stacks
+                scopes={"reads-workspace": workspace.id},  # its name since issue 6's stacks
             ),
             child,
         )

@@ -533,7 +533,8 @@ class KeyVaultSecrets(pulumi.ComponentResource):
         return PodWiring(service_account=consumer.service_account)
 
     def _consumer(self, name, args, consumer, items, vault, written) -> PodWiring:
-        """One identity that reads this vault only, federated to the consumer's account."""
+        """One identity that reads its own secrets of this vault only, federated to the
+        consumer's account."""
         azure = args.azure
         prefix = f"{name}-{consumer.name}"
         identity = declare_workload_identity(
@@ -544,7 +545,14 @@ class KeyVaultSecrets(pulumi.ComponentResource):
                 namespace=consumer.namespace,
                 service_account=consumer.service_account,
                 role_guid=KEY_VAULT_SECRETS_USER_ROLE,
-                scope=vault.id,
+                # Each secret it reads, not the vault: the edge's key check must not read
+                # the Hugging Face token, nor Grafana the consumers' keys.
+                scopes={
+                    f"role-{item.vault_name}": vault.id.apply(
+                        lambda vault_id, secret=item.vault_name: f"{vault_id}/secrets/{secret}"
+                    )
+                    for item in items
+                },
             ),
             pulumi.ResourceOptions(parent=self),
         )

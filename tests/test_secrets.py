@@ -193,9 +193,29 @@ def test_each_consumer_has_its_own_identity_reading_this_vault_only(
     assert credential["subject"] == subject
     assert credential["audiences"] == ["api://AzureADTokenExchange"]
     assert credential["issuer"] == f"https://offline-plan.oic.azure/aks-slm-{stack}/"
-    role = _one(plan, "azure-native:authorization:RoleAssignment", f"slm-secrets-{consumer}-role")
-    assert _role_guid(role) == SECRETS_USER_ROLE
-    assert role["inputs"]["scope"] == "slm-secrets-vault-id"
+    # One Secrets User assignment per secret its pods read, none on the vault itself.
+    roles = [
+        r
+        for r in resources_of(plan, "azure-native:authorization:RoleAssignment")
+        if r["name"].startswith(f"slm-secrets-{consumer}-role-")
+    ]
+    (provider,) = [
+        m
+        for m in kubernetes_manifests(plan["resources"]).values()
+        if m["kind"] == "SecretProviderClass" and m["metadata"]["name"] == consumer
+    ]
+    read = [
+        yaml.safe_load(entry)["objectName"]
+        for entry in yaml.safe_load(provider["spec"]["parameters"]["objects"])["array"]
+    ]
+    assert read
+    assert {_role_guid(r) for r in roles} == {SECRETS_USER_ROLE}
+    assert sorted(r["inputs"]["scope"] for r in roles) == sorted(
+        f"slm-secrets-vault-id/secrets/{secret}" for secret in read
+    )
+    assert sorted(r["name"] for r in roles) == sorted(
+        f"slm-secrets-{consumer}-role-{secret}" for secret in read
+    )
 
 
 @pytest.mark.parametrize("stack", AKS_STACKS)
@@ -205,12 +225,14 @@ def test_secrets_user_is_granted_on_the_vault_and_nowhere_else(plans, stack: str
         for r in resources_of(plans[stack], "azure-native:authorization:RoleAssignment")
         if _role_guid(r) == SECRETS_USER_ROLE
     ]
-    assert sorted(r["name"] for r in grants) == [
-        "slm-secrets-deployer-reads-secrets",
-        "slm-secrets-grafana-role",
-        "slm-secrets-model-server-role",
-    ]
-    assert {r["inputs"]["scope"] for r in grants} == {"slm-secrets-vault-id"}
+    # The deployer reads the vault (keyVaultApiKeyCommand); every workload, single secrets.
+    on_vault = [r["name"] for r in grants if r["inputs"]["scope"] == "slm-secrets-vault-id"]
+    assert on_vault == ["slm-secrets-deployer-reads-secrets"]
+    assert all(
+        r["inputs"]["scope"].startswith("slm-secrets-vault-id/secrets/")
+        for r in grants
+        if r["name"] != "slm-secrets-deployer-reads-secrets"
+    )
 
 
 def test_provider_objects_are_yaml_documents_the_provider_parses() -> None:
