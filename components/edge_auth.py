@@ -41,7 +41,8 @@ CONFIG_DIR = "/etc/edge-auth"
 # names them there too, on an emptyDir, so the root filesystem stays read-only.
 TEMP_DIR = "/tmp"
 CONFIG_HASH_ANNOTATION = "slm-deploy/config-sha256"
-# Two replicas on different nodes: with none ready, every request to a model gets 500.
+# Two replicas, spread over nodes where the scheduler can (ScheduleAnyway: a one-node system
+# pool still runs both): with none ready, every request to a model gets 500 (fails closed).
 REPLICAS = 2
 
 

@@ -83,7 +83,7 @@ class Namespaces(pulumi.ComponentResource):
 # rest of its routes (/invocations, which generates like /v1/chat/completions, /metrics,
 # /docs, /openapi.json, /load, /ping, ...) take no key, so they must never be reachable from
 # outside (tests/test_edge_security.py checks this against vLLM's own route table).
-# Ollama (exposed in local and dev only) has no key at all; publishing only its /v1 keeps
+# Ollama (exposed in local only) has no key at all; publishing only its /v1 keeps
 # its model management API (/api/pull, /api/delete, /api/create) in the cluster.
 #
 # How ingress-nginx (AKS application routing runs v1.13) reads these rules: with use-regex

@@ -589,8 +589,9 @@ def _ingress_args(
         if model.engine == "vllm"
         else ExposedModel(model.name, OLLAMA_PORT)
         for model in config.models
-        # Ollama has no authentication: it is reachable from outside only in local and dev.
-        if model.engine == "vllm" or config.environment in ("local", "dev")
+        # Ollama has no authentication: it is reachable from outside only in local (a
+        # developer's own cluster); dev is a real AKS cluster with a public address.
+        if model.engine == "vllm" or config.environment == "local"
     )
     return ModelIngressArgs(
         namespace=INFERENCE_NAMESPACE,

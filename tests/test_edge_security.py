@@ -450,7 +450,7 @@ def test_every_ingress_publishes_only_its_models_v1(edge_plans) -> None:
     assert ingresses["phi4-mini"]["spec"]["ingressClassName"] == AKS_APP_ROUTING_CLASS
 
 
-def test_ollama_is_published_only_in_local_and_dev_and_only_its_v1(edge_plans) -> None:
+def test_ollama_is_published_only_in_local_and_only_its_v1(edge_plans) -> None:
     local = rendered(edge_plans["local"], "Ingress")
     paths = [p["path"] for i in local for r in i["spec"]["rules"] for p in r["http"]["paths"]]
     assert paths == ["/models/qwen3-tiny/v1/(.*)"]
@@ -461,6 +461,9 @@ def test_ollama_is_published_only_in_local_and_dev_and_only_its_v1(edge_plans) -
     )
     for management in ("/api/pull", "/api/delete", "/api/create", "/api/tags"):
         assert edge(locations, f"/models/qwen3-tiny{management}") is None
+    # Ollama takes no key, so no stack on AKS publishes it, dev included.
+    local = edge_plans["local"]["outputs"]["endpoints"]
+    assert "/models/qwen3-tiny/v1" in local["qwen3-tiny"]
 
 
 # -- the attacker, against the rendered prod objects ----------------------------------------
