@@ -45,7 +45,8 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(
     assert result.returncode == 0, result.stderr
     resources = json.loads((first / "dev" / "resources.json").read_text())
     azure = sum(r["type"].startswith("azure-native:") for r in resources)
-    assert azure == 26  # cluster, VNet, Key Vault, identities: tests/test_aks, test_secrets
+    # cluster, VNet, Key Vault, identities and a role per secret read: test_aks, test_secrets
+    assert azure == 27
     assert result.stdout.startswith(f"plan dev: {len(resources)} resources ({azure} azure-native, ")
     assert "  phi4-mini: fits t4spot, 10.58 of 12.75 GiB per GPU (2.17 spare)\n" in result.stdout
     assert "  pool t4spot: 0.00-217.83 USD/month\n" in result.stdout

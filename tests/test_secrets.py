@@ -23,12 +23,15 @@ from components.secrets import (
     vault_policy,
 )
 from tests.conftest import STACKS, fixture_root, read_stack, resources_of, write_stack
+from tools.mock_engine import mock_identity_ids
 from tools.plan import ROOT, build_plan, kubernetes_manifests, plan_from_values, write_plan
 from tools.stack_files import load_stack_config_values
 
 AKS_STACKS = ["dev", "staging", "prod"]
 SECRETS_USER_ROLE = "4633458b-17de-408a-b874-0445c86b69e6"
-MOCK_CLIENT_ID = "00000000-0000-0000-0000-000000000004"  # tools/mock_engine identities
+# The offline plan's client ids of the model servers' and Grafana's identities.
+MODEL_SERVER_CLIENT_ID = mock_identity_ids("slm-secrets-model-server")[1]
+GRAFANA_CLIENT_ID = mock_identity_ids("slm-secrets-grafana")[1]
 
 
 def _one(plan: dict, type_: str, name: str | None = None) -> dict[str, Any]:
@@ -251,7 +254,7 @@ def test_model_servers_secret_provider_class_syncs_the_api_key(plans, stack: str
     objects = yaml.safe_load(parameters.pop("objects"))
     assert parameters == {
         "usePodIdentity": "false",
-        "clientID": MOCK_CLIENT_ID,
+        "clientID": MODEL_SERVER_CLIENT_ID,
         "keyvaultName": f"kv-slm-{stack}-mock00",
         "tenantId": "00000000-0000-0000-0000-000000000000",
     }
@@ -282,7 +285,7 @@ def test_vllm_pods_mount_the_csi_volume_as_their_own_service_account(plans, stac
     manifests = kubernetes_manifests(plans[stack]["resources"])
     account = manifests["slm-inference/serviceaccount-slm-model-server.yaml"]
     assert account["metadata"]["annotations"] == {
-        "azure.workload.identity/client-id": MOCK_CLIENT_ID
+        "azure.workload.identity/client-id": MODEL_SERVER_CLIENT_ID
     }
     assert account["automountServiceAccountToken"] is False
     deployments = [
@@ -328,7 +331,7 @@ def test_grafana_reads_its_admin_secret_through_the_csi_driver(plans) -> None:
     assert grafana["serviceAccount"] == {
         "create": True,
         "name": "slm-grafana",
-        "annotations": {"azure.workload.identity/client-id": MOCK_CLIENT_ID},
+        "annotations": {"azure.workload.identity/client-id": GRAFANA_CLIENT_ID},
     }
     assert grafana["extraSecretMounts"] == [
         {
@@ -487,3 +490,31 @@ def test_the_secrets_component_keeps_the_previous_components_resources(monkeypat
     monkeypatch.setattr(RecordingMonitor, "RegisterResource", spy)
     build_plan("dev", config_root=fixture_root())
     assert aliases["slm:secrets:KeyVaultSecrets"] == ["slm:secrets:ServingSecrets"]
+
+
+@pytest.mark.parametrize("stack", AKS_STACKS)
+def test_each_consumer_is_wired_to_its_own_identity(plans, stack: str) -> None:
+    """Every identity has its own ids in the plan: each SecretProviderClass names the client
+    id of its consumer's identity, and each Secrets User role goes to that identity."""
+    plan = plans[stack]
+    identities = {
+        r["name"]: r["urn"]
+        for r in resources_of(plan, "azure-native:managedidentity:UserAssignedIdentity")
+    }
+    providers = [
+        m
+        for m in kubernetes_manifests(plan["resources"]).values()
+        if m["kind"] == "SecretProviderClass"
+    ]
+    assert providers
+    for provider in providers:
+        consumer = provider["metadata"]["name"]
+        principal, client = mock_identity_ids(f"slm-secrets-{consumer}")
+        assert f"slm-secrets-{consumer}" in identities
+        assert provider["spec"]["parameters"]["clientID"] == client, consumer
+        roles = [
+            r
+            for r in resources_of(plan, "azure-native:authorization:RoleAssignment")
+            if r["name"].startswith(f"slm-secrets-{consumer}-role-")
+        ]
+        assert roles and {r["inputs"]["principalId"] for r in roles} == {principal}, consumer

@@ -16,6 +16,7 @@ import inspect
 import re
 import runpy
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,8 +345,19 @@ def _registry_outputs(name: str, state: dict) -> dict:
     return {"loginServer": f"{state.get('registryName')}.azurecr.io"}
 
 
+def mock_identity_ids(name: str) -> tuple[str, str]:
+    """A managed identity's principal and client ids, distinct per identity (derived from
+    its resource name), so that the plan shows which identity each role, federated
+    credential and SecretProviderClass names."""
+    return (
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"offline-plan/principal/{name}")),
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"offline-plan/client/{name}")),
+    )
+
+
 def _identity_outputs(name: str, state: dict) -> dict:
-    return {"principalId": _MOCK_GUID.format(3), "clientId": _MOCK_GUID.format(4)}
+    principal, client = mock_identity_ids(name)
+    return {"principalId": principal, "clientId": client}
 
 
 def _monitor_workspace_outputs(name: str, state: dict) -> dict:
