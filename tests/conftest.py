@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -204,13 +205,36 @@ def custom_resource_problems(path: str, manifest: dict[str, Any], minor: str) ->
     ]
 
 
+# The ingress controller's own annotations (ingress-nginx controller-v1.13.7, what AKS
+# application routing runs): an annotation it does not read is silently ignored.
+NGINX_ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
+
+
+@functools.cache
+def nginx_annotations() -> frozenset[str]:
+    table = UPSTREAM / "ingress-nginx-v1.13.7-annotations" / "annotations.json"
+    return frozenset(json.loads(table.read_text()))
+
+
+def unknown_annotations(path: str, manifest: dict[str, Any]) -> list[str]:
+    annotations = (manifest.get("metadata") or {}).get("annotations") or {}
+    return [
+        f"{path}: annotation {key} is not one ingress-nginx controller-v1.13.7 reads"
+        for key in sorted(annotations)
+        if key.startswith(NGINX_ANNOTATION_PREFIX)
+        and key.removeprefix(NGINX_ANNOTATION_PREFIX) not in nginx_annotations()
+    ]
+
+
 def invalid_manifests(plan: dict[str, Any]) -> list[str]:
     """Every rendered manifest that fails strict validation for the stack's Kubernetes
     version: built-in kinds by kubernetes-validate, custom resources by the vendored CRD
-    schema the cluster runs; a kind with neither fails. One line each."""
+    schema the cluster runs; a kind with neither fails; an ingress-nginx annotation the
+    pinned controller does not read. One line each."""
     version = plan["outputs"]["kubernetesVersion"]
     problems = []
     for path, manifest in kubernetes_manifests(plan["resources"]).items():
+        problems.extend(unknown_annotations(path, manifest))
         key = (manifest["apiVersion"], manifest["kind"])
         if key in CRD_CONTRACTS:
             problems.extend(custom_resource_problems(path, manifest, version))

@@ -35,7 +35,15 @@ import yaml
 
 from components import access
 from components.network import AKS_APP_ROUTING_CLASS, ModelIngressArgs, ingress_annotations
-from tests.conftest import STACKS, copy_config_root, read_stack, write_stack
+from tests.conftest import (
+    NGINX_ANNOTATION_PREFIX,
+    STACKS,
+    copy_config_root,
+    invalid_manifests,
+    read_stack,
+    unknown_annotations,
+    write_stack,
+)
 from tools.plan import build_plan, kubernetes_manifests
 
 ROUTES = Path(__file__).parent / "upstream" / "vllm-0.31.0-routes"
@@ -1102,3 +1110,20 @@ def test_a_full_model_queue_answers_503_with_retry_after(edge_plans, tmp_path) -
             assert send_with_headers(edge, f"{MODEL}/v1/models", "wrong-key") == (401, None)
     finally:
         StandIn.busy = False
+
+
+def test_every_ingress_annotation_is_one_the_pinned_controller_reads(edge_plans) -> None:
+    """Through invalid_manifests (tests/conftest.py), which every plan test runs: the rate
+    limit, key check, rewrite and timeout annotations all exist in ingress-nginx
+    controller-v1.13.7, and a misspelt one is caught."""
+    for stack, plan in edge_plans.items():
+        assert invalid_manifests(plan) == [], stack
+    prod = rendered(edge_plans["prod"], "Ingress")[0]
+    names = {k.removeprefix(NGINX_ANNOTATION_PREFIX) for k in prod["metadata"]["annotations"]}
+    assert {"auth-url", "rewrite-target", "use-regex", "proxy-body-size"} <= names
+    misspelt = copy.deepcopy(prod)
+    misspelt["metadata"]["annotations"][f"{NGINX_ANNOTATION_PREFIX}limit-rsp"] = "5"
+    assert unknown_annotations("ingress.yaml", misspelt) == [
+        f"ingress.yaml: annotation {NGINX_ANNOTATION_PREFIX}limit-rsp is not one ingress-nginx"
+        " controller-v1.13.7 reads"
+    ]
