@@ -226,6 +226,31 @@ def unknown_annotations(path: str, manifest: dict[str, Any]) -> list[str]:
     ]
 
 
+def azure_provider_problems(path: str, manifest: dict[str, Any], minor: str) -> list[str]:
+    """A SecretProviderClass's parameters, as the Azure provider AKS runs on this minor
+    reads them (its CRD leaves them free-form): unknown names are silently ignored there."""
+    spec = manifest.get("spec") or {}
+    if spec.get("provider") != "azure":
+        return []
+    version = aks_versions.add_ons(minor).secrets_store_provider_azure
+    folder = f"secrets-store-provider-azure-{version}"
+    known = json.loads((UPSTREAM / folder / "parameters.json").read_text())
+    parameters = spec.get("parameters") or {}
+    problems = [
+        f"{path}: parameter {name} is not one the Azure provider {version} reads"
+        for name in sorted(set(parameters) - set(known["parameters"]))
+    ]
+    for entry in (yaml.safe_load(parameters.get("objects") or "{}") or {}).get("array", []):
+        item = yaml.safe_load(entry)
+        problems += [
+            f"{path}: object field {name} is not one the Azure provider {version} reads"
+            for name in sorted(set(item) - set(known["objectFields"]))
+        ]
+        if item.get("objectType") not in known["objectTypes"]:
+            problems.append(f"{path}: objectType {item.get('objectType')!r} is unknown")
+    return problems
+
+
 def invalid_manifests(plan: dict[str, Any]) -> list[str]:
     """Every rendered manifest that fails strict validation for the stack's Kubernetes
     version: built-in kinds by kubernetes-validate, custom resources by the vendored CRD
@@ -238,6 +263,8 @@ def invalid_manifests(plan: dict[str, Any]) -> list[str]:
         key = (manifest["apiVersion"], manifest["kind"])
         if key in CRD_CONTRACTS:
             problems.extend(custom_resource_problems(path, manifest, version))
+            if key == ("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"):
+                problems.extend(azure_provider_problems(path, manifest, version))
             continue
         try:
             kubernetes_validate.validate(manifest, version, strict=True)

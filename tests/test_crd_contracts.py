@@ -9,6 +9,7 @@ variants the shipped stacks don't cover, the checker itself, and that data and f
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.conftest import (
     CRD_CONTRACTS,
     FIXTURE_STACKS,
     UPSTREAM,
+    azure_provider_problems,
     crd_folder,
     custom_resource_problems,
     invalid_manifests,
@@ -294,4 +296,27 @@ def test_prometheus_operator_kinds_are_checked_in_every_shipped_stack(plans) -> 
     assert custom_resource_problems("r.yaml", rule, "1.36") == [
         "r.yaml: Additional properties are not allowed ('fro' was unexpected) "
         "at ['spec', 'groups', 0, 'rules', 0] (prometheus-operator-0.93.1/prometheusrules.yaml)"
+    ]
+
+
+def test_secret_provider_class_parameters_are_ones_the_azure_provider_reads(plans) -> None:
+    """The CRD leaves `parameters` free-form: the provider's own code (1.8.1 on 1.36) says
+    which names and object fields it reads; a misspelt one is caught."""
+    providers = [
+        m
+        for plan in plans.values()
+        for m in kubernetes_manifests(plan["resources"]).values()
+        if m["kind"] == "SecretProviderClass"
+    ]
+    assert providers
+    assert all(azure_provider_problems("spc.yaml", m, "1.36") == [] for m in providers)
+    wrong = copy.deepcopy(providers[0])
+    wrong["spec"]["parameters"]["clientId"] = wrong["spec"]["parameters"].pop("clientID")
+    wrong["spec"]["parameters"]["objects"] = (
+        "array:\n  - |\n    objectName: x\n    objectTyp: secret\n"
+    )
+    assert azure_provider_problems("spc.yaml", wrong, "1.36") == [
+        "spc.yaml: parameter clientId is not one the Azure provider 1.8.1 reads",
+        "spc.yaml: object field objectTyp is not one the Azure provider 1.8.1 reads",
+        "spc.yaml: objectType None is unknown",
     ]
