@@ -14,7 +14,6 @@ import enum
 import functools
 import json
 import re
-import shutil
 import sys
 import typing
 from pathlib import Path
@@ -26,7 +25,7 @@ from pulumi import _types
 from pulumi_azure_native import monitor
 
 from components import azure_names
-from tests.conftest import FIXTURE_STACKS, STACKS, read_stack, write_stack
+from tests.conftest import STACKS, copy_config_root, read_stack, write_stack
 from tools.mock_engine import (
     SECRET,
     azure_args_class,
@@ -223,8 +222,7 @@ def variant_plans(tmp_path_factory) -> dict[str, dict[str, Any]]:
     built = {}
     for variant in VARIANTS:
         root = tmp_path_factory.mktemp(variant)
-        shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-        shutil.copytree(FIXTURE_STACKS, root / "stacks")
+        copy_config_root(root)
         built[variant] = variant_plan(root, variant)
     return built
 

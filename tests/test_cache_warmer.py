@@ -10,7 +10,6 @@ import fcntl
 import hashlib
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,7 +22,13 @@ import yaml
 
 from components import cache_warmer, workload
 from components.config import ModelConfig
-from tests.conftest import FIXTURE_STACKS, invalid_manifests, read_stack, resources_of, write_stack
+from tests.conftest import (
+    copy_config_root,
+    invalid_manifests,
+    read_stack,
+    resources_of,
+    write_stack,
+)
 from tests.netpol import External, Pod, allowed, policies_by_namespace
 from tools.plan import ROOT, build_plan, kubernetes_manifests
 
@@ -371,8 +376,7 @@ def _warm_dev(root: Path, warmer: dict[str, Any], gated: bool = False) -> dict[s
 
 def _config_copy(root: Path) -> Path:
     """Pulumi.yaml and the stack files in `root`, to edit (conftest's config_root, per module)."""
-    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copytree(FIXTURE_STACKS, root / "stacks")
+    copy_config_root(root)
     return root
 
 

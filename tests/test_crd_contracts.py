@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ from components.autoscaling import scaled_object_spec
 from components.config import ModelConfig
 from tests.conftest import (
     CRD_CONTRACTS,
-    FIXTURE_STACKS,
     UPSTREAM,
     azure_provider_problems,
+    copy_config_root,
     crd_folder,
     custom_resource_problems,
     invalid_manifests,
@@ -34,7 +33,7 @@ from tests.conftest import (
     read_stack,
     write_stack,
 )
-from tools.plan import ROOT, build_plan, kubernetes_manifests
+from tools.plan import build_plan, kubernetes_manifests
 
 P = "slm-deploy:"
 KEDA_FILES = {
@@ -65,8 +64,7 @@ def variant_plans(tmp_path_factory) -> dict[str, dict[str, Any]]:
         ("prod-1.35", "prod", {"cluster": {"kubernetesVersion": "1.35"}}),
     ]:
         root = tmp_path_factory.mktemp(name)
-        shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-        shutil.copytree(FIXTURE_STACKS, root / "stacks")
+        copy_config_root(root)
         plans[name] = _variant(root, stack, **config)
     return plans
 

@@ -15,7 +15,7 @@ import yaml
 from components import alerts, dashboards, metrics
 from components.config import DEFAULT_RUNBOOK_URL, AlertThresholds
 from components.monitoring import iso_duration
-from tests.conftest import FIXTURE_STACKS, read_stack, resources_of, write_stack
+from tests.conftest import copy_config_root, read_stack, resources_of, write_stack
 from tests.promql_names import series_in, unlisted_series
 from tools.plan import build_plan, kubernetes_manifests
 
@@ -284,11 +284,9 @@ def test_vllm_is_scraped_every_15s_and_the_dashboard_is_loaded(plans) -> None:
 
 @pytest.fixture(scope="module")
 def managed_plan(tmp_path_factory) -> dict[str, Any]:
-    from tools.plan import ROOT
 
     root = tmp_path_factory.mktemp("managed")
-    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copytree(FIXTURE_STACKS, root / "stacks")
+    copy_config_root(root)
     document = read_stack(root, "staging")
     document["config"]["slm-deploy:monitoring"] = {"mode": "azure-managed"}
     document["config"]["slm-deploy:models"][0]["replicas"] = {"min": 1, "max": 2}
@@ -388,10 +386,8 @@ APP_ROUTING = Path(__file__).parent / "upstream" / "aks-app-routing-operator-3c5
 
 
 def _with_ingress(tmp_path: Path, stack: str, monitoring: dict[str, Any]) -> dict[str, Any]:
-    from tools.plan import ROOT
 
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(FIXTURE_STACKS, tmp_path / "stacks")
+    copy_config_root(tmp_path)
     document = read_stack(tmp_path, stack)
     document["config"]["slm-deploy:monitoring"] = monitoring
     document["config"]["slm-deploy:ingress"] = {"enabled": True, "host": "slm.example.com"}

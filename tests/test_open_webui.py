@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import time
@@ -29,7 +28,7 @@ from components.ollama import (
     OLLAMA_DEFAULT_TAG,
     ollama_listed_name,
 )
-from tests.conftest import FIXTURE_STACKS, STACKS, resources_of
+from tests.conftest import STACKS, copy_config_root, resources_of
 from tools.plan import ROOT, build_plan, kubernetes_manifests
 
 UPSTREAM = ROOT / "tests" / "upstream"
@@ -67,8 +66,7 @@ def ollama_environment() -> frozenset[str]:
 
 def _local_with(tmp_path: Path, models: list[dict[str, Any]], open_webui: bool) -> Path:
     """A copy of the stacks whose local stack serves `models` (after its own)."""
-    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    shutil.copytree(FIXTURE_STACKS, tmp_path / "stacks")
+    copy_config_root(tmp_path)
     path = tmp_path / "stacks" / "Pulumi.local.yaml"
     document = yaml.safe_load(path.read_text())
     document["config"]["slm-deploy:models"] += models
