@@ -328,6 +328,10 @@ class GpuPool(_Strict):
     zones: list[Literal["1", "2", "3"]] = []
     # OS disk size; default: sizing.os_disk() (ephemeral on the temp disk where it fits).
     os_disk_size_gb: int | None = Field(None, ge=64, le=4096)
+    # Split each GPU into MIG slices (A100 and H100 only; AKS's AgentPool gpuInstanceProfile):
+    # every slice serves one replica with its share of memory, compute and bandwidth, so
+    # several small-model replicas share one physical GPU. None: whole GPUs.
+    gpu_instance_profile: Literal["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"] | None = None
 
     @field_validator("name")
     @classmethod
