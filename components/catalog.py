@@ -1,18 +1,21 @@
 """Model and GPU SKU facts, each with its source. Data only: no Pulumi, no pydantic.
 
 Models are keyed by what a stack file names as `source`: a Hugging Face repository for vLLM,
-an Ollama library tag for Ollama. Architecture numbers are copied from each repository's
-`config.json` (text_config for Gemma 3); parameter counts are computed from them
-(`parameter_count`) and checked against the instantiated models in
-docs/memory-calibration.md. GPU SKUs carry Azure's published GPU facts and hourly prices for
-one region on one date: prices move, so re-take them (and the date) before relying on them.
+an Ollama library tag for Ollama. They are data, one file per model family under
+components/models/ (written by tools/add_model.py from a model's config.json, text_config
+for multimodal models), checked here as they load; each entry names the config.json it was
+read from. Parameter counts are computed from the architecture (`parameter_count`) and
+checked against the instantiated models in docs/memory-calibration.md. GPU SKUs carry
+Azure's published GPU facts and hourly prices for one region on one date: prices move, so
+re-take them (and the date) before relying on them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 GIB = 1024**3
 
@@ -127,12 +130,6 @@ class ModelSpec:
 # 128x128 block, which rounds to 1 byte.
 _GROUP_128_4BIT = (4 + 16 / 128 + 4 / 128) / 8
 QUANTIZED_BYTES_PER_WEIGHT = {"awq": _GROUP_128_4BIT, "gptq": _GROUP_128_4BIT, "fp8": 1.0}
-# Ollama's library publishes phi4-mini:3.8b-q4_K_M as a 2.5 GB download
-# (ollama.com/library/phi4-mini, blob 3c168af1dea0); llama.cpp's Q4_K_M keeps embeddings and
-# some tensors at higher precision, so the average is above 4 bits. Other q4_K_M tags are
-# estimated with the same bytes per parameter until their own size is recorded.
-PHI4_MINI_Q4_K_M_BYTES = 2.5e9
-Q4_K_M_BYTES_PER_WEIGHT = 0.0  # set below, once the architecture is known
 
 
 @dataclass(frozen=True)
@@ -168,212 +165,158 @@ class GpuSku:
 
 # -- models ---------------------------------------------------------------------------------
 
-HF = "https://huggingface.co/{}/blob/main/config.json"
+# The catalog's models are data: components/models/<family>.json, one file per model family
+# (a base model's sizes, their quantized checkpoints and their Ollama tags share one
+# config.json shape and one reviewer). tools/add_model.py writes entries from a model's
+# config.json. Each file:
+#   {"about": "...",
+#    "architectures": {"<name>": {<every Architecture field>, "provenance": {...}}},
+#    "checkpoints": [{<every ModelSpec field but kv_bytes_per_element; "architecture" names
+#                     one of the file's architectures>, "provenance": {...}}]}
+# A provenance names where the numbers were read: "config_json" (a URL) and "commit" (the
+# revision it was read at, or null where none was recorded), and any other notes as text.
+MODELS_DIR = Path(__file__).with_name("models")
 
-PHI4_MINI = Architecture(
-    layers=32,
-    hidden=3072,
-    intermediate=8192,
-    heads=24,
-    kv_heads=8,
-    head_dim=128,
-    vocab=200064,
-    tied_embeddings=True,
-    qk_norm=False,
-)
-QWEN3_0_6B = Architecture(
-    layers=28,
-    hidden=1024,
-    intermediate=3072,
-    heads=16,
-    kv_heads=8,
-    head_dim=128,
-    vocab=151936,
-    tied_embeddings=True,
-)
-QWEN3_1_7B = Architecture(
-    layers=28,
-    hidden=2048,
-    intermediate=6144,
-    heads=16,
-    kv_heads=8,
-    head_dim=128,
-    vocab=151936,
-    tied_embeddings=True,
-)
-QWEN3_4B = Architecture(
-    layers=36,
-    hidden=2560,
-    intermediate=9728,
-    heads=32,
-    kv_heads=8,
-    head_dim=128,
-    vocab=151936,
-    tied_embeddings=True,
-)
-QWEN3_8B = Architecture(
-    layers=36,
-    hidden=4096,
-    intermediate=12288,
-    heads=32,
-    kv_heads=8,
-    head_dim=128,
-    vocab=151936,
-    tied_embeddings=False,
-)
-QWEN3_14B = Architecture(
-    layers=40,
-    hidden=5120,
-    intermediate=17408,
-    heads=40,
-    kv_heads=8,
-    head_dim=128,
-    vocab=151936,
-    tied_embeddings=False,
-)
-# Gemma 3: five sliding-window layers for each global one.
-GEMMA3_1B = Architecture(
-    layers=26,
-    hidden=1152,
-    intermediate=6912,
-    heads=4,
-    kv_heads=1,
-    head_dim=256,
-    vocab=262144,
-    tied_embeddings=True,
-    norms_per_layer=4,
-    sliding_window=512,
-    global_every=6,
-)
-GEMMA3_4B = Architecture(
-    layers=34,
-    hidden=2560,
-    intermediate=10240,
-    heads=8,
-    kv_heads=4,
-    head_dim=256,
-    vocab=262208,
-    tied_embeddings=True,
-    norms_per_layer=4,
-    sliding_window=1024,
-    global_every=6,
-    multimodal=True,
-    vision_parameters=419_816_304,  # measured: docs/memory-calibration.json
-)
-GEMMA3_12B = Architecture(
-    layers=48,
-    hidden=3840,
-    intermediate=15360,
-    heads=16,
-    kv_heads=8,
-    head_dim=256,
-    vocab=262208,
-    tied_embeddings=True,
-    norms_per_layer=4,
-    sliding_window=1024,
-    global_every=6,
-    multimodal=True,
-    vision_parameters=421_290_864,  # measured: docs/memory-calibration.json
-)
 
-QWEN3_TOOLS = {"tool_call_parser": "hermes", "reasoning_parser": "qwen3"}
-_QWEN3 = {
-    "Qwen/Qwen3-0.6B": ("qwen3-0.6b", QWEN3_0_6B),
-    "Qwen/Qwen3-1.7B": ("qwen3-1.7b", QWEN3_1_7B),
-    "Qwen/Qwen3-4B": ("qwen3-4b", QWEN3_4B),
-    "Qwen/Qwen3-8B": ("qwen3-8b", QWEN3_8B),
-    "Qwen/Qwen3-14B": ("qwen3-14b", QWEN3_14B),
+class CatalogError(ValueError):
+    """A catalog file that is not what the loader expects: one line naming file and key."""
+
+
+_CHECKS = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "str | None": (lambda v: v is None or (isinstance(v, str) and v != ""), "a string or null"),
+    "int | None": (
+        lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+        "an integer or null",
+    ),
 }
+ENGINES = ("vllm", "ollama")
+# None is bf16; q4_K_M is Ollama's default GGUF quantization.
+QUANTIZATIONS = (None, "awq", "gptq", "fp8", "q4_K_M")
+# Fields every architecture and checkpoint entry carries, with their declared types (strings:
+# this module uses postponed annotations). The KV-cache element size is the engine's, not
+# the checkpoint's, so it stays out of the data.
+ARCHITECTURE_FIELDS = {f.name: f.type for f in fields(Architecture)}
+CHECKPOINT_FIELDS = {
+    f.name: f.type for f in fields(ModelSpec) if f.name != "kv_bytes_per_element"
+} | {"architecture": "str"}
 
 
-def _vllm_models() -> list[ModelSpec]:
-    models = [
-        ModelSpec(
-            source="microsoft/Phi-4-mini-instruct",
-            engine="vllm",
-            family="phi-4-mini",
-            architecture=PHI4_MINI,
-            max_context=131072,
-            recommended_context=32768,
-            source_url=HF.format("microsoft/Phi-4-mini-instruct"),
-            tool_call_parser="phi4_mini_json",
-        ),
-    ]
-    for source, (family, arch) in _QWEN3.items():
-        # Qwen3: 32,768 tokens natively (40,960 positions), 131,072 with YaRN.
-        common = dict(
-            engine="vllm",
-            family=family,
-            architecture=arch,
-            max_context=40960,
-            recommended_context=32768,
-            **QWEN3_TOOLS,
-        )
-        models.append(ModelSpec(source=source, source_url=HF.format(source), **common))
-        for method, suffix in (("awq", "AWQ"), ("fp8", "FP8")):
-            if family in ("qwen3-0.6b", "qwen3-1.7b") and method == "awq":
-                continue  # Qwen publishes no AWQ checkpoints this small
-            variant = f"{source}-{suffix}"
-            models.append(
-                ModelSpec(
-                    source=variant, source_url=HF.format(variant), quantization=method, **common
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ValueError(f"key {key!r} appears twice")
+    return dict(pairs)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CatalogError(f"{_name(path)}: not a valid JSON catalog file: {err}") from None
+    _check_keys(path, "", document, {"about": "str", "architectures": None, "checkpoints": None})
+    return document
+
+
+def _name(path: Path) -> str:
+    return f"components/models/{path.name}"
+
+
+def _check_keys(path: Path, where: str, entry: Any, expected: dict[str, str | None]) -> None:
+    """Exactly the expected keys, each value of its type (None: checked by the caller)."""
+    label = where or "the file"
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{_name(path)}: {label}: expected a JSON object")
+    for key in entry:
+        if key not in expected and key != "provenance":
+            raise CatalogError(
+                f"{_name(path)}: {where + '.' if where else ''}{key}: not a known key; "
+                f"expected one of {', '.join(expected)}"
+            )
+    for key, type_ in expected.items():
+        if key not in entry:
+            raise CatalogError(f"{_name(path)}: {label}: {key!r} is missing")
+        if type_ is not None:
+            check, allowed = _CHECKS[type_]
+            if not check(entry[key]):
+                raise CatalogError(
+                    f"{_name(path)}: {where + '.' if where else ''}{key}: {entry[key]!r} "
+                    f"is not allowed; expected {allowed}"
                 )
-            )
-    for source, family, arch, context in (
-        ("google/gemma-3-1b-it", "gemma-3-1b", GEMMA3_1B, 32768),
-        ("google/gemma-3-4b-it", "gemma-3-4b", GEMMA3_4B, 131072),
-        ("google/gemma-3-12b-it", "gemma-3-12b", GEMMA3_12B, 131072),
-    ):
-        models.append(
-            ModelSpec(
-                source=source,
-                engine="vllm",
-                family=family,
-                architecture=arch,
-                max_context=context,
-                recommended_context=min(context, 32768),
-                source_url=HF.format(source),
-                gated=True,
-                float16_ok=False,
-            )
+
+
+def _check_provenance(path: Path, where: str, entry: dict[str, Any]) -> None:
+    provenance = entry.get("provenance")
+    if not isinstance(provenance, dict) or not isinstance(provenance.get("config_json"), str):
+        raise CatalogError(
+            f"{_name(path)}: {where}.provenance: {provenance!r} is not allowed; expected an "
+            'object with "config_json" (where the numbers were read) and "commit"'
         )
+    if "commit" not in provenance:
+        raise CatalogError(f"{_name(path)}: {where}.provenance: 'commit' is missing")
+
+
+def _choice(path: Path, where: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        raise CatalogError(
+            f"{_name(path)}: {where}: {value!r} is not allowed; expected one of "
+            + ", ".join(json.dumps(a) for a in allowed)
+        )
+
+
+def _family_models(path: Path) -> list[ModelSpec]:
+    document = _read(path)
+    architectures = {}
+    if not isinstance(document["architectures"], dict):
+        raise CatalogError(f"{_name(path)}: architectures: expected a JSON object")
+    for name, entry in document["architectures"].items():
+        where = f"architectures.{name}"
+        _check_keys(path, where, entry, ARCHITECTURE_FIELDS)
+        _check_provenance(path, where, entry)
+        architectures[name] = Architecture(**{k: entry[k] for k in ARCHITECTURE_FIELDS})
+    if not isinstance(document["checkpoints"], list):
+        raise CatalogError(f"{_name(path)}: checkpoints: expected a JSON list")
+    models = []
+    for index, entry in enumerate(document["checkpoints"]):
+        where = f"checkpoints[{index}]"
+        _check_keys(path, where, entry, CHECKPOINT_FIELDS)
+        _check_provenance(path, where, entry)
+        _choice(path, f"{where}.engine", entry["engine"], ENGINES)
+        _choice(path, f"{where}.quantization", entry["quantization"], QUANTIZATIONS)
+        _choice(path, f"{where}.architecture", entry["architecture"], tuple(architectures))
+        fields_ = {k: entry[k] for k in CHECKPOINT_FIELDS}
+        fields_["architecture"] = architectures[entry["architecture"]]
+        models.append(ModelSpec(**fields_))
     return models
 
 
-Q4_K_M_BYTES_PER_WEIGHT = PHI4_MINI_Q4_K_M_BYTES / parameter_count(PHI4_MINI)
-
-# Ollama library tags (default quantization q4_K_M); the GGUF holds the same architecture.
-_OLLAMA = (
-    ("phi4-mini:3.8b", "phi-4-mini", PHI4_MINI, 131072, PHI4_MINI_Q4_K_M_BYTES),
-    ("qwen3:0.6b", "qwen3-0.6b", QWEN3_0_6B, 40960, None),
-    ("qwen3:1.7b", "qwen3-1.7b", QWEN3_1_7B, 40960, None),
-    ("qwen3:4b", "qwen3-4b", QWEN3_4B, 40960, None),
-    ("qwen3:8b", "qwen3-8b", QWEN3_8B, 40960, None),
-    ("qwen3:14b", "qwen3-14b", QWEN3_14B, 40960, None),
-    ("gemma3:1b", "gemma-3-1b", GEMMA3_1B, 32768, None),
-    ("gemma3:4b", "gemma-3-4b", GEMMA3_4B, 131072, None),
-    ("gemma3:12b", "gemma-3-12b", GEMMA3_12B, 131072, None),
-)
-
-
-def _ollama_models() -> list[ModelSpec]:
-    return [
-        ModelSpec(
-            source=tag,
-            engine="ollama",
-            family=family,
-            architecture=arch,
-            max_context=context,
-            recommended_context=4096,
-            quantization="q4_K_M",
-            file_bytes=size,
-            source_url=f"https://ollama.com/library/{tag.replace(':', '/tags/')}",
-        )
-        for tag, family, arch, context, size in _OLLAMA
-    ]
+def load_models(directory: Path = MODELS_DIR) -> dict[str, ModelSpec]:
+    """Every checkpoint of every family file, keyed by source; files in name order."""
+    models: dict[str, ModelSpec] = {}
+    origin: dict[str, str] = {}
+    for path in sorted(directory.glob("*.json")):
+        for model in _family_models(path):
+            if model.source in models:
+                raise CatalogError(
+                    f"{_name(path)}: source {model.source!r} is already in {origin[model.source]}"
+                )
+            models[model.source] = model
+            origin[model.source] = _name(path)
+    return models
 
 
-MODELS: dict[str, ModelSpec] = {m.source: m for m in _vllm_models() + _ollama_models()}
+MODELS: dict[str, ModelSpec] = load_models()
+
+# Ollama's library publishes phi4-mini:3.8b-q4_K_M as a 2.5 GB download (its entry's
+# file_bytes); llama.cpp's Q4_K_M keeps embeddings and some tensors at higher precision, so
+# the average is above 4 bits. Other q4_K_M tags are estimated with the same bytes per
+# parameter until their own size is recorded.
+Q4_K_M_REFERENCE = "phi4-mini:3.8b"
+PHI4_MINI_Q4_K_M_BYTES = MODELS[Q4_K_M_REFERENCE].file_bytes
+Q4_K_M_BYTES_PER_WEIGHT = PHI4_MINI_Q4_K_M_BYTES / MODELS[Q4_K_M_REFERENCE].parameters
 
 
 def variants_of(model: ModelSpec) -> list[ModelSpec]:
