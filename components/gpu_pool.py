@@ -88,6 +88,10 @@ class GpuNodePool(pulumi.ComponentResource):
             gpu_profile=containerservice.GPUProfileArgs(
                 driver="Install" if args.gpu_driver == "aks" else "None"
             ),
+            # AKS partitions every GPU of the node into slices of this profile while it
+            # provisions the node, after installing its own driver (so only with driver
+            # Install); the profile cannot change on an existing pool.
+            gpu_instance_profile=pool.gpu_instance_profile,
             vnet_subnet_id=args.subnet_id,
             **spot,
             opts=pulumi.ResourceOptions(parent=self),
@@ -139,14 +143,30 @@ GPU_NODE_AFFINITY = {
 }
 
 
-def device_plugin_values() -> dict:
+# How the device plugin advertises MIG slices, when a pool has them. At v0.20.0 the plugin's
+# default, "none", advertises a MIG-enabled GPU as one whole nvidia.com/gpu and none of its
+# slices (internal/rm/device_map.go); "single" advertises each slice as one nvidia.com/gpu
+# (internal/rm/rm.go, AddMIGResource("*", "gpu")) and requires every GPU of a node to have the
+# same slices, which AKS's gpuInstanceProfile makes so; "mixed" names each slice's profile
+# (nvidia.com/mig-3g.40gb), so a pod spec would depend on the GPU's memory size. "single"
+# keeps every model server's request, nvidia.com/gpu: 1 per replica, valid on whole GPUs and
+# slices alike; nodes without MIG keep advertising whole GPUs under it. It is also what AKS
+# gives a MIG pool whose device plugin AKS itself runs, when no strategy is named
+# (AgentBaker's cse_config.sh), and what AKS's MIG page shows for nvidia.com/gpu.
+MIG_STRATEGY = "single"
+
+
+def device_plugin_values(mig: bool = False) -> dict:
+    """The device plugin chart's values; mig: some GPU pool is split into MIG slices."""
     # The chart's default affinity asks for Node Feature Discovery labels, which AKS nodes
     # don't carry: select our own GPU node label instead (a list replaces the default).
-    return {
+    values = {
         "affinity": GPU_NODE_AFFINITY,
         "tolerations": GPU_NODE_TOLERATIONS,
         "gfd": {"enabled": False},
     }
+    # Only when needed: any strategy but "none" makes the chart add SYS_ADMIN to the plugin.
+    return values | {"migStrategy": MIG_STRATEGY} if mig else values
 
 
 # The DCGM exporter's ServiceMonitor timing. The exporter reads DCGM every 30 s (its
@@ -208,6 +228,8 @@ class GpuSoftwareArgs:
     namespace: str
     # The ServiceMonitor API the cluster's Prometheus reads, None without monitoring.
     service_monitor_api: str | None = None
+    # Some GPU pool is split into MIG slices (gpuInstanceProfile).
+    mig: bool = False
 
 
 class GpuSoftware(pulumi.ComponentResource):
@@ -222,7 +244,7 @@ class GpuSoftware(pulumi.ComponentResource):
             [(GPU_OPERATOR_CHART, gpu_operator_values(args.service_monitor_api))]
             if args.gpu_driver == "gpu-operator"
             else [
-                (DEVICE_PLUGIN_CHART, device_plugin_values()),
+                (DEVICE_PLUGIN_CHART, device_plugin_values(args.mig)),
                 (DCGM_EXPORTER_CHART, dcgm_exporter_values(args.service_monitor_api)),
             ]
         )
