@@ -214,11 +214,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
+        return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except (ValueError, UnicodeDecodeError) as err:
         raise CatalogError(f"{_name(path)}: not a valid JSON catalog file: {err}") from None
-    _check_keys(path, "", document, {"about": "str", "architectures": None, "checkpoints": None})
-    return document
 
 
 def _name(path: Path) -> str:
@@ -267,8 +265,9 @@ def _choice(path: Path, where: str, value: Any, allowed: tuple[Any, ...]) -> Non
         )
 
 
-def _family_models(path: Path) -> list[ModelSpec]:
-    document = _read(path)
+def family_models(path: Path, document: Any) -> list[ModelSpec]:
+    """The checkpoints of one family file's parsed document, checked (CatalogError)."""
+    _check_keys(path, "", document, {"about": "str", "architectures": None, "checkpoints": None})
     architectures = {}
     if not isinstance(document["architectures"], dict):
         raise CatalogError(f"{_name(path)}: architectures: expected a JSON object")
@@ -298,7 +297,7 @@ def load_models(directory: Path = MODELS_DIR) -> dict[str, ModelSpec]:
     models: dict[str, ModelSpec] = {}
     origin: dict[str, str] = {}
     for path in sorted(directory.glob("*.json")):
-        for model in _family_models(path):
+        for model in family_models(path, _read(path)):
             if model.source in models:
                 raise CatalogError(
                     f"{_name(path)}: source {model.source!r} is already in {origin[model.source]}"
