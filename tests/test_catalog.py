@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from components import catalog
@@ -88,3 +91,136 @@ def test_every_recorded_price_names_region_date_and_source() -> None:
     for price in recorded:
         assert price.usd > 0 and price.region == "eastus" and price.taken.startswith("2026-")
         assert price.source
+
+
+# -- the catalog as data: components/models/<family>.json ------------------------------------
+
+
+def test_each_family_has_its_file_and_every_entry_names_its_config_json() -> None:
+    files = {
+        path.name: [c["source"] for c in json.loads(path.read_text())["checkpoints"]]
+        for path in sorted(catalog.MODELS_DIR.glob("*.json"))
+    }
+    assert {name: len(sources) for name, sources in files.items()} == {
+        "gemma-3.json": 6,
+        "phi-4-mini.json": 2,
+        "qwen3.json": 18,
+    }
+    assert sorted(s for sources in files.values() for s in sources) == sorted(MODELS)
+    for path in catalog.MODELS_DIR.glob("*.json"):
+        document = json.loads(path.read_text())
+        entries = [*document["architectures"].values(), *document["checkpoints"]]
+        for entry in entries:
+            assert entry["provenance"]["config_json"].startswith("https://huggingface.co/")
+            assert entry["provenance"]["config_json"].endswith("/config.json")
+
+
+def test_q4_k_m_bytes_per_weight_is_computed_from_phi4_minis_recorded_download() -> None:
+    # Ollama's 2.5 GB download over Phi-4-mini's 3,836,021,760 parameters (its config.json).
+    phi = MODELS["phi4-mini:3.8b"]
+    assert (phi.file_bytes, phi.parameters) == (2_500_000_000, 3_836_021_760)
+    assert pytest.approx(2.5e9 / 3_836_021_760) == catalog.Q4_K_M_BYTES_PER_WEIGHT
+    assert MODELS["qwen3:8b"].bytes_per_weight == catalog.Q4_K_M_BYTES_PER_WEIGHT
+
+
+@pytest.fixture
+def family_files(tmp_path: Path) -> Path:
+    for path in catalog.MODELS_DIR.glob("*.json"):
+        (tmp_path / path.name).write_text(path.read_text())
+    return tmp_path
+
+
+def _edit(folder: Path, name: str, change) -> None:
+    path = folder / name
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def test_the_copied_files_load_as_the_catalog(family_files: Path) -> None:
+    assert catalog.load_models(family_files) == MODELS
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "line"),
+    [
+        (
+            "qwen3.json",
+            lambda d: d["checkpoints"][3].update(max_context="40960"),
+            "components/models/qwen3.json: checkpoints[3].max_context: '40960' is not "
+            "allowed; expected an integer",
+        ),
+        (
+            "qwen3.json",
+            lambda d: d["checkpoints"][0].pop("gated"),
+            "components/models/qwen3.json: checkpoints[0]: 'gated' is missing",
+        ),
+        (
+            "gemma-3.json",
+            lambda d: d["checkpoints"][0].update(gatd=True),
+            "components/models/gemma-3.json: checkpoints[0].gatd: not a known key; expected "
+            "one of " + ", ".join(catalog.CHECKPOINT_FIELDS),
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][0].update(engine="sglang"),
+            "components/models/phi-4-mini.json: checkpoints[0].engine: 'sglang' is not "
+            'allowed; expected one of "vllm", "ollama"',
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][0].update(quantization="int4"),
+            "components/models/phi-4-mini.json: checkpoints[0].quantization: 'int4' is not "
+            'allowed; expected one of null, "awq", "gptq", "fp8", "q4_K_M"',
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][0].update(architecture="phi-4"),
+            "components/models/phi-4-mini.json: checkpoints[0].architecture: 'phi-4' is not "
+            'allowed; expected one of "phi-4-mini"',
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["architectures"]["phi-4-mini"].update(tied_embeddings="true"),
+            "components/models/phi-4-mini.json: architectures.phi-4-mini.tied_embeddings: "
+            "'true' is not allowed; expected true or false",
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][0].pop("provenance"),
+            "components/models/phi-4-mini.json: checkpoints[0].provenance: None is not "
+            'allowed; expected an object with "config_json" (where the numbers were read) '
+            'and "commit"',
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"].append(d["checkpoints"][0]),
+            "components/models/phi-4-mini.json: source 'microsoft/Phi-4-mini-instruct' is "
+            "already in components/models/phi-4-mini.json",
+        ),
+    ],
+)
+def test_a_bad_family_file_stops_with_one_line_naming_file_and_key(
+    family_files: Path, name: str, change, line: str
+) -> None:
+    _edit(family_files, name, change)
+    with pytest.raises(catalog.CatalogError) as raised:
+        catalog.load_models(family_files)
+    assert str(raised.value) == line
+
+
+def test_a_key_given_twice_or_a_broken_file_is_one_line(family_files: Path) -> None:
+    path = family_files / "phi-4-mini.json"
+    path.write_text(path.read_text().replace('"about":', '"about": "x", "about":', 1))
+    with pytest.raises(catalog.CatalogError) as twice:
+        catalog.load_models(family_files)
+    assert str(twice.value) == (
+        "components/models/phi-4-mini.json: not a valid JSON catalog file: "
+        "key 'about' appears twice"
+    )
+    path.write_bytes(b'{"about": "caf\xe9"}')  # Latin-1, not UTF-8
+    with pytest.raises(catalog.CatalogError) as broken:
+        catalog.load_models(family_files)
+    assert str(broken.value).startswith(
+        "components/models/phi-4-mini.json: not a valid JSON catalog file: 'utf-8' codec"
+    )
