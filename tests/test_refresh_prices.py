@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tools import refresh_prices
 
 ITEMS = [
@@ -77,3 +79,29 @@ def test_refresh_records_region_date_and_source_and_skips_unsold_skus() -> None:
 
 def test_bad_region_exits_2() -> None:
     assert refresh_prices.main(["--region", "East US"]) == 2
+
+
+def test_two_different_linux_prices_of_one_kind_stop_the_refresh() -> None:
+    # A Windows meter whose product name lacks the "Windows" suffix looks like a second Linux
+    # price; whichever the API lists last must not silently become the recorded price.
+    mislabelled = {**ITEMS[2], "productName": "Virtual Machines NCasT4_v3 Series"}
+    with pytest.raises(refresh_prices.AmbiguousPrice) as raised:
+        refresh_prices.linux_prices([*ITEMS, mislabelled])
+    assert str(raised.value) == (
+        "NC4as T4 v3: two Linux onDemand prices per hour, 1.25 and 9.0 "
+        "(Virtual Machines NCasT4_v3 Series); expected one"
+    )
+    # The same price listed twice is one price.
+    assert refresh_prices.linux_prices([*ITEMS, ITEMS[0]]) == {"onDemand": 1.25, "spot": 0.25}
+
+
+def test_an_ambiguous_price_exits_1_and_writes_nothing(monkeypatch, tmp_path, capsys) -> None:
+    target = tmp_path / "prices.json"
+    monkeypatch.setattr(refresh_prices, "PRICES_FILE", target)
+    monkeypatch.setattr(
+        refresh_prices, "fetch_items", lambda url: [*ITEMS, ITEMS[0] | {"retailPrice": 2.5}]
+    )
+    assert refresh_prices.main(["--region", "eastus"]) == 1
+    assert not target.exists()
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("expected one; nothing written") and "\n" not in error

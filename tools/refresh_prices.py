@@ -6,7 +6,7 @@ For every GPU SKU in components/catalog.py it asks the public, unauthenticated R
 API for the Linux pay-as-you-go and spot prices per hour in the region, and rewrites
 components/prices.json with the region, today's date and the query as the source. A SKU the
 region does not sell keeps no price (the plan then says "cost unknown"). Needs network access
-to the API; it changes nothing when a query fails.
+to the API; it changes nothing when a query fails or a SKU has two Linux prices of one kind.
 """
 
 from __future__ import annotations
@@ -45,8 +45,16 @@ def fetch_items(url: str) -> list[dict[str, Any]]:
     return items
 
 
+class AmbiguousPrice(ValueError):
+    """One SKU's items hold two different Linux prices of the same kind."""
+
+
 def linux_prices(items: list[dict[str, Any]]) -> dict[str, float]:
-    """{"onDemand": usd, "spot": usd} from one SKU's price items (Linux, per hour, USD)."""
+    """{"onDemand": usd, "spot": usd} from one SKU's price items (Linux, per hour, USD).
+
+    Two different prices of one kind stop the refresh: the API does not order its items, so
+    keeping either would be a guess (a Windows meter named unlike the filter expects would
+    otherwise pass for the Linux price whenever it came last)."""
     found: dict[str, float] = {}
     for item in items:
         if (
@@ -58,7 +66,13 @@ def linux_prices(items: list[dict[str, Any]]) -> dict[str, float]:
         ):
             continue
         kind = "spot" if item.get("skuName", "").endswith("Spot") else "onDemand"
-        found[kind] = float(item["retailPrice"])
+        usd = float(item["retailPrice"])
+        if found.get(kind, usd) != usd:
+            raise AmbiguousPrice(
+                f"{item.get('armSkuName', item.get('skuName'))}: two Linux {kind} prices per "
+                f"hour, {found[kind]} and {usd} ({item.get('productName')}); expected one"
+            )
+        found[kind] = usd
     return found
 
 
@@ -104,9 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        document = refresh(args.region, dt.date.today().isoformat())
+        document = refresh(args.region, dt.date.today().isoformat(), fetch=fetch_items)
     except OSError as err:
         print(f"refresh_prices: the Retail Prices API could not be read: {err}", file=sys.stderr)
+        return 1
+    except AmbiguousPrice as err:
+        print(f"refresh_prices: {err}; nothing written", file=sys.stderr)
         return 1
     PRICES_FILE.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     print(f"wrote {PRICES_FILE.name}: {len(document['prices'])} of {len(GPU_SKUS)} SKUs priced")
