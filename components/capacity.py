@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from components import sizing
-from components.catalog import GpuSku, ModelSpec, linear_parameter_count
+from components.catalog import GPU_SKUS, MODELS, GpuSku, ModelSpec, linear_parameter_count
 from components.sizing import GIB, ServingShape
 
 SPECS_FILE = Path(__file__).with_name("gpu_specs.json")
@@ -39,11 +39,11 @@ MEASUREMENTS_DIR = Path(__file__).with_name("capacity_measurements")
 
 # -- calibrated constants (docs/capacity.md, "Calibration": fitted to every record at once) --
 # Fixed cost of one engine step: scheduling, sampling, kernel launches, detokenisation.
-STEP_OVERHEAD_S = 0.0026
+STEP_OVERHEAD_S = 0.001
 # Fraction of the datasheet memory bandwidth a decode step achieves (weights and KV reads).
-BANDWIDTH_EFFICIENCY = 0.70
+BANDWIDTH_EFFICIENCY = 0.60
 # Fraction of the datasheet dense tensor peak the step's matrix products achieve.
-COMPUTE_EFFICIENCY = 0.58
+COMPUTE_EFFICIENCY = 0.60
 # What a client sees on top of the engine's time to first token: HTTP, tokenisation, the
 # first streamed chunk. KAITO's lowest loads show it on both GPUs (docs/capacity.md).
 REQUEST_OVERHEAD_S = 0.32
@@ -439,9 +439,9 @@ def best_shape(
         )
         if kv_capacity_tokens(model, memory_sku, shape) < max_model_len:
             continue
-        limit = min(
-            sizing.MAX_NUM_SEQS_LIMIT, sequences_that_fit(model, memory_sku, shape, workload)
-        )
+        # vLLM needs a step to hold one token of every running sequence: seqs <= budget.
+        fit = sequences_that_fit(model, memory_sku, shape, workload)
+        limit = min(sizing.MAX_NUM_SEQS_LIMIT, budget, fit)
         engine = _engine(model, sku, dtype, workload, tensor_parallel_size, profile, budget)
         concurrency = _best_concurrency(engine, targets, limit)
         if concurrency is None:
@@ -472,3 +472,121 @@ def usd_per_million_output_tokens(
         )
     tokens_per_hour = replicas_per_node * output_tokens_per_s * 3600
     return hourly_usd / tokens_per_hour * 1e6
+
+
+# -- calibration records ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeasuredPoint:
+    request_rate: float
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    itl_p50_ms: float | None
+    itl_p95_ms: float | None
+    output_tokens_per_s: float | None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One file of capacity_measurements/: a model on a SKU under a request-rate sweep."""
+
+    name: str
+    source: str
+    model: str
+    vm_size: str
+    gpu_instance_profile: str | None
+    workload: Workload
+    points: tuple[MeasuredPoint, ...]
+
+
+def _point(entry: dict) -> MeasuredPoint:
+    ttft, itl = entry["ttftMs"], entry["itlMs"]
+    return MeasuredPoint(
+        request_rate=entry["requestRate"],
+        ttft_p50_ms=ttft["p50"],
+        ttft_p95_ms=ttft["p95"],
+        itl_p50_ms=itl["p50"],
+        itl_p95_ms=itl["p95"],
+        output_tokens_per_s=entry["outputTokensPerSecond"],
+    )
+
+
+def measurement_records(directory: Path = MEASUREMENTS_DIR) -> list[Record]:
+    records = []
+    for path in sorted(directory.glob("*.json")):
+        document = json.loads(path.read_text())
+        shape = document["workload"]
+        records.append(
+            Record(
+                name=path.stem,
+                source=document["source"],
+                model=document["model"],
+                vm_size=document["vmSize"],
+                gpu_instance_profile=document["gpuInstanceProfile"],
+                workload=Workload(shape["inputTokens"], shape["outputTokens"]),
+                points=tuple(_point(p) for p in document["points"]),
+            )
+        )
+    return records
+
+
+def sustained(record: Record, point: MeasuredPoint) -> bool:
+    """Whether the measured replica kept up: a queue that grows through the run shows as a
+    median TTFT more than twice the one at the record's lowest rate."""
+    floor = min(p.ttft_p50_ms for p in record.points)
+    return point.ttft_p50_ms <= 2 * floor
+
+
+def predict(record: Record, request_rate: float) -> Performance | None:
+    """The model's steady state for a record's setup at one rate. The engine shape is vLLM's
+    default where the record does not say: 256 sequences, 2,048 batched tokens."""
+    model = MODELS[record.model]
+    sku = GPU_SKUS[record.vm_size]
+    profile = record.gpu_instance_profile
+    memory_sku = sliced(sku, profile) if profile else sku
+    shape = ServingShape(
+        max_model_len=held_tokens(record.workload), max_num_seqs=sizing.MAX_NUM_SEQS_LIMIT
+    )
+    limit = min(
+        sizing.MAX_NUM_SEQS_LIMIT, sequences_that_fit(model, memory_sku, shape, record.workload)
+    )
+    dtype = sizing.dtype_for(model, sku)
+    return at_request_rate(model, sku, dtype, record.workload, request_rate, limit, profile=profile)
+
+
+def _versus(measured: float | None, predicted: float, scale: float = 1.0) -> str:
+    if measured is None:
+        return f"— / {predicted * scale:,.1f}"
+    error = predicted * scale / measured - 1
+    return f"{measured:,.1f} / {predicted * scale:,.1f} ({error:+.0%})"
+
+
+def comparison_table(records: list[Record] | None = None) -> str:
+    """Markdown: each measured point beside the model's prediction (measured / model)."""
+    lines = [
+        "| record | req/s | output tok/s | ITL p50 ms | ITL p95 ms | TTFT p50 ms | TTFT p95 ms |",
+        "| --- | ---: | --- | --- | --- | --- | --- |",
+    ]
+    for record in records if records is not None else measurement_records():
+        for point in record.points:
+            perf = predict(record, point.request_rate)
+            head = f"| {record.name} | {point.request_rate:g} "
+            if perf is None:
+                kept = "kept up" if sustained(record, point) else "did not keep up either"
+                lines.append(head + f"| model: cannot sustain (measured: {kept}) | | | | |")
+                continue
+            cells = (
+                _versus(point.output_tokens_per_s, perf.output_tokens_per_s),
+                _versus(point.itl_p50_ms, perf.itl_s, 1000),
+                _versus(point.itl_p95_ms, perf.itl_p95_s, 1000),
+                _versus(point.ttft_p50_ms, perf.ttft_s, 1000),
+                _versus(point.ttft_p95_ms, perf.ttft_p95_s, 1000),
+            )
+            lines.append(head + "| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    # Regenerates the table in docs/capacity.md (tests/test_capacity.py checks it is current).
+    print(comparison_table(), end="")
