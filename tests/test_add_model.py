@@ -221,6 +221,27 @@ def test_a_quantized_checkpoint_joins_its_familys_file(
     assert list(document["architectures"]) == ["smollm3-3b"]
 
 
+def test_a_new_size_of_a_catalog_series_lands_in_the_series_file(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    # A Qwen3 shape: qk norms, the hermes and qwen3 parsers, the series file qwen3.json.
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(_config(model_type="qwen3", num_key_value_heads=8, head_dim=128)))
+    assert add_model.main(["--source", "Qwen/Qwen3-32B", "--config", str(path)]) == 0
+    assert sorted(p.name for p in models_dir.glob("*.json")) == [
+        "gemma-3.json",
+        "phi-4-mini.json",
+        "qwen3.json",
+    ]
+    model = catalog.load_models(models_dir)["Qwen/Qwen3-32B"]
+    assert (model.family, model.tool_call_parser, model.reasoning_parser) == (
+        "qwen3-32b",
+        "hermes",
+        "qwen3",
+    )
+    assert (model.architecture.qk_norm, model.architecture.head_dim) == (True, 128)
+
+
 # -- bad inputs: one line, exit 2, nothing written ---------------------------------------------
 
 
