@@ -242,6 +242,21 @@ def test_a_new_size_of_a_catalog_series_lands_in_the_series_file(
     assert (model.architecture.qk_norm, model.architecture.head_dim) == (True, 128)
 
 
+def test_a_variant_whose_numbers_differ_from_its_familys_is_refused(
+    models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert add_model.main(["--source", "HuggingFaceTB/SmolLM3-3B", "--config", str(SMOLLM3)]) == 0
+    before = (models_dir / "smollm3.json").read_text()
+    other = _broken(tmp_path, {"num_hidden_layers": 28})
+    assert add_model.main(["--source", "HuggingFaceTB/SmolLM3-3B-FP8", "--config", other]) == 2
+    assert capsys.readouterr().err == (
+        "add_model: architecture smollm3-3b: layers is 28 in this config.json but 36 for "
+        "HuggingFaceTB/SmolLM3-3B; expected the same numbers for one family (give --family to "
+        "record it apart)\n"
+    )
+    assert (models_dir / "smollm3.json").read_text() == before
+
+
 # -- bad inputs: one line, exit 2, nothing written ---------------------------------------------
 
 
