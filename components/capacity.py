@@ -419,6 +419,45 @@ def _best_concurrency(engine: _Engine, targets: Targets, seqs_limit: int) -> flo
     return low
 
 
+def shape_choice(
+    model: ModelSpec,
+    sku: GpuSku,
+    dtype: str,
+    workload: Workload,
+    targets: Targets,
+    max_model_len: int,
+    max_num_seqs: int,
+    max_num_batched_tokens: int,
+    tensor_parallel_size: int = 1,
+    profile: str | None = None,
+) -> Choice | None:
+    """What one engine shape serves within the targets: the highest throughput at which the
+    targets hold and the requests in flight fit `max_num_seqs` and the KV cache; None when
+    none does, or when the cache cannot hold one max_model_len sequence (vLLM refuses to
+    start). The choice's max_num_seqs is the slots that throughput uses, at most the one
+    given. Checks an explicit stack value against the targets."""
+    memory_sku = sliced(sku, profile) if profile else sku
+    shape = ServingShape(
+        max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs,
+        tensor_parallel_size=tensor_parallel_size,
+        max_num_batched_tokens=max_num_batched_tokens,
+    )
+    if kv_capacity_tokens(model, memory_sku, shape) < max_model_len:
+        return None
+    # vLLM needs a step to hold one token of every running sequence: seqs <= budget.
+    fit = sequences_that_fit(model, memory_sku, shape, workload)
+    limit = min(max_num_seqs, max_num_batched_tokens, fit)
+    engine = _engine(
+        model, sku, dtype, workload, tensor_parallel_size, profile, max_num_batched_tokens
+    )
+    concurrency = _best_concurrency(engine, targets, limit)
+    if concurrency is None:
+        return None
+    slots = max(1, poisson_quantile(concurrency))
+    return Choice(slots, max_num_batched_tokens, _steady_state(engine, concurrency))
+
+
 def best_shape(
     model: ModelSpec,
     sku: GpuSku,
@@ -430,29 +469,28 @@ def best_shape(
     profile: str | None = None,
 ) -> Choice | None:
     """max_num_seqs and max_num_batched_tokens that maximise a replica's throughput within
-    the targets and its KV cache; None when no shape meets the targets even at concurrency 1
-    or the cache cannot hold one max_model_len sequence (vLLM refuses to start)."""
-    memory_sku = sliced(sku, profile) if profile else sku
+    the targets and its KV cache (ties: the smaller token budget, less activation memory);
+    None when no shape meets the targets even at concurrency 1 or fits one max_model_len
+    sequence."""
     best: Choice | None = None
     for budget in BATCHED_TOKENS_CANDIDATES:
-        shape = ServingShape(
-            max_model_len=max_model_len,
-            max_num_seqs=sizing.MAX_NUM_SEQS_LIMIT,
-            tensor_parallel_size=tensor_parallel_size,
-            max_num_batched_tokens=budget,
+        choice = shape_choice(
+            model,
+            sku,
+            dtype,
+            workload,
+            targets,
+            max_model_len,
+            sizing.MAX_NUM_SEQS_LIMIT,
+            budget,
+            tensor_parallel_size,
+            profile,
         )
-        if kv_capacity_tokens(model, memory_sku, shape) < max_model_len:
+        if choice is None:
             continue
-        # vLLM needs a step to hold one token of every running sequence: seqs <= budget.
-        fit = sequences_that_fit(model, memory_sku, shape, workload)
-        limit = min(sizing.MAX_NUM_SEQS_LIMIT, budget, fit)
-        engine = _engine(model, sku, dtype, workload, tensor_parallel_size, profile, budget)
-        concurrency = _best_concurrency(engine, targets, limit)
-        if concurrency is None:
-            continue
-        perf = _steady_state(engine, concurrency)
-        if best is None or perf.output_tokens_per_s > best.performance.output_tokens_per_s:
-            best = Choice(max(1, poisson_quantile(concurrency)), budget, perf)
+        throughput = choice.performance.output_tokens_per_s
+        if best is None or throughput > best.performance.output_tokens_per_s:
+            best = choice
     return best
 
 

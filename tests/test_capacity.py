@@ -219,6 +219,18 @@ def test_best_shape_meets_its_targets():
     assert tight.performance.output_tokens_per_s < perf.output_tokens_per_s
 
 
+def test_an_explicit_shape_is_held_to_its_slots():
+    # The shipped prod shape, 16 sequences: mean concurrency stays where the 95th percentile
+    # of the Poisson number in flight is 16, which caps throughput far below what the same
+    # A100 serves with the slots its KV cache allows.
+    targets = Targets(ttft_p95_s=1.5, itl_p95_s=0.05)
+    fixed = capacity.shape_choice(PHI4, A100, "bfloat16", CHAT, targets, 4096, 16, 2048)
+    assert (fixed.max_num_seqs, fixed.max_num_batched_tokens) == (16, 2048)
+    assert capacity.poisson_quantile(fixed.performance.concurrency) <= 16
+    best = capacity.best_shape(PHI4, A100, "bfloat16", CHAT, targets, 4096)
+    assert best.performance.output_tokens_per_s > 5 * fixed.performance.output_tokens_per_s
+
+
 def test_best_shape_says_when_nothing_works():
     # No replica decodes Phi-4-mini at 5 ms a token on an A100 (one step reads 7.7 GB).
     assert capacity.best_shape(PHI4, A100, "bfloat16", CHAT, Targets(1.5, 0.005), 4096) is None
