@@ -542,6 +542,9 @@ class Record:
     gpu_instance_profile: str | None
     workload: Workload
     points: tuple[MeasuredPoint, ...]
+    # The engine shape the run used, where the record says ("engineArgs"); None: vLLM's default.
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
 
 
 def _point(entry: dict) -> MeasuredPoint:
@@ -561,6 +564,7 @@ def measurement_records(directory: Path = MEASUREMENTS_DIR) -> list[Record]:
     for path in sorted(directory.glob("*.json")):
         document = json.loads(path.read_text())
         shape = document["workload"]
+        engine_args = document.get("engineArgs") or {}
         records.append(
             Record(
                 name=path.stem,
@@ -570,6 +574,8 @@ def measurement_records(directory: Path = MEASUREMENTS_DIR) -> list[Record]:
                 gpu_instance_profile=document["gpuInstanceProfile"],
                 workload=Workload(shape["inputTokens"], shape["outputTokens"]),
                 points=tuple(_point(p) for p in document["points"]),
+                max_num_seqs=engine_args.get("maxNumSeqs"),
+                max_num_batched_tokens=engine_args.get("maxNumBatchedTokens"),
             )
         )
     return records
@@ -582,21 +588,42 @@ def sustained(record: Record, point: MeasuredPoint) -> bool:
     return point.ttft_p50_ms <= 2 * floor
 
 
+def vllm_default_shape(accelerator: Accelerator) -> tuple[int, int]:
+    """`vllm serve`'s own --max-num-seqs and --max-num-batched-tokens (engine/arg_utils.py,
+    get_batch_defaults): 1,024 and 8,192 on GPUs of 70 GiB and more other than the A100,
+    256 and 2,048 elsewhere. A MIG slice shows the engine its own memory."""
+    if accelerator.memory_gib >= 70 and "A100" not in accelerator.name:
+        return 1024, 8192
+    return 256, 2048
+
+
 def predict(record: Record, request_rate: float) -> Performance | None:
-    """The model's steady state for a record's setup at one rate. The engine shape is vLLM's
-    default where the record does not say: 256 sequences, 2,048 batched tokens."""
+    """The model's steady state for a record's setup at one rate, with the engine shape the
+    record states, else vLLM's default for its GPU."""
     model = MODELS[record.model]
     sku = GPU_SKUS[record.vm_size]
     profile = record.gpu_instance_profile
-    memory_sku = sliced(sku, profile) if profile else sku
+    default_seqs, default_budget = vllm_default_shape(accelerator(sku, profile))
+    seqs = record.max_num_seqs or default_seqs
+    budget = record.max_num_batched_tokens or default_budget
     shape = ServingShape(
-        max_model_len=held_tokens(record.workload), max_num_seqs=sizing.MAX_NUM_SEQS_LIMIT
+        max_model_len=held_tokens(record.workload),
+        max_num_seqs=seqs,
+        max_num_batched_tokens=budget,
     )
-    limit = min(
-        sizing.MAX_NUM_SEQS_LIMIT, sequences_that_fit(model, memory_sku, shape, record.workload)
-    )
+    memory_sku = sliced(sku, profile) if profile else sku
+    limit = min(seqs, sequences_that_fit(model, memory_sku, shape, record.workload))
     dtype = sizing.dtype_for(model, sku)
-    return at_request_rate(model, sku, dtype, record.workload, request_rate, limit, profile=profile)
+    return at_request_rate(
+        model,
+        sku,
+        dtype,
+        record.workload,
+        request_rate,
+        limit,
+        profile=profile,
+        max_num_batched_tokens=budget,
+    )
 
 
 def _versus(measured: float | None, predicted: float, scale: float = 1.0) -> str:

@@ -308,12 +308,23 @@ def test_docs_table_is_current():
     )
 
 
+def test_vllm_default_shapes():
+    # vllm serve's defaults: 1,024 sequences and 8,192 tokens on 70 GiB and larger GPUs other
+    # than the A100, 256 and 2,048 elsewhere; a MIG slice shows its own memory.
+    assert capacity.vllm_default_shape(capacity.accelerator(H100)) == (1024, 8192)
+    assert capacity.vllm_default_shape(capacity.accelerator(A100)) == (256, 2048)
+    assert capacity.vllm_default_shape(capacity.accelerator(A10)) == (256, 2048)
+    assert capacity.vllm_default_shape(capacity.accelerator(H100, "MIG7g")) == (1024, 8192)
+    assert capacity.vllm_default_shape(capacity.accelerator(H100, "MIG3g")) == (256, 2048)
+
+
 def test_records_follow_the_shared_format():
     for path in sorted(capacity.MEASUREMENTS_DIR.glob("*.json")):
         document = json.loads(path.read_text())
         required = {"about", "source", "thirdParty", "taken", "tool", "engine", "model"}
         assert required | {"vmSize", "gpuInstanceProfile", "workload", "points"} <= set(document)
         assert document["model"] in MODELS and document["vmSize"] in GPU_SKUS, path.name
+        assert set(document.get("engineArgs", {})) <= {"maxNumSeqs", "maxNumBatchedTokens"}
         for point in document["points"]:
             assert set(point) == {
                 "requestRate",
@@ -322,3 +333,6 @@ def test_records_follow_the_shared_format():
                 "itlMs",
                 "outputTokensPerSecond",
             }
+            # The calibration compares these; a record without them cannot calibrate.
+            assert point["ttftMs"]["p50"] and point["itlMs"]["p50"], path.name
+            assert point["outputTokensPerSecond"], path.name
