@@ -583,8 +583,11 @@ def measurement_records(directory: Path = MEASUREMENTS_DIR) -> list[Record]:
 
 def sustained(record: Record, point: MeasuredPoint) -> bool:
     """Whether the measured replica kept up: a queue that grows through the run shows as a
-    median TTFT more than twice the one at the record's lowest rate."""
-    floor = min(p.ttft_p50_ms for p in record.points)
+    median TTFT more than twice the one at the record's lowest rate; a rate where no request
+    completed (no TTFT) did not keep up either."""
+    if point.ttft_p50_ms is None:
+        return False
+    floor = min(p.ttft_p50_ms for p in record.points if p.ttft_p50_ms is not None)
     return point.ttft_p50_ms <= 2 * floor
 
 
