@@ -251,6 +251,17 @@ def test_an_unreachable_endpoint_is_one_line_and_status_1(
     assert err.count("\n") == 1
 
 
+def test_a_wrong_path_is_one_line_and_status_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeOpenAI(api_key="k", service=SERVICE)
+    monkeypatch.setenv(KEY_ENV, "k")
+    with running(fake) as base_url:
+        wrong = base_url.removesuffix("/v1") + "/models/phi4-mini/v1"
+        assert loadtest.main(arguments(wrong, tmp_path)) == 1
+    assert capsys.readouterr().err == f"loadtest: HTTP 404 on GET {wrong}/models: Not Found\n"
+
+
 def test_a_served_model_the_endpoint_does_not_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -282,6 +293,8 @@ BAD_ARGUMENTS = [
     (["--warmup-seconds", "2"], "loadtest: --warmup-seconds 2 leaves nothing to measure"),
     (["--base-url", "host:8000/v1"], "loadtest: --base-url must be an http(s) URL"),
     (["--engine", " "], "loadtest: --engine must name the engine and its version"),
+    (["--report", "/"], "loadtest: --report '/' is a folder: name the file to write"),
+    (["--out-dir", "/dev/null"], "loadtest: --out-dir '/dev/null' is a file, not a folder"),
     (
         ["--api-key", "sk-secret"],
         f"loadtest: --api-key is not accepted: put the key in the environment variable {KEY_ENV}",

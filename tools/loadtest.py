@@ -179,8 +179,8 @@ def parse_arguments(argv: list[str] | None) -> Settings:
         served_model=args.served_model,
         tokenizer=args.tokenizer or args.model_source,
         engine=check_engine(args.engine),
-        out_dir=args.out_dir,
-        report=args.report,
+        out_dir=check_out_dir(args.out_dir),
+        report=check_report(args.report),
     )
 
 
@@ -262,6 +262,19 @@ def check_engine(engine: str | None) -> str | None:
     return engine
 
 
+def check_out_dir(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out-dir {str(path)!r} is a file, not a folder for the record")
+    return path
+
+
+def check_report(path: Path | None) -> Path | None:
+    # Checked now, not after a sweep of many minutes whose report would have nowhere to go.
+    if path is not None and path.is_dir():
+        raise UsageError(f"--report {str(path)!r} is a folder: name the file to write")
+    return path
+
+
 def read_api_key(variable: str) -> str:
     key = os.environ.get(variable, "")
     if not key.strip():
@@ -299,7 +312,7 @@ def preflight(settings: Settings, api_key: str) -> str:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"})
     try:
         with urllib.request.urlopen(request, timeout=PREFLIGHT_TIMEOUT_S) as response:
-            listing = json.load(response)
+            body = response.read()
     except urllib.error.HTTPError as err:
         if err.code in (401, 403):
             raise EndpointError(
@@ -310,7 +323,16 @@ def preflight(settings: Settings, api_key: str) -> str:
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", err)
         raise EndpointError(f"endpoint unreachable: {one_line(str(reason))} (GET {url})") from None
-    served = [m.get("id") for m in listing.get("data", []) if isinstance(m, dict)]
+    return served_model(settings, url, body)
+
+
+def served_model(settings: Settings, url: str, body: bytes) -> str:
+    """The model to measure, from the endpoint's OpenAI model list."""
+    try:
+        listing = json.loads(body)
+        served = [str(m["id"]) for m in listing["data"] if isinstance(m, dict) and "id" in m]
+    except (ValueError, KeyError, TypeError):
+        raise EndpointError(f"GET {url} did not answer an OpenAI model list") from None
     if not served:
         raise EndpointError(f"the endpoint lists no models (GET {url})")
     if settings.served_model is None:
