@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from components import capacity
 from tests.fake_openai import FakeOpenAI, ServiceModel, running, write_word_tokenizer
 from tools import loadtest
 
@@ -57,6 +58,7 @@ MODEL_SOURCE = "microsoft/Phi-4-mini-instruct"
 VM_SIZE = "Standard_NC24ads_A100_v4"
 PROFILE = "MIG3g"
 ENGINE = "vllm 0.31.0"
+ENGINE_ARGS = {"maxNumSeqs": 48, "maxNumBatchedTokens": 4096}
 
 
 def loadtest_python() -> Path:
@@ -129,14 +131,22 @@ def test_sweep_records_the_fakes_service_time(tmp_path: Path) -> None:
     report = tmp_path / "guidellm-report.json"
     taken_before = datetime.datetime.now(datetime.UTC).date().isoformat()
     with running(fake) as base_url:
-        result = run_tool(arguments(base_url, tmp_path, "--report", str(report)), key)
+        shape = ["--max-num-seqs", "48", "--max-num-batched-tokens", "4096"]
+        result = run_tool(arguments(base_url, tmp_path, "--report", str(report), *shape), key)
     taken_after = datetime.datetime.now(datetime.UTC).date().isoformat()
     assert result.returncode == 0, result.stderr[-3000:]
 
-    name = f"loadtest--microsoft--Phi-4-mini-instruct--{VM_SIZE}--{PROFILE}--200in-24out.json"
+    name = (
+        f"loadtest--microsoft--Phi-4-mini-instruct--{VM_SIZE}--{PROFILE}--200in-24out"
+        "--48seqs--4096batched.json"
+    )
     written = sorted(p.name for p in (tmp_path / "records").iterdir())
     assert written == [name]
     record = json.loads((tmp_path / "records" / name).read_text())
+    # The capacity model reads it as it reads the published records.
+    (read,) = capacity.measurement_records(tmp_path / "records")
+    assert [point.request_rate for point in read.points] == list(RATES)
+    assert (read.max_num_seqs, read.max_num_batched_tokens) == (48, 4096)
 
     assert_what_reached_the_server(fake)
     assert_record_header(record, {taken_before, taken_after})
@@ -175,6 +185,7 @@ def assert_record_header(record: dict[str, Any], dates: set[str]) -> None:
         "gpuInstanceProfile",
         "workload",
         "points",
+        "engineArgs",
     }
     assert record["source"] == "tools/loadtest.py"
     assert record["thirdParty"] is False
@@ -184,6 +195,7 @@ def assert_record_header(record: dict[str, Any], dates: set[str]) -> None:
     assert record["model"] == MODEL_SOURCE
     assert record["vmSize"] == VM_SIZE
     assert record["gpuInstanceProfile"] == PROFILE
+    assert record["engineArgs"] == ENGINE_ARGS
     assert record["workload"] == {
         "inputTokens": INPUT_TOKENS,
         "outputTokens": OUTPUT_TOKENS,
@@ -293,6 +305,7 @@ BAD_ARGUMENTS = [
     (["--warmup-seconds", "2"], "loadtest: --warmup-seconds 2 leaves nothing to measure"),
     (["--base-url", "host:8000/v1"], "loadtest: --base-url must be an http(s) URL"),
     (["--engine", " "], "loadtest: --engine must name the engine and its version"),
+    (["--max-num-seqs", "0"], "loadtest: argument --max-num-seqs: must be greater than 0, not 0"),
     (["--report", "/"], "loadtest: --report '/' is a folder: name the file to write"),
     (["--out-dir", "/dev/null"], "loadtest: --out-dir '/dev/null' is a file, not a folder"),
     (
@@ -318,6 +331,13 @@ def test_bad_arguments_are_one_line_and_status_2(
     assert captured.err.startswith(message), captured.err
     assert captured.err.count("\n") == 1
     assert "sk-secret" not in captured.err
+
+
+def test_engine_args_hold_only_what_was_given() -> None:
+    # Left out, a flag is vLLM's default, which the capacity model knows: not a null.
+    assert loadtest.engine_args(None, None) == {}
+    assert loadtest.engine_args(64, None) == {"maxNumSeqs": 64}
+    assert loadtest.engine_args(None, 8192) == {"maxNumBatchedTokens": 8192}
 
 
 def test_an_unset_key_variable_is_status_2(

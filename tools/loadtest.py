@@ -6,6 +6,7 @@
         --input-tokens 200 --output-tokens 200 --rates 2,4,8,16 [--seconds 60] \\
         [--arrivals poisson] [--warmup-seconds 0] [--gpu-instance-profile MIG3g] \\
         [--served-model NAME] [--tokenizer ID_OR_PATH] [--engine "vllm 0.31.0"] \\
+        [--max-num-seqs N] [--max-num-batched-tokens N] \\
         [--api-key-env SLM_API_KEY] [--out-dir components/capacity_measurements] \\
         [--report guidellm-report.json]
 
@@ -20,6 +21,10 @@ model's tokenizer (--tokenizer, the Hugging Face id --model-source by default), 
 exactly --output-tokens long (max_tokens with ignore_eos), streamed, arriving at each rate
 of --rates in turn (Poisson or evenly spaced) for --seconds each.
 
+--max-num-seqs and --max-num-batched-tokens record the engine shape the replica runs (the
+stack's vLLM flags, in its plan): the capacity model predicts each point with that shape,
+and with vLLM's defaults where the record does not say.
+
 The API key is read from the environment variable --api-key-env names (SLM_API_KEY unless
 told), never from the command line, and never printed; guidellm sends it as
 `Authorization: Bearer <key>` and its report masks it. Certificates are verified.
@@ -27,8 +32,8 @@ told), never from the command line, and never printed; guidellm sends it as
 Output: guidellm's progress lines, then one line per rate (TTFT and ITL p50/p95, output
 tokens per second, mean concurrency, requests completed and failed), then the record, in the
 format components/capacity.py reads (docs/loadtest.md), written to --out-dir as
-loadtest--<model>--<vmSize>[--<profile>]--<in>in-<out>out.json; a new run of the same
-model, SKU and shape replaces it.
+loadtest--<model>--<vmSize>[--<profile>]--<in>in-<out>out[--<n>seqs][--<n>batched].json; a
+new run of the same setup replaces it.
 
 Exit status: 0 the record was written; 1 the endpoint, the key or guidellm failed (one line
 on stderr); 2 bad arguments or the key's variable unset (one line on stderr).
@@ -89,6 +94,8 @@ class Settings:
     served_model: str | None
     tokenizer: str
     engine: str | None
+    # The engine shape the replica runs (vLLM's flags), where given: the record's engineArgs.
+    engine_args: dict[str, int]
     out_dir: Path
     report: Path | None
 
@@ -157,6 +164,14 @@ def parse_arguments(argv: list[str] | None) -> Settings:
     parser.add_argument("--served-model", help="the name the endpoint serves (the first listed)")
     parser.add_argument("--tokenizer", help="Hugging Face id or folder (--model-source)")
     parser.add_argument("--engine", help='the serving engine and version, e.g. "vllm 0.31.0"')
+    parser.add_argument(
+        "--max-num-seqs", type=_positive(int), help="the replica's vLLM --max-num-seqs"
+    )
+    parser.add_argument(
+        "--max-num-batched-tokens",
+        type=_positive(int),
+        help="the replica's vLLM --max-num-batched-tokens",
+    )
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
     parser.add_argument("--report", type=Path, help="also keep guidellm's JSON report here")
     args = parser.parse_args(argv)
@@ -179,6 +194,7 @@ def parse_arguments(argv: list[str] | None) -> Settings:
         served_model=args.served_model,
         tokenizer=args.tokenizer or args.model_source,
         engine=check_engine(args.engine),
+        engine_args=engine_args(args.max_num_seqs, args.max_num_batched_tokens),
         out_dir=check_out_dir(args.out_dir),
         report=check_report(args.report),
     )
@@ -273,6 +289,13 @@ def check_report(path: Path | None) -> Path | None:
     if path is not None and path.is_dir():
         raise UsageError(f"--report {str(path)!r} is a folder: name the file to write")
     return path
+
+
+def engine_args(max_num_seqs: int | None, max_num_batched_tokens: int | None) -> dict[str, int]:
+    """The record's engineArgs: only what was given (the capacity model assumes vLLM's
+    defaults for the rest)."""
+    given = {"maxNumSeqs": max_num_seqs, "maxNumBatchedTokens": max_num_batched_tokens}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def read_api_key(variable: str) -> str:
@@ -503,15 +526,20 @@ def make_record(
             "arrivals": settings.arrivals,
         },
         "points": sorted(points, key=lambda point: point["requestRate"]),
-    }
+    } | ({"engineArgs": settings.engine_args} if settings.engine_args else {})
 
 
 def record_name(settings: Settings) -> str:
-    """One file per model x SKU x slice x shape: a new run of the same setup replaces it."""
+    """One file per model x SKU x slice x workload x engine shape: a new run of the same
+    setup replaces it, a run of another setup adds a record beside it."""
     parts = ["loadtest", settings.model_source.replace("/", "--"), settings.vm_size]
     if settings.gpu_instance_profile:
         parts.append(settings.gpu_instance_profile)
     parts.append(f"{settings.input_tokens}in-{settings.output_tokens}out")
+    if "maxNumSeqs" in settings.engine_args:
+        parts.append(f"{settings.engine_args['maxNumSeqs']}seqs")
+    if "maxNumBatchedTokens" in settings.engine_args:
+        parts.append(f"{settings.engine_args['maxNumBatchedTokens']}batched")
     return "--".join(parts) + ".json"
 
 
