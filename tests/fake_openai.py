@@ -1,9 +1,11 @@
 """A loopback OpenAI-compatible server with a known service-time model, for tools/loadtest.py.
 
 It answers as vLLM's OpenAI server does where a load generator looks: GET /v1/models, and
-POST /v1/chat/completions streamed as server-sent events, one token per chunk, then a
-chunk with the finish reason, then (with stream_options.include_usage) a chunk with empty
-choices and the usage, then `data: [DONE]`. Every request must carry
+POST /v1/chat/completions streamed as server-sent events: a first chunk with the role and
+empty content, one token per chunk, a chunk with the finish reason, then (with
+stream_options.include_usage) a chunk with empty choices and the usage, then `data: [DONE]`
+(vLLM 0.31.0, the pinned image's, vllm/entrypoints/openai/chat_completion/serving.py,
+chat_completion_stream_generator; installed in .venv-vllm). Every request must carry
 `Authorization: Bearer <key>`; any other answers 401 with an OpenAI error body.
 
 Service time, per request and independent of load (every request has its own thread, so
