@@ -27,7 +27,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from components import sizing
@@ -277,17 +277,23 @@ class _Engine:
         """Mean context a decoding sequence attends to: the prompt and half the output."""
         return self.workload.input_tokens + self.workload.output_tokens / 2
 
-    def step_s(self, decode_seqs: float, prefill_tokens: float) -> float:
+    @cached_property
+    def _step_terms(self) -> tuple[float, float, float]:
+        """Seconds per step for the weights, per decoding sequence and per prompt token:
+        computed once per engine, since the fixed points and searches call step_s thousands
+        of times (the plan of a stack must stay within seconds)."""
         context = self.decode_context
-        kv = sizing.kv_cache_bytes_per_sequence(self.model, round(context), self.tp)
-        read = weight_bytes_read(self.model) / self.tp + decode_seqs * kv
-        work = (
-            decode_seqs * flops_per_token(self.model, context)
-            + prefill_tokens * flops_per_token(self.model, self.workload.input_tokens / 2)
-        ) / self.tp
         bandwidth = self.accelerator.hbm_gb_per_s * 1e9 * BANDWIDTH_EFFICIENCY
-        compute = self.accelerator.peak_flops(self.dtype) * COMPUTE_EFFICIENCY
-        return STEP_OVERHEAD_S + read / bandwidth + work / compute
+        compute = self.accelerator.peak_flops(self.dtype) * COMPUTE_EFFICIENCY * self.tp
+        kv = sizing.kv_cache_bytes_per_sequence(self.model, round(context), self.tp)
+        weights = weight_bytes_read(self.model) / self.tp / bandwidth
+        per_decode = kv / bandwidth + flops_per_token(self.model, context) / compute
+        prefill_flops = flops_per_token(self.model, self.workload.input_tokens / 2)
+        return STEP_OVERHEAD_S + weights, per_decode, prefill_flops / compute
+
+    def step_s(self, decode_seqs: float, prefill_tokens: float) -> float:
+        fixed, per_decode, per_prompt_token = self._step_terms
+        return fixed + decode_seqs * per_decode + prefill_tokens * per_prompt_token
 
     def ttft_s(self, step: float, decode_seqs: float, prompts: int, wait_fraction: float):
         """Client TTFT for a prompt that arrives `wait_fraction` through a running step and
