@@ -152,6 +152,10 @@ def test_every_catalog_gpu_has_sourced_facts():
     assert {sku.gpu_model for sku in GPU_SKUS.values()} == set(document["gpus"])
     for gpu, entry in document["gpus"].items():
         assert document["sources"][entry["source"]].startswith("https://"), gpu
+        # MIG facts cite the MIG guide (fractions), mig-parted (names, counts) and AKS.
+        expected = ["migFractions", "migNames", "aksProfiles"] if entry["migProfiles"] else []
+        assert entry["migSources"] == expected, gpu
+        assert all(document["sources"][key].startswith("https://") for key in expected)
         assert entry["hbmGBps"] > 0
         assert set(entry["denseTflops"]) == {"float16", "bfloat16", "fp8", "int8"}
         # A dtype without a tensor-core path is null, never 0.
