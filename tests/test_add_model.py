@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import catalog
+from components import catalog, sizing
 from tests.conftest import copy_program
 from tests.test_fork import GUIDE, apply_example, planned_examples
 from tools import add_model
@@ -116,25 +116,34 @@ def test_the_printed_lines_plan_sized_and_served_with_the_right_engine_args(
     apply_example(
         root / "stacks", "merge", "dev", added.stdout.split("add to the stack file:\n")[1]
     )
-    planned = subprocess.run(
+    ran = subprocess.run(
         [sys.executable, "-m", "tools.plan", "dev", "--quiet"],
         cwd=root,
         capture_output=True,
         text=True,
         check=False,
     )
-    assert (planned.returncode, planned.stderr) == (0, "")
+    assert (ran.returncode, ran.stderr) == (0, "")
+    outputs = json.loads((root / "out" / "dev" / "outputs.json").read_text())
+    planned = outputs["models"]["smollm3-3b"]
     summary = (root / "out" / "dev" / "summary.md").read_text()
-    # By hand from config.json: per layer, attention 2048*128*(2*16 + 2*4) = 10,485,760 and
-    # MLP 3*2048*11008 = 67,633,152, times 36 layers = 2,812,280,832; tied embeddings
-    # 128256*2048 = 262,668,288; norms 36*2*2048 + 2048 = 149,504: 3,075,098,624 parameters,
-    # 5.73 GiB in bfloat16 (x2 / 2**30). KV cache: 2 * 36 layers * 4 heads * 128 * 2 bytes =
-    # 73,728 bytes a token, 2.25 GiB for one 32768-token sequence. The plan's total adds
-    # activations and the runtime overhead (components/sizing.py) to those.
-    assert (
-        "| smollm3-3b | vllm | `HuggingFaceTB/SmolLM3-3B` | small | a10 | 32768 x 16 | 9.45 "
-        "| 20.24 | 10.79 | 164 | 65536 |"
-    ) in summary
+    (row,) = [line for line in summary.splitlines() if line.startswith("| smollm3-3b |")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:4] == ["smollm3-3b", "vllm", "`HuggingFaceTB/SmolLM3-3B`", "small"]
+    assert (cells[4], cells[5].split(" x ")[0]) == ("a10", "32768")
+    # What the plan sized, from the entry add_model wrote. By hand from config.json: per
+    # layer, attention 2048*128*(2*16 + 2*4) = 10,485,760 and MLP 3*2048*11008 = 67,633,152,
+    # times 36 layers = 2,812,280,832; tied embeddings 128256*2048 = 262,668,288; norms
+    # 36*2*2048 + 2048 = 149,504: 3,075,098,624 parameters, 6,150,197,248 bytes (5.73 GiB)
+    # in bfloat16. KV cache: 2 (K and V) * 36 layers * 4 heads * 128 * 2 bytes = 73,728 bytes
+    # a token, 2.25 GiB for one 32768-token sequence, which vLLM must hold to start.
+    spec = catalog.load_models(root / "components" / "models")["HuggingFaceTB/SmolLM3-3B"]
+    assert (spec.parameters, sizing.weight_bytes(spec)) == (3_075_098_624, 6_150_197_248)
+    assert sizing.kv_cache_bytes_per_sequence(spec, 1) == 73_728
+    # The A10's 22.49 GiB at vLLM's 0.90 share; the need is the weights, the KV cache (at
+    # least one full sequence), activations and the runtime, so above 5.73 + 2.25 GiB.
+    assert planned["usableGiB"] == 20.24 == float(cells[7])
+    assert 5.73 + 2.25 < planned["requiredGiB"] == float(cells[6]) <= planned["usableGiB"]
     deployment = yaml.safe_load(
         (
             root / "out" / "dev" / "manifests" / "slm-inference" / "deployment-smollm3-3b.yaml"
@@ -143,21 +152,16 @@ def test_the_printed_lines_plan_sized_and_served_with_the_right_engine_args(
     (container,) = [
         c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "vllm"
     ]
-    assert container["args"][:11] == [
+    args = container["args"]
+    assert args[:3] == [
         "HuggingFaceTB/SmolLM3-3B",
         "--served-model-name=smollm3-3b",
-        "--max-model-len=32768",
-        "--max-num-seqs=16",
-        "--max-num-batched-tokens=2048",
-        "--gpu-memory-utilization=0.90",
-        "--tensor-parallel-size=1",
-        "--dtype=bfloat16",  # the A10 has bfloat16 (compute capability 8.6)
-        "--enable-prefix-caching",
-        "--enable-chunked-prefill",
-        "--enable-auto-tool-choice",
+        "--max-model-len=32768",  # the catalog's serving default: min(65536, 32768)
     ]
-    assert "--tool-call-parser=hermes" in container["args"]
-    assert not [a for a in container["args"] if a.startswith(("--quantization", "--trust"))]
+    assert args[: len(planned["engineArgs"])] == planned["engineArgs"]
+    assert "--dtype=bfloat16" in args  # the A10 has bfloat16 (compute capability 8.6)
+    assert args.index("--enable-auto-tool-choice") + 1 == args.index("--tool-call-parser=hermes")
+    assert not [a for a in args if a.startswith(("--quantization", "--trust", "--reasoning"))]
 
 
 # -- the same source again, and a revision ------------------------------------------------
