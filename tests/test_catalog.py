@@ -87,7 +87,7 @@ def test_gpu_skus_carry_driver_visible_memory_and_capability() -> None:
 
 def test_every_recorded_price_names_region_date_and_source() -> None:
     recorded = [p for s in GPU_SKUS.values() for p in (s.on_demand, s.spot) if p]
-    assert len(recorded) == 3
+    assert len(recorded) == 4
     for price in recorded:
         assert price.usd > 0 and price.region == "eastus" and price.taken.startswith("2026-")
         assert price.source

@@ -221,8 +221,8 @@ def test_pool_cost_by_hand() -> None:
     assert spot.monthly_min_usd == 0.0
     assert spot.monthly_max_usd == round(0.1492 * 2 * 730, 2) == 217.83
     on_demand = sizing.gpu_pool_monthly_cost(A100, 1, 4, spot=False)
-    assert on_demand.monthly_min_usd == round(3.67 * 730, 2) == 2679.1
-    assert on_demand.monthly_max_usd == 10716.4
+    assert on_demand.monthly_min_usd == round(3.673 * 730, 2) == 2681.29
+    assert on_demand.monthly_max_usd == 10725.16
     unknown = sizing.gpu_pool_monthly_cost(A10, 1, 2, spot=False)
     assert not unknown.known and unknown.monthly_max_usd is None
 
