@@ -2,11 +2,13 @@
 
 No Pulumi imports: the plan, the program and the tests call these functions directly.
 
-The memory model, per GPU, for vLLM serving `max_num_seqs` sequences of `max_model_len`
-tokens with tensor-parallel size `tp`:
+The memory model, per GPU, for vLLM serving `max_num_seqs` sequences that each hold
+`tokens_held` tokens (the workload's input + output; max_model_len when no workload is
+given), with tensor-parallel size `tp`:
 
     required  = weights / tp
-              + kv_cache(max_model_len) * max_num_seqs            (per GPU, below)
+              + max(kv_cache(tokens_held) * max_num_seqs,          (per GPU, below)
+                    kv_cache(max_model_len))                       (vLLM's start-up check)
               + activations(max_num_batched_tokens, max_num_seqs)  (one engine step)
               + CALIBRATION.non_torch_gib + CUDA_GRAPH_ALLOWANCE_GIB
     usable    = GPU memory * gpu_memory_utilization
@@ -27,14 +29,19 @@ tokens with tensor-parallel size `tp`:
 KAITO's published estimator uses the same weights and KV terms with fixed runtime constants;
 ours measures them instead (tools/calibrate_memory.py, docs/memory-calibration.md).
 
-`fits` means required <= usable: after its own profiling vLLM then has at least the KV
-budget for max_num_seqs full-length sequences, so no request is preempted at full load.
+`fits` means required <= usable: after its own profiling vLLM then has the KV budget for
+max_num_seqs sequences of the workload's length, so none is preempted at full load at that
+shape, and for one sequence of max_model_len. vLLM allocates the cache in 16-token pages as
+tokens arrive (PagedAttention), so budgeting every sequence at max_model_len would leave
+most of a large GPU idle; longer requests than the workload's are served, and when the
+cache runs out vLLM preempts and recomputes a sequence rather than failing it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from components.catalog import GpuSku, HourlyPrice, ModelSpec
 
@@ -113,6 +120,17 @@ class ServingShape:
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float | None = None
     max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS
+    # The tokens a sequence holds in the KV cache at its end: the workload's input + output.
+    # vLLM allocates the cache in pages as tokens arrive, so max_num_seqs sequences of this
+    # length must fit at once, and one sequence of max_model_len (vLLM refuses to start
+    # otherwise). None: every sequence at max_model_len, the worst case.
+    tokens_per_sequence: int | None = None
+
+    @property
+    def tokens_held(self) -> int:
+        if self.tokens_per_sequence is None:
+            return self.max_model_len
+        return min(self.tokens_per_sequence, self.max_model_len)
 
 
 @dataclass(frozen=True)
@@ -159,6 +177,23 @@ def kv_cache_bytes_per_sequence(model: ModelSpec, max_model_len: int, tp: int = 
     )
 
 
+def kv_cache_bytes(model: ModelSpec, shape: ServingShape) -> float:
+    """The KV cache `shape` needs on each GPU: max_num_seqs sequences of the tokens they hold,
+    and never less than one sequence of max_model_len."""
+    tp = shape.tensor_parallel_size
+    concurrent = kv_cache_bytes_per_sequence(model, shape.tokens_held, tp) * shape.max_num_seqs
+    return max(concurrent, kv_cache_bytes_per_sequence(model, shape.max_model_len, tp))
+
+
+def kv_cache_use(model: ModelSpec, shape: ServingShape) -> str:
+    """What the KV-cache budget of `shape` holds, as an error line says it."""
+    tp = shape.tensor_parallel_size
+    concurrent = kv_cache_bytes_per_sequence(model, shape.tokens_held, tp) * shape.max_num_seqs
+    if concurrent >= kv_cache_bytes_per_sequence(model, shape.max_model_len, tp):
+        return f"{shape.max_num_seqs} x {shape.tokens_held} tokens"
+    return f"one sequence of maxModelLen {shape.max_model_len} tokens"
+
+
 def forward_activation_bytes(model: ModelSpec, tokens: int, tp: int = 1) -> float:
     """Peak activation memory of one forward pass over `tokens` prompt tokens."""
     arch = model.architecture
@@ -189,9 +224,7 @@ def memory_fit(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> MemoryFit:
     tokens = min(batched_tokens(shape), shape.max_model_len * shape.max_num_seqs)
     return MemoryFit(
         weights_gib=weight_bytes(model) / tp / GIB,
-        kv_cache_gib=kv_cache_bytes_per_sequence(model, shape.max_model_len, tp)
-        * shape.max_num_seqs
-        / GIB,
+        kv_cache_gib=kv_cache_bytes(model, shape) / GIB,
         activations_gib=(
             forward_activation_bytes(model, tokens, tp)
             + sampler_logits_bytes(model, shape.max_num_seqs)
@@ -204,7 +237,7 @@ def memory_fit(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> MemoryFit:
 
 
 def max_num_seqs_that_fit(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> int:
-    """How many sequences of `shape.max_model_len` tokens fit at once (0: not even one)."""
+    """How many sequences of the tokens they hold fit at once (0: not even one)."""
     return _largest(
         lambda seqs: ServingShape(**{**shape.__dict__, "max_num_seqs": seqs}),
         model,
@@ -423,6 +456,9 @@ class EnginePlan:
     startup_budget_seconds: int
     # What the model costs on this GPU beyond memory (sizing.compute_notes); () when nothing.
     notes: tuple[str, ...] = ()
+    # vLLM: the capacity model's figures (components/right_sizing.ModelCapacity); None for
+    # Ollama, which the capacity model does not cover.
+    capacity: Any = None
 
 
 def plan_vllm(
@@ -445,8 +481,8 @@ def plan_vllm(
     if not fit.fits:
         raise SizingError(
             f"{where}: needs {fit.required_gib:.1f} GiB per GPU (weights {fit.weights_gib:.1f}, "
-            f"KV cache {fit.kv_cache_gib:.1f} for {shape.max_num_seqs} x {shape.max_model_len} "
-            f"tokens, runtime {fit.activations_gib + fit.overhead_gib:.1f}), "
+            f"KV cache {fit.kv_cache_gib:.1f} for {kv_cache_use(model, shape)}, "
+            f"runtime {fit.activations_gib + fit.overhead_gib:.1f}), "
             f"{fit.usable_gib:.1f} GiB usable at gpu_memory_utilization "
             f"{fit.gpu_memory_utilization:.2f}; fits with "
             + nearest_fits(model, sku, shape, alternatives, skus)
