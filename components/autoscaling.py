@@ -2,9 +2,11 @@
 
 The signal is vllm:num_requests_waiting from Prometheus: requests the engine has accepted
 but cannot start for lack of KV-cache or sequence slots. KEDA scales the Deployment so that
-each replica has about `queuePerReplica` waiting; HPA behaviour scales up fast and down
-slowly (GPU replicas are slow to start and expensive to thrash). Ollama is not scaled: it
-has no metrics endpoint and one ReadWriteOnce model volume, so it keeps its one replica.
+each replica has about its queue threshold waiting (components/right_sizing.py: the queue
+a replica drains within the TTFT target's slack, or `queuePerReplica`); HPA behaviour scales
+up fast and down slowly (GPU replicas are slow to start and expensive to thrash). Ollama is
+not scaled: it has no metrics endpoint and one ReadWriteOnce model volume, so it keeps its
+one replica.
 
 KEDA is the AKS add-on (components/cluster.py), the cluster's only external metrics
 adapter. Nothing here installs KEDA's chart, so on an existing cluster (vLLM on GPU nodes
@@ -17,7 +19,7 @@ it scales to zero after the cooldown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -57,6 +59,9 @@ class AutoscalingArgs:
     kubernetes_version: str
     # Azure managed Prometheus: the client id of the identity KEDA's operator queries with.
     azure_identity_client_id: pulumi.Input[str] | None = None
+    # Waiting requests per replica KEDA targets, per model: right_sizing.queue_threshold's
+    # figure, or the model's explicit queuePerReplica.
+    queue_thresholds: dict[str, int] = field(default_factory=dict)
 
 
 def waiting_query(model: str, namespace: str) -> str:
@@ -66,6 +71,7 @@ def waiting_query(model: str, namespace: str) -> str:
 
 def scaled_object_spec(
     model: ModelConfig,
+    queue_threshold: int,
     namespace: str,
     prometheus_url: pulumi.Input[str],
     keda_version: tuple[int, ...],
@@ -79,7 +85,10 @@ def scaled_object_spec(
         "pollingInterval": POLLING_SECONDS,
         "cooldownPeriod": COOLDOWN_SECONDS,
         "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior()}},
-        "triggers": [queue_trigger(model, namespace, prometheus_url, auth), *awake_triggers(model)],
+        "triggers": [
+            queue_trigger(model, queue_threshold, namespace, prometheus_url, auth),
+            *awake_triggers(model),
+        ],
     }
     fallback = fallback_spec(model, keda_version)
     if fallback is not None:
@@ -125,14 +134,18 @@ def hpa_behavior() -> dict[str, Any]:
 
 
 def queue_trigger(
-    model: ModelConfig, namespace: str, prometheus_url: pulumi.Input[str], auth: str | None
+    model: ModelConfig,
+    threshold: int,
+    namespace: str,
+    prometheus_url: pulumi.Input[str],
+    auth: str | None,
 ) -> dict[str, Any]:
     trigger: dict[str, Any] = {
         "type": "prometheus",
         "metadata": {
             "serverAddress": prometheus_url,
             "query": waiting_query(model.name, namespace),
-            "threshold": str(model.queue_per_replica),
+            "threshold": str(threshold),
             # At zero replicas, any waiting request activates the model.
             "activationThreshold": "0",
             # A model with replicas always reports the gauge, so no data means scraping
@@ -189,7 +202,12 @@ class Autoscaling(pulumi.ComponentResource):
                 kind="ScaledObject",
                 metadata={"name": model.name, "namespace": args.namespace},
                 spec=scaled_object_spec(
-                    model, args.namespace, args.prometheus_url, keda_version, auth
+                    model,
+                    args.queue_thresholds[model.name],
+                    args.namespace,
+                    args.prometheus_url,
+                    keda_version,
+                    auth,
                 ),
                 opts=child,
             )

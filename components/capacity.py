@@ -404,7 +404,7 @@ def at_request_rate(
 # -- choosing an engine shape -----------------------------------------------------------------
 
 
-def _meets(perf: Performance, targets: Targets) -> bool:
+def meets(perf: Performance, targets: Targets) -> bool:
     return perf.ttft_p95_s <= targets.ttft_p95_s and perf.itl_p95_s <= targets.itl_p95_s
 
 
@@ -412,13 +412,13 @@ def _best_concurrency(engine: _Engine, targets: Targets, seqs_limit: int) -> flo
     """The largest mean concurrency that meets the targets while the 95th percentile of the
     (Poisson) number in flight stays within `seqs_limit`, so that at most 5% of the time a
     request waits in vLLM's queue for a free sequence slot."""
-    if seqs_limit < 1 or not _meets(_steady_state(engine, 1.0), targets):
+    if seqs_limit < 1 or not meets(_steady_state(engine, 1.0), targets):
         return None
     low, high = 1.0, float(seqs_limit)
     for _ in range(30):
         mid = (low + high) / 2
         fits = poisson_quantile(mid) <= seqs_limit
-        if fits and _meets(_steady_state(engine, mid), targets):
+        if fits and meets(_steady_state(engine, mid), targets):
             low = mid
         else:
             high = mid

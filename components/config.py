@@ -25,6 +25,7 @@ import ipaddress
 import json
 import re
 import zoneinfo
+from dataclasses import replace
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -41,7 +42,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components import aks_versions, catalog, redaction, sizing, value_rules
+from components import aks_versions, capacity, catalog, redaction, right_sizing, sizing, value_rules
 from components.access import Access, AccessError
 from components.azure_names import StackNameError, check_stack_name
 
@@ -347,11 +348,30 @@ class GpuPool(_Strict):
                 self.vm_size,
                 "a GPU SKU from components/catalog.py: " + ", ".join(catalog.GPU_SKUS),
             )
+        profiles = capacity.mig_profiles(self.vm_sku)
+        if self.gpu_instance_profile and self.gpu_instance_profile not in profiles:
+            raise _FieldError(
+                "gpuInstanceProfile",
+                self.gpu_instance_profile,
+                f"one of {', '.join(profiles)}"
+                if profiles
+                else f"none: {self.vm_sku.gpu_model} GPUs ({self.vm_size}) have no MIG",
+            )
         return self
 
     @property
-    def sku(self) -> catalog.GpuSku:
+    def vm_sku(self) -> catalog.GpuSku:
+        """The VM size as Azure sells it: whole GPUs."""
         return catalog.GPU_SKUS[self.vm_size]
+
+    @property
+    def placement(self) -> right_sizing.Placement:
+        return right_sizing.Placement(self.vm_sku, self.gpu_instance_profile)
+
+    @property
+    def sku(self) -> catalog.GpuSku:
+        """The VM as its replicas see it: with MIG, one GPU per slice, with its memory."""
+        return self.placement.replica_sku
 
     @property
     def os_disk(self) -> sizing.OsDisk:
@@ -413,6 +433,33 @@ class Replicas(_Strict):
         return self
 
 
+class Workload(_Strict):
+    """The request shape one model serves: what the capacity model sizes for.
+
+    Default: 200 tokens in and 200 out, the shape of the published measurements the capacity
+    model is calibrated against (KAITO's guidellm runs, components/capacity_measurements/),
+    so the default figures sit where the model is checked. Set your traffic's own shape:
+    long prompts cost compute (prefill), long answers cost memory bandwidth (decode)."""
+
+    input_tokens: int = Field(200, ge=1, le=1_048_576)
+    output_tokens: int = Field(200, ge=1, le=1_048_576)
+
+
+class Targets(_Strict):
+    """The service levels one model is sized for (components/capacity.py)."""
+
+    # Time to first token, p95. Default: the stack's alert threshold
+    # (monitoring.alerts.ttftP95Seconds), so the plan sizes for what pages on-call.
+    ttft_p95_seconds: float | None = Field(None, gt=0, le=120)
+    # Time between output tokens, p95. 0.05 s is 20 tokens/s per stream, about four times
+    # reading speed (238 words a minute on average: Brysbaert 2019, a meta-analysis of 190
+    # studies; at OpenAI's rule of thumb of 0.75 words a token that is 5.3 tokens/s).
+    itl_p95_seconds: float = Field(0.05, gt=0, le=10)
+    # The busiest request rate the model must carry (requests/s, all replicas). None: the
+    # plan reports what replicas.max carries instead of checking it.
+    peak_requests_per_second: float | None = Field(None, gt=0, le=100_000)
+
+
 class ModelConfig(_Strict):
     # The served model name: clients send it as "model" in OpenAI requests.
     name: str = Field(pattern=MODEL_NAME.pattern)
@@ -424,16 +471,21 @@ class ModelConfig(_Strict):
     # The GPU pool to run on; omitted means CPU (Ollama only).
     pool: str | None = None
     replicas: Replicas = Field(default_factory=Replicas)
-    # Context and concurrency to guarantee per replica: the KV cache must hold max_num_seqs
-    # sequences of max_model_len tokens at once (checked against the pool's GPU at plan time).
-    # Defaults: the model card's recommended context (vLLM) or 4,096 tokens (Ollama, the
-    # source chapter's setting); 16 sequences (vLLM: interactive chat per replica, autoscaling
-    # adds replicas beyond it) or 4 (Ollama's OLLAMA_NUM_PARALLEL in the source chapter).
+    # Context and concurrency per replica. vLLM: the KV cache must hold max_num_seqs
+    # sequences of the workload's length and one of max_model_len (sizing.py); Ollama holds
+    # max_num_seqs full contexts. Defaults: the model card's recommended context (vLLM) or
+    # 4,096 tokens (Ollama, the source chapter's setting); for vLLM, the concurrency that
+    # maximises throughput within the targets (components/capacity.py), for Ollama 4
+    # (OLLAMA_NUM_PARALLEL in the source chapter).
     max_model_len: int | None = Field(None, ge=256, le=1_048_576)
     max_num_seqs: int | None = Field(None, ge=1, le=1024)
-    # KEDA's target of waiting requests per replica (vllm:num_requests_waiting): 5 follows
-    # the 5-10 that KAITO and production-stack use; lower scales out sooner.
-    queue_per_replica: int = Field(5, ge=1, le=1000)
+    # KEDA's target of waiting requests per replica (vllm:num_requests_waiting). Default:
+    # the queue a replica drains within the TTFT target's slack (components/capacity.py,
+    # queue_threshold); an explicit value wins. Lower scales out sooner.
+    queue_per_replica: int | None = Field(None, ge=1, le=1000)
+    # The request shape and the service levels the capacity model sizes this model for.
+    workload: Workload = Field(default_factory=Workload)
+    targets: Targets = Field(default_factory=Targets)
     # Ollama only: custom variants built from Modelfiles, served beside the base model.
     variants: list[OllamaVariant] = []
     # GPUs one replica spans (vLLM tensor parallelism); must divide the node's GPUs.
@@ -487,6 +539,11 @@ class ModelConfig(_Strict):
             or (VLLM_DEFAULT_MAX_NUM_SEQS if vllm else OLLAMA_DEFAULT_PARALLEL),
             tensor_parallel_size=self.tensor_parallel_size,
             gpu_memory_utilization=self.gpu_memory_utilization,
+            # vLLM pages its KV cache; Ollama (llama.cpp) allocates every slot's full
+            # context at load, so its worst case is what it really holds.
+            tokens_per_sequence=self.workload.input_tokens + self.workload.output_tokens
+            if vllm
+            else None,
         )
 
 
@@ -705,21 +762,64 @@ class StackConfig(_Strict):
         pool = self.pool(model.pool) if model.pool else None
         try:
             if model.engine == "vllm":
-                return sizing.plan_vllm(
-                    model.name,
-                    model.spec,
-                    pool.sku,
-                    pool.name,
-                    model.serving_shape(),
-                    model.revision,
-                    alternatives=catalog.variants_of(model.spec),
-                    skus=list(catalog.GPU_SKUS.values()),
-                )
+                return self._plan_vllm(model, pool)
             return sizing.plan_ollama(
                 model.name, model.spec, pool.sku if pool else None, model.serving_shape()
             )
         except sizing.SizingError as err:
             raise SizingProblem(f"models[{index}]", str(err)) from None
+        except right_sizing.TargetsMissed as err:
+            raise SizingProblem(f"models[{index}]{err.key}", err.message) from None
+
+    def _plan_vllm(self, model: ModelConfig, pool: GpuPool) -> sizing.EnginePlan:
+        """Memory first (a model that cannot load is the first thing to fix, with the
+        nearest fits), then the capacity model's shape and figures, then the engine plan of
+        that shape."""
+        alternatives = catalog.variants_of(model.spec)
+        skus = list(catalog.GPU_SKUS.values())
+        shape = model.serving_shape()
+
+        def engine_plan(shape: sizing.ServingShape) -> sizing.EnginePlan:
+            return sizing.plan_vllm(
+                model.name,
+                model.spec,
+                pool.sku,
+                pool.name,
+                shape,
+                model.revision,
+                alternatives=alternatives,
+                skus=skus,
+            )
+
+        engine_plan(replace(shape, max_num_seqs=model.max_num_seqs or 1))
+        decision = right_sizing.decide(self._capacity_request(model, pool, shape.max_model_len))
+        chosen = replace(
+            shape,
+            max_num_seqs=decision.choice.max_num_seqs,
+            max_num_batched_tokens=decision.choice.max_num_batched_tokens,
+        )
+        return replace(engine_plan(chosen), capacity=decision)
+
+    def _capacity_request(
+        self, model: ModelConfig, pool: GpuPool, max_model_len: int
+    ) -> right_sizing.Request:
+        targets = model.targets
+        return right_sizing.Request(
+            model=model.spec,
+            placement=replace(pool.placement, tensor_parallel_size=model.tensor_parallel_size),
+            max_model_len=max_model_len,
+            workload=capacity.Workload(model.workload.input_tokens, model.workload.output_tokens),
+            targets=capacity.Targets(
+                targets.ttft_p95_seconds or self.monitoring.alerts.ttft_p95_seconds,
+                targets.itl_p95_seconds,
+            ),
+            max_num_seqs=model.max_num_seqs,
+            peak_requests_per_second=targets.peak_requests_per_second,
+            replicas_max=model.replicas.max,
+            queue_per_replica=model.queue_per_replica,
+            alternatives=tuple(catalog.variants_of(model.spec)),
+            skus=tuple(catalog.GPU_SKUS.values()),
+        )
 
     @field_validator("environment", mode="before")
     @classmethod
@@ -742,8 +842,33 @@ class StackConfig(_Strict):
                 )
         if not self.is_aks:
             self._check_existing_pools()
+        self._check_mig_pools()
         self._check_environment_rules()
         return self
+
+    def _check_mig_pools(self) -> None:
+        """AKS partitions GPUs into slices only where it installs its own driver (AgentBaker's
+        node provisioning, tests/upstream/aks-agentbaker-06836ee-mig); the GPU Operator's MIG
+        manager would set them back to whole GPUs. A replica cannot span slices: MIG isolates
+        them (no peer-to-peer or NVLink between instances), so tensor parallelism is out."""
+        for index, pool in enumerate(self.gpu_pools):
+            if not pool.gpu_instance_profile:
+                continue
+            if self.is_aks and self.cluster.gpu_driver == "gpu-operator":
+                raise _FieldError(
+                    f"gpuPools[{index}].gpuInstanceProfile",
+                    pool.gpu_instance_profile,
+                    'nothing with cluster.gpuDriver "gpu-operator": AKS partitions GPUs only '
+                    'where it installs its driver (gpuDriver "aks")',
+                )
+            for m_index, model in enumerate(self.models):
+                if model.pool == pool.name and model.tensor_parallel_size > 1:
+                    raise _FieldError(
+                        f"models[{m_index}].tensorParallelSize",
+                        model.tensor_parallel_size,
+                        f"1 on pool {pool.name}: a replica runs in one MIG slice "
+                        f"({pool.gpu_instance_profile})",
+                    )
 
     def _check_existing_pools(self) -> None:
         """On an existing cluster a pool describes nodes that exist: the keys that shape an

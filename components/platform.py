@@ -18,7 +18,7 @@ from typing import Any
 
 import pulumi
 
-from components import access, sizing
+from components import access, right_sizing, sizing
 from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.cache_warmer import SERVICE_ACCOUNT as CACHE_WARMER_ACCOUNT
 from components.cache_warmer import BlobReaderArgs, BlobReaderIdentity
@@ -156,6 +156,7 @@ class Platform(pulumi.ComponentResource):
                     config.cluster.gpu_driver if config.is_aks else "aks",
                     NODE_SYSTEM_NAMESPACE,
                     service_monitor_api(config),
+                    mig=any(pool.gpu_instance_profile for pool in config.gpu_pools),
                 ),
                 opts=_after(
                     on_cluster,
@@ -187,6 +188,9 @@ class Platform(pulumi.ComponentResource):
                     monitoring.keda_client_id
                     if isinstance(monitoring, AzureManagedMonitoring)
                     else None,
+                    queue_thresholds={
+                        m.name: config.engine_plans[m.name].capacity.queue_threshold for m in scaled
+                    },
                 ),
                 opts=_after(in_inference, *services.values()),
             )
@@ -737,4 +741,49 @@ def model_summary(model: ModelConfig, plan: sizing.EnginePlan) -> dict[str, Any]
         summary["engineArgs"] = list(plan.engine_args)
         if plan.notes:
             summary["notes"] = list(plan.notes)
+    summary["capacity"] = (
+        capacity_summary(plan.capacity) if plan.capacity else CAPACITY_NOT_MODELLED
+    )
     return summary
+
+
+# Ollama (llama.cpp) has no calibration record and a different engine loop: no figure is
+# better than a borrowed one.
+CAPACITY_NOT_MODELLED = (
+    "not modelled: the capacity model is calibrated for vLLM only "
+    "(components/capacity_measurements/)"
+)
+
+
+def capacity_summary(figures: right_sizing.ModelCapacity) -> dict[str, Any]:
+    """A model's capacity and cost, as the stack outputs and the plan summary show them."""
+    per_replica = figures.per_replica
+    return {
+        "workload": {
+            "inputTokens": figures.workload.input_tokens,
+            "outputTokens": figures.workload.output_tokens,
+        },
+        "targets": {
+            "ttftP95Seconds": figures.targets.ttft_p95_s,
+            "itlP95Seconds": figures.targets.itl_p95_s,
+            "peakRequestsPerSecond": figures.peak_requests_per_second,
+        },
+        "perReplica": {
+            "requestsPerSecond": round(per_replica.request_rate, 2),
+            "outputTokensPerSecond": round(per_replica.output_tokens_per_s),
+            "ttftP95Seconds": round(per_replica.ttft_p95_s, 3),
+            "itlP95Seconds": round(per_replica.itl_p95_s, 4),
+        },
+        "replicasNeeded": figures.replicas_needed,
+        "requestsPerSecondAtMaxReplicas": round(figures.carried_at_max, 2),
+        "usdPerMillionOutputTokens": {
+            "onDemand": _round(figures.usd_per_mtok_on_demand, 3),
+            "spot": _round(figures.usd_per_mtok_spot, 3),
+        },
+        "queuePerReplica": figures.queue_threshold,
+        "cheapestMeetingTargets": figures.cheapest.describe() if figures.cheapest else None,
+    }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

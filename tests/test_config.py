@@ -225,8 +225,20 @@ BAD_DEV_CONFIGS = [
         'slm-deploy:models[0].source: "microsoft/phi-4" is not allowed; expected a vllm model from components/catalog.py: Qwen/Qwen3-0.6B, Qwen/Qwen3-0.6B-FP8, Qwen/Qwen3-1.7B, Qwen/Qwen3-1.7B-FP8, Qwen/Qwen3-14B, Qwen/Qwen3-14B-AWQ, Qwen/Qwen3-14B-FP8, Qwen/Qwen3-4B, Qwen/Qwen3-4B-AWQ, Qwen/Qwen3-4B-FP8, Qwen/Qwen3-8B, Qwen/Qwen3-8B-AWQ, Qwen/Qwen3-8B-FP8, google/gemma-3-12b-it, google/gemma-3-1b-it, google/gemma-3-4b-it, microsoft/Phi-4-mini-instruct',
     ),
     (
+        # vLLM refuses to start unless one sequence of maxModelLen fits: 65,536 tokens x
+        # 32 layers x 8 KV heads x 128 x 2 (K and V) x 2 bytes = 8.0 GiB beside the weights.
+        _set("models[0].maxModelLen", 65536),
+        "slm-deploy:models[0]: phi4-mini (microsoft/Phi-4-mini-instruct) on pool t4spot (Standard_NC4as_T4_v3, 1x T4): needs 16.6 GiB per GPU (weights 7.1, KV cache 8.0 for one sequence of maxModelLen 65536 tokens, runtime 1.4), 12.8 GiB usable at gpu_memory_utilization 0.85; fits with maxModelLen <= 34048, or vmSize Standard_NV36ads_A10_v5",
+    ),
+    (
+        # 64 sequences of the workload's 400 tokens fit a T4 (paged KV cache), but 64 in
+        # flight decode too slowly for the 50 ms ITL target.
         _set("models[0].maxNumSeqs", 64),
-        "slm-deploy:models[0]: phi4-mini (microsoft/Phi-4-mini-instruct) on pool t4spot (Standard_NC4as_T4_v3, 1x T4): needs 40.6 GiB per GPU (weights 7.1, KV cache 32.0 for 64 x 4096 tokens, runtime 1.5), 12.8 GiB usable at gpu_memory_utilization 0.85; fits with maxModelLen <= 512, or maxNumSeqs <= 8, or vmSize Standard_NC24ads_A100_v4",
+        "slm-deploy:models[0].maxNumSeqs: 64 misses the targets: microsoft/Phi-4-mini-instruct on Standard_NC4as_T4_v3 with 64 requests in flight gives TTFT p95 0.50 s, ITL p95 87.4 ms against TTFT p95 <= 2 s and ITL p95 <= 50 ms; at most 15 meets them (omit maxNumSeqs to use it)",
+    ),
+    (
+        _set("models[0].targets", {"peakRequestsPerSecond": 40}),
+        "slm-deploy:models[0].replicas.max: 2 is too few: targets.peakRequestsPerSecond 40 needs 88 replicas of 0.46 requests/s each within the targets; raise replicas.max (and the pool's maxCount) or lower the peak",
     ),
     (
         _set("models[0].source", "google/gemma-3-4b-it"),

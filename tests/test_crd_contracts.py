@@ -128,11 +128,11 @@ def test_keda_2_16_1_prunes_fallback_behavior_and_our_rendering_avoids_it() -> N
     url = "http://kps-prometheus.slm-monitoring.svc:9090"
     keda_2_16 = aks_versions.keda_version("1.33")
     assert keda_2_16 == (2, 16, 1)
-    rendered = _scaled_object(scaled_object_spec(model, "slm-inference", url, keda_2_16))
+    rendered = _scaled_object(scaled_object_spec(model, 5, "slm-inference", url, keda_2_16))
     assert "fallback" not in rendered["spec"]
     assert custom_resource_problems("so.yaml", rendered, "1.33") == []
     # What the autoscaler rendered before it followed the KEDA version:
-    before = _scaled_object(scaled_object_spec(model, "slm-inference", url, (2, 17, 0)))
+    before = _scaled_object(scaled_object_spec(model, 5, "slm-inference", url, (2, 17, 0)))
     assert custom_resource_problems("so.yaml", before, "1.33") == [
         "so.yaml: Additional properties are not allowed ('behavior' was unexpected) "
         "at ['spec', 'fallback'] (keda-2.16.1/scaledobjects.yaml)"

@@ -216,11 +216,11 @@ BAD_EXISTING_CONFIGS = [
     ),
     (
         # The memory check runs against the GPU of the SKU the existing nodes are described as.
-        _with("models.1.maxModelLen", 32768),
+        _with("models.1.maxModelLen", 131072),
         "slm-deploy:models[1]: phi4-mini (microsoft/Phi-4-mini-instruct) on pool a10 "
-        f"({A10}, 1x A10): needs 72.6 GiB per GPU (weights 7.1, KV cache 64.0 for 16 x 32768 "
-        "tokens, runtime 1.4), 20.2 GiB usable at gpu_memory_utilization 0.90; fits with "
-        "maxModelLen <= 5888, or maxNumSeqs <= 2, or vmSize Standard_NC40ads_H100_v5",
+        f"({A10}, 1x A10): needs 24.6 GiB per GPU (weights 7.1, KV cache 16.0 for one sequence "
+        "of maxModelLen 131072 tokens, runtime 1.4), 20.2 GiB usable at gpu_memory_utilization "
+        "0.90; fits with maxModelLen <= 95488, or vmSize Standard_NC24ads_A100_v4",
     ),
 ]
 

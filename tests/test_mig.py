@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from pulumi_azure_native import containerservice
 
-from components import gpu_pool
+from components import catalog, gpu_pool, sizing
 from components.config import GpuPool
 from tests.conftest import copy_config_root, read_stack, resources_of, write_stack
 from tests.test_mode_matrix import plan_problems
-from tools.plan import ROOT, build_plan
+from tools.plan import ROOT, PlanConfigError, build_plan
 
 UPSTREAM = ROOT / "tests" / "upstream"
 PLUGIN = UPSTREAM / "nvidia-device-plugin-v0.20.0-mig"
@@ -138,3 +138,103 @@ def test_the_strategy_is_the_one_aks_gives_its_own_device_plugin_by_default() ->
     managed = upstream(AKS_NODE / "managed-device-plugin.json")
     assert "Mixed" in managed["first when"]
     assert managed["flags"] == ["mixed", gpu_pool.MIG_STRATEGY]
+
+
+P = "slm-deploy:"
+DEVICE_PLUGIN = "kubernetes:helm.sh/v4:Chart"
+
+
+def device_plugin_values(plan) -> dict:
+    (chart,) = [
+        r["inputs"]
+        for r in resources_of(plan, DEVICE_PLUGIN)
+        if r["inputs"]["chart"] == gpu_pool.DEVICE_PLUGIN_CHART.chart
+    ]
+    return chart["values"]
+
+
+# A
+def test_a_plan_with_a_mig_pool_gives_the_device_plugin_the_strategy(mig_plan) -> None:
+    assert device_plugin_values(mig_plan)["migStrategy"] == gpu_pool.MIG_STRATEGY
+
+
+# A (passes today; keep it with the one above)
+def test_plans_without_mig_pools_leave_the_plugin_default(plans) -> None:
+    for stack, plan in plans.items():
+        for chart in resources_of(plan, DEVICE_PLUGIN):
+            if chart["inputs"]["chart"] == gpu_pool.DEVICE_PLUGIN_CHART.chart:
+                assert "migStrategy" not in chart["inputs"]["values"], stack
+
+
+# A, existing cluster with gpuSoftware "install": our device plugin on their MIG nodes
+def test_an_existing_cluster_installing_gpu_software_gets_the_strategy(tmp_path) -> None:
+    root = copy_config_root(tmp_path)
+    document = read_stack(root, "local")
+    document["config"][f"{P}cluster"] |= {"gpuSoftware": "install"}
+    document["config"][f"{P}gpuPools"] = [
+        {
+            "name": "a100",
+            "vmSize": "Standard_NC24ads_A100_v4",
+            "maxCount": 1,
+            "gpuInstanceProfile": MIG_PROFILE,
+        }
+    ]
+    write_stack(root, "local", document)
+    plan = build_plan("local", config_root=root)
+    assert device_plugin_values(plan)["migStrategy"] == gpu_pool.MIG_STRATEGY
+
+
+# B: AKS partitions only where it installs its driver (tests/upstream/aks-agentbaker-06836ee-mig
+# provisioning.json), and the GPU Operator's MIG manager labels an unlabelled MIG-capable node
+# nvidia.com/mig.config=all-disabled (gpu-operator v26.7.0 controllers/nodelabeling_controller.go
+# 306-315, values.yaml migManager.config.default).
+def test_mig_with_the_gpu_operator_is_refused_with_one_line(tmp_path) -> None:
+    root = with_mig_pool(copy_config_root(tmp_path))
+    document = read_stack(root, MIG_STACK)
+    document["config"][f"{P}cluster"]["gpuDriver"] = "gpu-operator"
+    write_stack(root, MIG_STACK, document)
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan(MIG_STACK, config_root=root)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "gpuInstanceProfile" in message and "gpuDriver" in message
+
+
+# C
+@pytest.mark.parametrize(
+    "vm_size", ["Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NV36ads_A10_v5"]
+)
+def test_a_profile_on_a_gpu_without_mig_is_refused(tmp_path, vm_size: str) -> None:
+    root = with_mig_pool(copy_config_root(tmp_path))
+    document = read_stack(root, MIG_STACK)
+    for pool in document["config"][f"{P}gpuPools"]:
+        if pool["name"] == MIG_POOL:
+            pool["vmSize"] = vm_size
+    write_stack(root, MIG_STACK, document)
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan(MIG_STACK, config_root=root)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "gpuInstanceProfile" in message and vm_size in message
+
+
+# D: MIG3g makes two slices of the one A100 per Standard_NC24ads_A100_v4 node (AgentBaker's
+# mig-partition.sh: -cgi 9,9). sizing.replica_resources' rule (a replica requests half of its
+# GPUs' share of the node) must give each slice's replica half of half the node, or the
+# second replica does not fit beside the first (allocatable is under the VM's size) and one
+# slice stays idle.
+def test_replicas_on_a_mig_pool_share_the_node(mig_plan) -> None:
+    sku = catalog.GPU_SKUS["Standard_NC24ads_A100_v4"]
+    slices_per_node = 2
+    for deployment in resources_of(mig_plan, "kubernetes:apps/v1:Deployment"):
+        (server,) = [
+            c
+            for c in deployment["inputs"]["spec"]["template"]["spec"]["containers"]
+            if "nvidia.com/gpu" in c.get("resources", {}).get("limits", {})
+        ] or [None]
+        if server is None:
+            continue
+        requests = server["resources"]["requests"]
+        share = sizing.NODE_SHARE_REQUESTED / slices_per_node
+        assert int(requests["cpu"]) == int(sku.vcpus * share)
+        assert int(requests["memory"].removesuffix("Gi")) == int(sku.ram_gib * share)

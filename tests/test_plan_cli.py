@@ -48,7 +48,10 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(
     # cluster, VNet, Key Vault, identities and a role per secret read: test_aks, test_secrets
     assert azure == 27
     assert result.stdout.startswith(f"plan dev: {len(resources)} resources ({azure} azure-native, ")
-    assert "  phi4-mini: fits t4spot, 10.58 of 12.75 GiB per GPU (2.17 spare)\n" in result.stdout
+    assert (
+        "  phi4-mini: fits t4spot, 9.08 of 12.75 GiB per GPU (3.67 spare); 0.46 req/s, 92 tok/s"
+        " per replica, 1.606 USD/Mtok\n" in result.stdout
+    )
     assert "  pool t4spot: 0.00-217.83 USD/month\n" in result.stdout
     assert run_plan("dev", "--out", str(second), "--quiet", cwd=fixture_program).returncode == 0
     files = sorted(p.relative_to(first / "dev") for p in (first / "dev").rglob("*") if p.is_file())
@@ -108,7 +111,7 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(
     )
     assert (
         "| phi4-mini | vllm | `microsoft/Phi-4-mini-instruct` | small | t4spot | 4096 x 4"
-        " | 10.58 | 12.75 | 2.17 | 8 | 8448 |" in summary
+        " | 9.08 | 12.75 | 3.67 | 84 | 34048 |" in summary
     )
 
 

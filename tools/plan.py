@@ -304,6 +304,7 @@ def summary_markdown(plan: dict[str, Any]) -> str:
     lines += [f"| `{kind}` | {count} |" for kind, count in sorted(counts.items())]
     lines += ["", "## GPU pools", ""] + _pool_lines(outputs.get("gpuPools") or {})
     lines += ["", "## Models", ""] + _model_lines(outputs.get("models") or {})
+    lines += ["", "## Capacity and cost", ""] + _capacity_lines(outputs.get("models") or {})
     lines += ["", "## Policies", ""] + _policy_lines(plan["violations"])
     lines += ["", "## Stack outputs", "", "```json", _dumps(outputs), "```", ""]
     return "\n".join(lines)
@@ -364,7 +365,7 @@ def _pool_lines(pools: dict[str, Any]) -> list[str]:
 def _model_lines(models: dict[str, Any]) -> list[str]:
     lines = [
         "| model | engine | source | tier | pool | context x seqs | needs GiB | usable GiB"
-        " | headroom GiB | max seqs at context | max context at seqs |",
+        " | headroom GiB | max seqs at workload length | max context at seqs |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, model in sorted(models.items()):
@@ -380,12 +381,69 @@ def _model_lines(models: dict[str, Any]) -> list[str]:
             f"| {name} | {model['engine']} | `{model['source']}` | {model['tier']} |"
             f" {model['pool'] or 'CPU'} | {shape} | {memory} |"
         )
-    lines += ["", "Memory per GPU for vLLM, as components/sizing.py computes it."]
+    lines += [
+        "",
+        "Memory per GPU for vLLM, as components/sizing.py computes it: the KV cache holds"
+        " maxNumSeqs sequences of the workload's length (vLLM pages it), and never less than"
+        " one of maxModelLen; Ollama holds every slot's full context.",
+    ]
     # What the engine gives up on this GPU (FP8 weights without FP8 compute, ...).
     notes = [f"- {n}: {note}" for n, m in sorted(models.items()) for note in m.get("notes", [])]
     if notes:
         lines += ["", *notes]
     return lines
+
+
+def _capacity_lines(models: dict[str, Any]) -> list[str]:
+    """One line per model: what a replica carries within its targets, what the peak needs,
+    the price of a million output tokens, and the cheapest catalog option."""
+    lines = [f"- {name}: {_capacity_line(m['capacity'])}" for name, m in sorted(models.items())]
+    return lines + [
+        "",
+        "Per replica at the model's workload and targets, from components/capacity.py"
+        " (calibrated against published measurements: docs/capacity.md). USD per million"
+        " output tokens: the VM's hourly price over the tokens its replicas generate at that"
+        " rate.",
+    ]
+
+
+def _capacity_line(figures: dict[str, Any] | str) -> str:
+    if isinstance(figures, str):
+        return figures
+    workload, targets, replica = figures["workload"], figures["targets"], figures["perReplica"]
+    peak = targets["peakRequestsPerSecond"]
+    demand = (
+        f"peak {peak:g} req/s needs {figures['replicasNeeded']} replicas"
+        if peak is not None
+        else "no peak set"
+    )
+    usd = figures["usdPerMillionOutputTokens"]
+    cheapest = figures["cheapestMeetingTargets"] or "no priced catalog option meets the targets"
+    return (
+        f"{replica['requestsPerSecond']:g} req/s and {replica['outputTokensPerSecond']:,} output"
+        f" tok/s per replica at TTFT p95 {replica['ttftP95Seconds']:g} s, ITL p95"
+        f" {replica['itlP95Seconds'] * 1000:.1f} ms (targets {targets['ttftP95Seconds']:g} s,"
+        f" {targets['itlP95Seconds'] * 1000:g} ms; {workload['inputTokens']:,} tokens in,"
+        f" {workload['outputTokens']:,} out); {demand}, max replicas carry"
+        f" {figures['requestsPerSecondAtMaxReplicas']:g} req/s; {_per_mtok(usd['onDemand'])}"
+        f" on-demand, {_per_mtok(usd['spot'])} spot; KEDA adds a replica past"
+        f" {figures['queuePerReplica']} waiting; cheapest meeting the targets: {cheapest}"
+    )
+
+
+def _console_capacity(figures: dict[str, Any] | str) -> str:
+    """The console's short form of a model's capacity: per replica, and its price."""
+    if isinstance(figures, str):
+        return ""
+    replica = figures["perReplica"]
+    return (
+        f"; {replica['requestsPerSecond']:g} req/s, {replica['outputTokensPerSecond']:,} tok/s"
+        f" per replica, {_per_mtok(figures['usdPerMillionOutputTokens']['onDemand'])}"
+    )
+
+
+def _per_mtok(usd: float | None) -> str:
+    return "no price recorded" if usd is None else f"{usd:.3f} USD/Mtok"
 
 
 def _price(cost: dict[str, Any]) -> str:
@@ -412,6 +470,7 @@ def console_summary(plan: dict[str, Any], target: Path, elapsed: float) -> str:
             lines.append(
                 f"  {name}: fits {model['pool']}, {model['requiredGiB']} of "
                 f"{model['usableGiB']} GiB per GPU ({model['headroomGiB']} spare)"
+                + _console_capacity(model["capacity"])
             )
         else:
             lines.append(f"  {name}: CPU, {model['cpuMemoryGiB']} GiB of memory")
