@@ -521,8 +521,8 @@ class ModelConfig(_Strict):
             raise _FieldError(
                 "source",
                 self.source,
-                f"a {self.engine} model from components/catalog.py: "
-                + ", ".join(catalog_for_engine),
+                f"a {self.engine} model of the catalog (components/models/; add one with "
+                "tools/add_model.py): " + ", ".join(catalog_for_engine),
             )
         return self
 

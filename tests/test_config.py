@@ -222,7 +222,7 @@ BAD_DEV_CONFIGS = [
     ),
     (
         _set("models[0].source", "microsoft/phi-4"),
-        'slm-deploy:models[0].source: "microsoft/phi-4" is not allowed; expected a vllm model from components/catalog.py: Qwen/Qwen3-0.6B, Qwen/Qwen3-0.6B-FP8, Qwen/Qwen3-1.7B, Qwen/Qwen3-1.7B-FP8, Qwen/Qwen3-14B, Qwen/Qwen3-14B-AWQ, Qwen/Qwen3-14B-FP8, Qwen/Qwen3-4B, Qwen/Qwen3-4B-AWQ, Qwen/Qwen3-4B-FP8, Qwen/Qwen3-8B, Qwen/Qwen3-8B-AWQ, Qwen/Qwen3-8B-FP8, google/gemma-3-12b-it, google/gemma-3-1b-it, google/gemma-3-4b-it, microsoft/Phi-4-mini-instruct',
+        'slm-deploy:models[0].source: "microsoft/phi-4" is not allowed; expected a vllm model of the catalog (components/models/; add one with tools/add_model.py): Qwen/Qwen3-0.6B, Qwen/Qwen3-0.6B-FP8, Qwen/Qwen3-1.7B, Qwen/Qwen3-1.7B-FP8, Qwen/Qwen3-14B, Qwen/Qwen3-14B-AWQ, Qwen/Qwen3-14B-FP8, Qwen/Qwen3-4B, Qwen/Qwen3-4B-AWQ, Qwen/Qwen3-4B-FP8, Qwen/Qwen3-8B, Qwen/Qwen3-8B-AWQ, Qwen/Qwen3-8B-FP8, google/gemma-3-12b-it, google/gemma-3-1b-it, google/gemma-3-4b-it, microsoft/Phi-4-mini-instruct',
     ),
     (
         # vLLM refuses to start unless one sequence of maxModelLen fits: 65,536 tokens x

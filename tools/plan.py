@@ -98,6 +98,10 @@ def build_plan(stack: str, config_root: Path = ROOT) -> dict[str, Any]:
         values = load_stack_config_values(config_root, stack)
     except StackFileError as err:
         raise PlanConfigError(str(err)) from None
+    try:
+        import components.catalog  # noqa: F401  (loads components/models/*.json)
+    except ValueError as err:  # catalog.CatalogError: a family file it cannot read
+        raise PlanConfigError(str(err)) from None
     return plan_from_values(values)
 
 
