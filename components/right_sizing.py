@@ -285,7 +285,20 @@ def _choice(request: Request, cheapest: Option | None) -> capacity.Choice:
             f"{seqs} misses the targets: {_where(request)} with {seqs} requests in flight "
             f"gives {_figures(full)} against {_targets(request.targets)}; {allowed}",
         )
-    return capacity.Choice(seqs, batched, full)
+    # What the replica carries: the same rule as a derived shape (at most 5% of the time
+    # are more than maxNumSeqs requests in flight), so explicit and derived figures compare.
+    return capacity.shape_choice(
+        request.model,
+        placement.sku,
+        sizing.dtype_for(request.model, placement.sku),
+        request.workload,
+        request.targets,
+        request.max_model_len,
+        seqs,
+        batched,
+        placement.tensor_parallel_size,
+        placement.gpu_instance_profile,
+    )
 
 
 def _performance(request: Request, concurrency: int, batched: int) -> capacity.Performance:

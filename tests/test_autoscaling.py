@@ -40,8 +40,8 @@ def test_dev_scales_phi4_mini_from_zero_in_working_hours(plans) -> None:
             "serverAddress": "http://kps-prometheus.slm-monitoring.svc:9090",
             "query": 'sum(vllm:num_requests_waiting{namespace="slm-inference", '
             'model_name="phi4-mini"})',
-            # right_sizing.queue_threshold: a T4 replica with 4 slots completes 0.46 req/s
-            # at a 0.44 s p95 TTFT, so the 2 s target leaves room for floor(1.56 x 0.46) =
+            # right_sizing.queue_threshold: a T4 replica with 4 slots completes 0.23 req/s
+            # at a 0.44 s p95 TTFT, so the 2 s target leaves room for floor(1.56 x 0.23) =
             # 0 waiting, and KEDA scales at the least it can, 1.
             "threshold": "1",
             "activationThreshold": "0",

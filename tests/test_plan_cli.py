@@ -49,8 +49,8 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(
     assert azure == 27
     assert result.stdout.startswith(f"plan dev: {len(resources)} resources ({azure} azure-native, ")
     assert (
-        "  phi4-mini: fits t4spot, 9.08 of 12.75 GiB per GPU (3.67 spare); 0.46 req/s, 92 tok/s"
-        " per replica, 1.606 USD/Mtok\n" in result.stdout
+        "  phi4-mini: fits t4spot, 9.08 of 12.75 GiB per GPU (3.67 spare); 0.23 req/s, 46 tok/s"
+        " per replica, 3.171 USD/Mtok\n" in result.stdout
     )
     assert "  pool t4spot: 0.00-217.83 USD/month\n" in result.stdout
     assert run_plan("dev", "--out", str(second), "--quiet", cwd=fixture_program).returncode == 0

@@ -417,7 +417,7 @@ def _capacity_line(figures: dict[str, Any] | str) -> str:
     workload, targets, replica = figures["workload"], figures["targets"], figures["perReplica"]
     peak = targets["peakRequestsPerSecond"]
     demand = (
-        f"peak {peak:g} req/s needs {figures['replicasNeeded']} replicas"
+        f"peak {peak:g} req/s needs {figures['replicasNeeded']} replica(s)"
         if peak is not None
         else "no peak set"
     )
