@@ -233,7 +233,7 @@ def decide(request: Request) -> ModelCapacity:
                 ".replicas.max",
                 f"{request.replicas_max} is too few: targets.peakRequestsPerSecond "
                 f"{request.peak_requests_per_second:g} needs {replicas_needed} replicas of "
-                f"{performance.request_rate:.2f} requests/s each within the targets; raise "
+                f"{performance.request_rate:.3g} requests/s each within the targets; raise "
                 "replicas.max (and the pool's maxCount) or lower the peak",
             )
     tokens_per_s = performance.output_tokens_per_s

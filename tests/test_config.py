@@ -238,7 +238,7 @@ BAD_DEV_CONFIGS = [
     ),
     (
         _set("models[0].targets", {"peakRequestsPerSecond": 40}),
-        "slm-deploy:models[0].replicas.max: 2 is too few: targets.peakRequestsPerSecond 40 needs 173 replicas of 0.23 requests/s each within the targets; raise replicas.max (and the pool's maxCount) or lower the peak",
+        "slm-deploy:models[0].replicas.max: 2 is too few: targets.peakRequestsPerSecond 40 needs 173 replicas of 0.232 requests/s each within the targets; raise replicas.max (and the pool's maxCount) or lower the peak",
     ),
     (
         _set("models[0].source", "google/gemma-3-4b-it"),
