@@ -352,6 +352,23 @@ def _engine(model, sku, dtype, workload, tp, profile, budget) -> _Engine:
     return _Engine(model, accelerator(sku, profile), dtype, workload, tp, budget)
 
 
+def output_tokens_bound(
+    model: ModelSpec,
+    sku: GpuSku,
+    dtype: str,
+    workload: Workload,
+    max_num_seqs: int,
+    tensor_parallel_size: int = 1,
+    profile: str | None = None,
+) -> float:
+    """An upper bound on a replica's output tokens/s: every sequence slot decoding and no
+    prompt ever prefilled. A step's time only grows with prefill, and tokens per step with
+    the sequences in it, so no load or target does better; the cheapest-option search skips
+    placements whose bound cannot beat the best found."""
+    engine = _engine(model, sku, dtype, workload, tensor_parallel_size, profile, 0)
+    return max_num_seqs / engine.step_s(max_num_seqs, 0.0)
+
+
 def performance(
     model: ModelSpec,
     sku: GpuSku,

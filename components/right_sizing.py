@@ -156,12 +156,16 @@ def _placements(skus: list[GpuSku]) -> list[Placement]:
 
 
 def _throughput_bound(model: ModelSpec, placement: Placement, workload: capacity.Workload):
-    """An upper bound on a replica's output tokens/s: every token of a request costs at least
-    its matrix-product FLOPs at the accelerator's calibrated compute rate."""
-    accel = capacity.accelerator(placement.sku, placement.gpu_instance_profile)
-    dtype = sizing.dtype_for(model, placement.sku)
-    flops = capacity.flops_per_token(model, 0) * workload.tokens / workload.output_tokens
-    return accel.peak_flops(dtype) * capacity.COMPUTE_EFFICIENCY / flops
+    """No replica outruns every sequence slot decoding with no prefill (capacity's bound)."""
+    return capacity.output_tokens_bound(
+        model,
+        placement.sku,
+        sizing.dtype_for(model, placement.sku),
+        workload,
+        sizing.MAX_NUM_SEQS_LIMIT,
+        placement.tensor_parallel_size,
+        placement.gpu_instance_profile,
+    )
 
 
 def cheapest_option(
@@ -172,24 +176,33 @@ def cheapest_option(
     max_model_len: int,
 ) -> Option | None:
     """The lowest on-demand USD per million output tokens over the checkpoints and catalog
-    placements that meet the targets. Placements are priced per replica-hour and skipped when
-    even their throughput bound cannot beat the best found, so few are modelled in full."""
-    candidates = [(model, placement) for model in models for placement in _placements(skus)]
+    placements that meet the targets. Each candidate's floor price (its replica-hour over its
+    throughput bound) orders the search, most promising first, and a candidate whose floor
+    cannot beat the best found is not modelled in full: the answer is the exhaustive
+    search's (tests/test_right_sizing.py), at a fraction of its cost."""
+    floors = sorted(
+        (_floor_usd_per_mtok(model, placement, workload), index, model, placement)
+        for index, (model, placement) in enumerate(
+            (model, placement) for model in models for placement in _placements(skus)
+        )
+    )
     best: Option | None = None
-    for model, placement in sorted(candidates, key=lambda c: _replica_hour_usd(c[1])):
-        hourly = _replica_hour_usd(placement)
-        bound = _throughput_bound(model, placement, workload)
-        if best and hourly / (bound * 3600) * 1e6 >= best.usd_per_mtok:
-            continue
+    for floor, _, model, placement in floors:
+        if best and floor >= best.usd_per_mtok:
+            break
         choice = best_shape(model, placement, workload, targets, max_model_len)
         if choice is None:
             continue
-        price = usd_per_mtok(
-            placement.sku.on_demand, placement, choice.performance.output_tokens_per_s
-        )
+        tokens_per_s = choice.performance.output_tokens_per_s
+        price = usd_per_mtok(placement.sku.on_demand, placement, tokens_per_s)
         if best is None or price < best.usd_per_mtok:
             best = Option(model, placement, choice, price)
     return best
+
+
+def _floor_usd_per_mtok(model: ModelSpec, placement: Placement, workload: capacity.Workload):
+    bound = _throughput_bound(model, placement, workload)
+    return _replica_hour_usd(placement) / (bound * 3600) * 1e6
 
 
 def _replica_hour_usd(placement: Placement) -> float:
