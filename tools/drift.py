@@ -43,7 +43,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_DRIFT = 3
 
-# The Pulumi CLI's exit codes since v3.226.1 (pkg/cmd/pulumi/cmd/exit_codes.go), by value:
+# The Pulumi CLI's exit codes since v3.226.0 (pkg/cmd/pulumi/cmd/exit_codes.go), by value:
 # named in an error verdict so that the job summary says which kind of failure it was.
 PULUMI_EXIT_CODES = {
     0: "ExitSuccess",
@@ -104,7 +104,7 @@ def classify(exit_code: int, output: str) -> Verdict:
         return Verdict(
             ERROR,
             f"exit code {exit_code} ({exit_name(exit_code)}) with Pulumi's no-changes message: "
-            f"expected {PULUMI_NO_CHANGES}; a CLI older than v3.226.1 exits otherwise",
+            f"expected {PULUMI_NO_CHANGES}; a CLI older than v3.226.0 exits otherwise",
         )
     if exit_code == PULUMI_NO_CHANGES:
         return Verdict(ERROR, f"exit code {exit_code} without Pulumi's no-changes message")
