@@ -44,6 +44,7 @@ def plans(tmp_path: Path) -> tuple[Path, Path]:
 def test_the_table_says_what_happened_to_each_stack(plans: tuple[Path, Path]) -> None:
     markdown, _ = report(*plans, limit=100_000)
     assert markdown.startswith(
+        "No resource is created, updated, replaced or deleted.\n\n"
         "| stack | offline plan |\n"
         "| --- | --- |\n"
         "| dev | changed: `manifests/slm-inference/service-x.yaml`, `resources.json` |\n"
@@ -115,7 +116,7 @@ def test_cli_prints_markdown_and_writes_the_whole_diff(
     full = tmp_path / "plan.diff"
     assert main([str(plans[0]), str(plans[1]), "--full", str(full), "--limit", "1000"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("| stack | offline plan |\n")
+    assert out.startswith("No resource is created, updated, replaced or deleted.\n\n| stack |")
     assert full.read_text().startswith("--- base/dev/manifests/slm-inference/service-x.yaml\n")
 
 
