@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV = $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
 VENV_PY = .venv/bin/python
 
-.PHONY: setup checkov-env vllm-env openwebui-env system-tools plan plan-all test lint clean
+.PHONY: setup checkov-env vllm-env openwebui-env loadtest-env system-tools plan plan-all test lint clean
 
 setup: .venv/.synced
 
@@ -56,14 +56,26 @@ openwebui-env: .venv-openwebui/.synced
 	$(UV) pip sync -q --python .venv-openwebui/bin/python tools/openwebui/requirements.txt
 	@touch $@
 
+# guidellm, the load generator tools/loadtest.py drives (tests/test_loadtest.py runs it against
+# a loopback fake OpenAI server): guidellm 0.8.1 and the PyTorch CPU build it requires, locked
+# in tools/loadtest/requirements.txt (its requirements.in says how).
+loadtest-env: .venv-loadtest/.synced
+
+.venv-loadtest/.synced: tools/loadtest/requirements.txt | setup
+	$(UV) venv -q --allow-existing --python $(VENV_PY) .venv-loadtest
+	$(UV) pip sync -q --python .venv-loadtest/bin/python --find-links $(TORCH_WHEELS) \
+		tools/loadtest/requirements.txt
+	@touch $@
+
 # promtool (alert rules) and nginx (the edge attacker tests), from Debian's packages when
 # the machine lacks them and allows it: the suite fails, never skips, without them.
 system-tools:
 	@bash tools/install_system_tools.sh
 
 ## test: the whole suite (unit tests, every stack's plan, manifest validation, checkov,
-## vLLM's own parser over every vLLM command line, the real Open WebUI, promtool, nginx)
-test: setup checkov-env vllm-env openwebui-env system-tools
+## vLLM's own parser over every vLLM command line, the real Open WebUI, guidellm against a
+## fake server, promtool, nginx)
+test: setup checkov-env vllm-env openwebui-env loadtest-env system-tools
 	$(VENV_PY) -m pytest -n auto
 
 lint: setup
@@ -71,4 +83,4 @@ lint: setup
 	$(VENV_PY) -m ruff format --check .
 
 clean:
-	rm -rf out .pytest_cache .ruff_cache .venv-checkov .venv-vllm .venv-openwebui
+	rm -rf out .pytest_cache .ruff_cache .venv-checkov .venv-vllm .venv-openwebui .venv-loadtest
