@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from tests.conftest import STACKS, copy_config_root, read_stack, write_stack
 from tools.plan import ROOT, build_plan, plain_numbers, write_plan
 from tools.plan_diff import (
     ALLOW_LABEL,
+    AZURE_FACTS,
     EXIT_STATEFUL_REPLACE,
+    KUBERNETES_FACTS,
     Change,
     all_changes,
     azure_force_new,
@@ -439,6 +442,22 @@ def test_the_replace_facts_hold_the_known_cases() -> None:
     }
     assert ".spec.storageClassName" in kubernetes_fields(CLAIM, {}, {})
     assert ".spec.replicas" not in kubernetes_fields(DEPLOYMENT, {}, {})
+
+
+def test_the_replace_facts_are_those_of_the_locked_provider_versions() -> None:
+    """Bumping a provider in uv.lock fails here until its facts are refreshed at that tag."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    locked = {package["name"]: package["version"] for package in lock["package"]}
+    for facts, package in (
+        (KUBERNETES_FACTS, "pulumi-kubernetes"),
+        (AZURE_FACTS, "pulumi-azure-native"),
+    ):
+        source = json.loads((facts.parent / "source.json").read_text())
+        assert (facts.parent.name, source["ref"]) == (
+            f"{package}-v{locked[package]}",
+            f"v{locked[package]}",
+        )
+        assert source["files"] == {facts.name: source["files"][facts.name]}
 
 
 # -- golden lists of stateful resources ------------------------------------------------------
