@@ -143,7 +143,7 @@ def best_shape(
     )
 
 
-def _placements(skus: list[GpuSku]) -> list[Placement]:
+def _placements(skus: tuple[GpuSku, ...]) -> list[Placement]:
     """Every catalog VM size with a recorded on-demand price, whole and in each MIG slice,
     one replica per GPU or slice."""
     placements = []
@@ -168,9 +168,10 @@ def _throughput_bound(model: ModelSpec, placement: Placement, workload: capacity
     )
 
 
+@lru_cache(maxsize=256)
 def cheapest_option(
-    models: list[ModelSpec],
-    skus: list[GpuSku],
+    models: tuple[ModelSpec, ...],
+    skus: tuple[GpuSku, ...],
     workload: capacity.Workload,
     targets: capacity.Targets,
     max_model_len: int,
@@ -229,8 +230,8 @@ class Request:
 def decide(request: Request) -> ModelCapacity:
     """The model's shape and figures; TargetsMissed when the targets cannot be met."""
     cheapest = cheapest_option(
-        [request.model, *request.alternatives],
-        list(request.skus),
+        (request.model, *request.alternatives),
+        request.skus,
         request.workload,
         request.targets,
         request.max_model_len,

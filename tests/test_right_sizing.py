@@ -128,8 +128,8 @@ def test_unreachable_targets_name_the_cheapest_option_that_meets_them() -> None:
 
 @pytest.mark.parametrize("model", [PHI, QWEN8], ids=["phi-4-mini", "qwen3-8b"])
 def test_the_pruned_cheapest_search_finds_the_exhaustive_minimum(model) -> None:
-    models = [model, *catalog.variants_of(model)]
-    skus = list(catalog.GPU_SKUS.values())
+    models = (model, *catalog.variants_of(model))
+    skus = tuple(catalog.GPU_SKUS.values())
     found = right_sizing.cheapest_option(models, skus, CHAT, PROD_TARGETS, 16384)
     prices = []
     for candidate in models:
