@@ -45,18 +45,23 @@ import argparse
 import asyncio
 import datetime
 import json
-import os
 import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from components import catalog
+from tools.cli_args import (
+    OneLineParser,
+    UsageError,
+    check_base_url,
+    non_negative,
+    positive,
+    read_api_key,
+)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -68,10 +73,6 @@ GPU_INSTANCE_PROFILES = ("MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g")
 ARRIVALS = ("poisson", "constant")
 PREFLIGHT_TIMEOUT_S = 30
 REASON_MAX_CHARS = 240
-
-
-class UsageError(Exception):
-    """Bad arguments or a missing API key: exit status 2."""
 
 
 class EndpointError(Exception):
@@ -122,16 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 # -- arguments ----------------------------------------------------------------------------
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse prints the usage block and exits; the house style is one line and status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
-
-
 def parse_arguments(argv: list[str] | None) -> Settings:
     # No abbreviations: `--api-key SECRET` would otherwise be taken for `--api-key-env SECRET`.
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="loadtest", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
     parser.add_argument("--base-url", required=True, help="the endpoint, ending in /v1")
@@ -148,16 +142,16 @@ def parse_arguments(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--gpu-instance-profile", help="the MIG slice each replica has (none: a whole GPU)"
     )
-    parser.add_argument("--input-tokens", required=True, type=_positive(int))
-    parser.add_argument("--output-tokens", required=True, type=_positive(int))
+    parser.add_argument("--input-tokens", required=True, type=positive(int))
+    parser.add_argument("--output-tokens", required=True, type=positive(int))
     parser.add_argument("--rates", required=True, help="requests per second, e.g. 2,4,8,16")
     parser.add_argument("--arrivals", default="poisson", help="poisson (default) or constant")
     parser.add_argument(
-        "--seconds", type=_positive(float), default=60.0, help="measured time per rate (60)"
+        "--seconds", type=positive(float), default=60.0, help="measured time per rate (60)"
     )
     parser.add_argument(
         "--warmup-seconds",
-        type=_non_negative(float),
+        type=non_negative(float),
         default=0.0,
         help="time at the start of each rate left out of the figures (0)",
     )
@@ -165,11 +159,11 @@ def parse_arguments(argv: list[str] | None) -> Settings:
     parser.add_argument("--tokenizer", help="Hugging Face id or folder (--model-source)")
     parser.add_argument("--engine", help='the serving engine and version, e.g. "vllm 0.31.0"')
     parser.add_argument(
-        "--max-num-seqs", type=_positive(int), help="the replica's vLLM --max-num-seqs"
+        "--max-num-seqs", type=positive(int), help="the replica's vLLM --max-num-seqs"
     )
     parser.add_argument(
         "--max-num-batched-tokens",
-        type=_positive(int),
+        type=positive(int),
         help="the replica's vLLM --max-num-batched-tokens",
     )
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
@@ -198,36 +192,6 @@ def parse_arguments(argv: list[str] | None) -> Settings:
         out_dir=check_out_dir(args.out_dir),
         report=check_report(args.report),
     )
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
-    return _number(kind, lambda value: value > 0, "greater than 0")
-
-
-def _non_negative(kind: type[int] | type[float]) -> Callable[[str], Any]:
-    return _number(kind, lambda value: value >= 0, "0 or more")
-
-
-def _number(kind: type[int] | type[float], ok: Callable[[Any], bool], allowed: str) -> Any:
-    def convert(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        # NaN and infinity are floats too: neither is a duration.
-        if not (ok(value) and abs(value) != float("inf")):
-            raise argparse.ArgumentTypeError(f"must be {allowed}, not {text}")
-        return value
-
-    convert.__name__ = kind.__name__  # argparse names the type in its messages
-    return convert
-
-
-def check_base_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"--base-url must be an http(s) URL such as https://host/v1, not {url!r}")
-    return url.rstrip("/")
 
 
 def check_choice(option: str, value: str, allowed: Any) -> str:
@@ -296,14 +260,6 @@ def engine_args(max_num_seqs: int | None, max_num_batched_tokens: int | None) ->
     defaults for the rest)."""
     given = {"maxNumSeqs": max_num_seqs, "maxNumBatchedTokens": max_num_batched_tokens}
     return {name: value for name, value in given.items() if value is not None}
-
-
-def read_api_key(variable: str) -> str:
-    key = os.environ.get(variable, "")
-    if not key.strip():
-        state = "is empty" if variable in os.environ else "is not set"
-        raise UsageError(f"the API key's environment variable {variable} {state}")
-    return key
 
 
 # -- the measurement ----------------------------------------------------------------------

@@ -27,15 +27,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 import openai
+
+from tools.cli_args import (
+    OneLineParser,
+    UsageError,
+    check_base_url,
+    positive,
+    read_api_key,
+)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -67,10 +73,6 @@ WEATHER_TOOL = {
 }
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-
-
-class UsageError(Exception):
-    """Bad arguments or a missing API key: exit status 2."""
 
 
 @dataclass
@@ -121,16 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_FAILED if any(r.status == FAILED for r in results) else 0
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse prints the usage block and exits; the house style is one line and status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
-
-
 def parse_arguments(argv: list[str] | None) -> Settings:
     # No abbreviations: `--api-key SECRET` would otherwise be taken for `--api-key-env SECRET`.
-    parser = _OneLineParser(prog="smoke", description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser = OneLineParser(prog="smoke", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--base-url", required=True, help="the endpoint, ending in /v1")
     parser.add_argument(
         "--api-key-env",
@@ -142,10 +137,10 @@ def parse_arguments(argv: list[str] | None) -> Settings:
     parser.add_argument("--api-key", dest="api_key_on_command_line", help=argparse.SUPPRESS)
     parser.add_argument("--model", help="the model to test (the first listed)")
     parser.add_argument(
-        "--timeout", type=_positive(float), default=120.0, help="seconds per request (120)"
+        "--timeout", type=positive(float), default=120.0, help="seconds per request (120)"
     )
     parser.add_argument(
-        "--max-tokens", type=_positive(int), default=64, help="tokens per completion (64)"
+        "--max-tokens", type=positive(int), default=64, help="tokens per completion (64)"
     )
     parser.add_argument("--skip-tools", action="store_true", help="skip the tool-call check")
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
@@ -164,34 +159,6 @@ def parse_arguments(argv: list[str] | None) -> Settings:
         skip_tools=args.skip_tools,
         json=args.json,
     )
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
-    def convert(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
-        return value
-
-    convert.__name__ = kind.__name__  # argparse names the type in its messages
-    return convert
-
-
-def check_base_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"--base-url must be an http(s) URL such as https://host/v1, not {url!r}")
-
-
-def read_api_key(variable: str) -> str:
-    key = os.environ.get(variable, "")
-    if not key.strip():
-        state = "is empty" if variable in os.environ else "is not set"
-        raise UsageError(f"the API key's environment variable {variable} {state}")
-    return key
 
 
 CHECK_NAMES = ("list models", "chat completion", "streamed chat", "tool call")

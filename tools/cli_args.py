@@ -1,0 +1,64 @@
+"""Command-line pieces the endpoint tools share (tools/smoke.py, tools/loadtest.py): one line
+and exit status 2 for bad arguments, numbers with their bounds, the endpoint URL and the API
+key from the environment. Standard library only: the tools run in different environments."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class UsageError(Exception):
+    """Bad arguments or a missing API key: exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the usage block and exits; the house style is one line and status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see --help)")
+
+
+def positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    return number(kind, lambda value: value > 0, "greater than 0")
+
+
+def non_negative(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    return number(kind, lambda value: value >= 0, "0 or more")
+
+
+def number(kind: type[int] | type[float], ok: Callable[[Any], bool], allowed: str) -> Any:
+    """An argparse type: `kind` within `allowed`, else argparse's one-line error."""
+
+    def convert(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        # NaN and infinity are floats too: neither is a count, a rate or a duration.
+        if not (ok(value) and abs(value) != float("inf")):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, not {text}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its messages
+    return convert
+
+
+def check_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"--base-url must be an http(s) URL such as https://host/v1, not {url!r}")
+    return url.rstrip("/")
+
+
+def read_api_key(variable: str) -> str:
+    """The key from the environment: never from argv, where process lists and CI logs show
+    it."""
+    key = os.environ.get(variable, "")
+    if not key.strip():
+        state = "is empty" if variable in os.environ else "is not set"
+        raise UsageError(f"the API key's environment variable {variable} {state}")
+    return key
