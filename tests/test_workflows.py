@@ -60,9 +60,9 @@ def actionlint(*files: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[st
     )
 
 
-def test_the_four_workflows_exist() -> None:
+def test_the_five_workflows_exist() -> None:
     names = [path.name for path in WORKFLOW_FILES]
-    assert names == ["deploy-stack.yml", "deploy.yml", "plan-diff.yml", "preview.yml"]
+    assert names == ["deploy-stack.yml", "deploy.yml", "drift.yml", "plan-diff.yml", "preview.yml"]
 
 
 def test_actionlint_passes_on_every_workflow() -> None:
