@@ -351,6 +351,9 @@ class AzureMonitoringArgs:
     runbook_url: str
     private_cluster: bool = False
     edge_namespace: str | None = None  # as MonitoringArgs.edge_namespace
+    # prod: the workspace (the metrics history) and Grafana (dashboards made in its UI) are
+    # state: a change that would delete them stops instead (docs/backups.md).
+    protect: bool = False
 
 
 def iso_duration(hold: str) -> str | None:
@@ -390,7 +393,7 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
             azure_monitor_workspace_name=azure_names.monitor_workspace(args.placement.stack),
             resource_group_name=group,
             location=args.placement.location,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self._collect(name, args, workspace, child)
         self._grafana(name, args, workspace, child)
@@ -504,7 +507,7 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
                     ]
                 ),
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         assign_role(
             f"{name}-grafana-reads-workspace",

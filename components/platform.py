@@ -444,6 +444,7 @@ def _monitoring(
                 runbook_url=settings.runbook_url,
                 private_cluster=aks.private,
                 edge_namespace=edge_controller_namespace(config),
+                protect=config.protect_stateful,
             ),
             opts=_after(on_cluster, namespaces.namespaces[INFERENCE_NAMESPACE]),
         )

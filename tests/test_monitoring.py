@@ -439,3 +439,21 @@ def test_without_an_ingress_no_edge_controller_is_scraped(plans) -> None:
         manifests = kubernetes_manifests(plan["resources"]).values()
         if not any(m["kind"] == "Ingress" for m in manifests):
             assert _edge_monitors(plan) == [], stack
+
+
+def test_azure_managed_history_and_dashboards_are_protected_in_prod_only(
+    managed_plan, tmp_path
+) -> None:
+    """The workspace holds the metrics history and Grafana the dashboards made in its UI:
+    prod keeps them from deletion, as it keeps its vault and caches (docs/backups.md)."""
+    kinds = ("azure-native:monitor:AzureMonitorWorkspace", "azure-native:dashboard:Grafana")
+    assert [r["protect"] for kind in kinds for r in resources_of(managed_plan, kind)] == [
+        False,
+        False,
+    ]
+    root = copy_config_root(tmp_path)
+    document = read_stack(root, "prod")
+    document["config"]["slm-deploy:monitoring"]["mode"] = "azure-managed"
+    write_stack(root, "prod", document)
+    prod = build_plan("prod", config_root=root)
+    assert [r["protect"] for kind in kinds for r in resources_of(prod, kind)] == [True, True]
