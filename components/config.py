@@ -779,6 +779,13 @@ class StackConfig(_Strict):
         skus = list(catalog.GPU_SKUS.values())
         shape = model.serving_shape()
 
+        profile = pool.gpu_instance_profile
+        slices = tuple(
+            (other, capacity.sliced(pool.vm_sku, other))
+            for other in capacity.mig_profiles(pool.vm_sku)
+            if profile and other != profile
+        )
+
         def engine_plan(shape: sizing.ServingShape) -> sizing.EnginePlan:
             return sizing.plan_vllm(
                 model.name,
@@ -789,8 +796,16 @@ class StackConfig(_Strict):
                 model.revision,
                 alternatives=alternatives,
                 skus=skus,
+                slices=slices,
             )
 
+        tokens = model.workload.input_tokens + model.workload.output_tokens
+        if tokens > shape.max_model_len:
+            raise right_sizing.TargetsMissed(
+                ".workload",
+                f"{tokens} tokens a request (inputTokens + outputTokens) exceed maxModelLen "
+                f"{shape.max_model_len}: raise maxModelLen or shorten the workload",
+            )
         engine_plan(replace(shape, max_num_seqs=model.max_num_seqs or 1))
         decision = right_sizing.decide(self._capacity_request(model, pool, shape.max_model_len))
         chosen = replace(

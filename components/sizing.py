@@ -470,12 +470,14 @@ def plan_vllm(
     revision: str | None,
     alternatives: list[ModelSpec],
     skus: list[GpuSku],
+    slices: tuple[tuple[str, GpuSku], ...] = (),
 ) -> EnginePlan:
-    """Check `model` on `sku` as `shape` asks; raise SizingError with the nearest fit."""
+    """Check `model` on `sku` as `shape` asks; raise SizingError with the nearest fit.
+    `slices`: on a MIG pool, the VM under each other gpuInstanceProfile (a way out)."""
     where = f"{name} ({model.source}) on pool {pool} ({sku.vm_size}, {sku.gpus}x {sku.gpu_model})"
     reason = unsupported_reason(model, sku, shape)
     if reason:
-        ways_out = nearest_fits(model, sku, shape, alternatives, skus, memory=False)
+        ways_out = nearest_fits(model, sku, shape, alternatives, skus, memory=False, slices=slices)
         raise SizingError(f"{where}: {reason}; works with {ways_out}")
     fit = memory_fit(model, sku, shape)
     if not fit.fits:
@@ -485,7 +487,7 @@ def plan_vllm(
             f"runtime {fit.activations_gib + fit.overhead_gib:.1f}), "
             f"{fit.usable_gib:.1f} GiB usable at gpu_memory_utilization "
             f"{fit.gpu_memory_utilization:.2f}; fits with "
-            + nearest_fits(model, sku, shape, alternatives, skus)
+            + nearest_fits(model, sku, shape, alternatives, skus, slices=slices)
         )
     dtype = dtype_for(model, sku)
     return EnginePlan(
@@ -509,18 +511,26 @@ def nearest_fits(
     alternatives: list[ModelSpec],
     skus: list[GpuSku],
     memory: bool = True,
+    slices: tuple[tuple[str, GpuSku], ...] = (),
 ) -> str:
     """The closest changes that make the model fit, as a readable list (or 'nothing').
 
     With memory=False (the model can't run on this SKU at all) only other checkpoints and
-    other SKUs are offered."""
+    other SKUs are offered. On a MIG pool (`slices` given) a replica lives in one slice: a
+    larger slice is offered instead of tensor parallelism."""
     options = []
     if memory and (context := max_model_len_that_fits(model, sku, shape)):
         options.append(f"maxModelLen <= {context}")
     if memory and (seqs := max_num_seqs_that_fit(model, sku, shape)):
         options.append(f"maxNumSeqs <= {seqs}")
     whole_node = ServingShape(**{**shape.__dict__, "tensor_parallel_size": sku.gpus})
-    if shape.tensor_parallel_size != sku.gpus and _serves(model, sku, whole_node):
+    if slices:
+        larger = [(label, s) for label, s in slices if s.gpu_memory_gib > sku.gpu_memory_gib]
+        for label, sliced in sorted(larger, key=lambda item: item[1].gpu_memory_gib):
+            if _serves(model, sliced, shape):
+                options.append(f"gpuInstanceProfile {label}")
+                break
+    elif shape.tensor_parallel_size != sku.gpus and _serves(model, sku, whole_node):
         options.append(f"tensorParallelSize {sku.gpus}")
     for variant in alternatives:
         if _serves(variant, sku, shape):

@@ -238,3 +238,35 @@ def test_replicas_on_a_mig_pool_share_the_node(mig_plan) -> None:
         share = sizing.NODE_SHARE_REQUESTED / slices_per_node
         assert int(requests["cpu"]) == int(sku.vcpus * share)
         assert int(requests["memory"].removesuffix("Gi")) == int(sku.ram_gib * share)
+
+
+def _fixture_prod_on(tmp_path, pool_changes: dict, model_changes: dict | None = None):
+    root = copy_config_root(tmp_path)
+    document = read_stack(root, "prod")
+    document["config"][f"{P}gpuPools"][0].update(pool_changes)
+    document["config"][f"{P}models"][1].update(model_changes or {})
+    write_stack(root, "prod", document)
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("prod", config_root=root)
+    return str(raised.value)
+
+
+def test_a_model_too_big_for_its_slice_names_the_smallest_slice_that_fits(tmp_path) -> None:
+    # A 1g.10gb slice is 10 GiB (8.5 usable at 0.85): Phi-4-mini's 7.1 GiB of weights and
+    # 1.4 GiB of runtime leave nothing for the KV cache; a 2g.20gb slice holds it.
+    message = _fixture_prod_on(tmp_path, {"gpuInstanceProfile": "MIG1g"})
+    assert message == (
+        "slm-deploy:models[0]: phi4-mini (microsoft/Phi-4-mini-instruct) on pool a100 "
+        "(Standard_NC24ads_A100_v4, 7x A100 80GB MIG 1g.10gb): needs 10.6 GiB per GPU "
+        "(weights 7.1, KV cache 2.0 for one sequence of maxModelLen 16384 tokens, runtime 1.4), "
+        "8.5 GiB usable at gpu_memory_utilization 0.85; fits with gpuInstanceProfile MIG2g, "
+        "or vmSize Standard_NC4as_T4_v3"
+    )
+
+
+def test_tensor_parallelism_across_slices_is_refused(tmp_path) -> None:
+    message = _fixture_prod_on(tmp_path, {"gpuInstanceProfile": "MIG3g"}, {"tensorParallelSize": 2})
+    assert message == (
+        "slm-deploy:models[1].tensorParallelSize: 2 is not allowed; expected 1 on pool a100: "
+        "a replica runs in one MIG slice (MIG3g)"
+    )

@@ -175,3 +175,16 @@ def test_a_stack_whose_peak_needs_more_replicas_stops_with_one_line(tmp_path) ->
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith("slm-deploy:models[0].replicas.max: 2 is too few: ")
+
+
+def test_a_workload_longer_than_the_context_stops_with_one_line(tmp_path) -> None:
+    root = copy_config_root(tmp_path)
+    document = read_stack(root, "staging")
+    document["config"][f"{P}models"][0]["workload"] = {"inputTokens": 8000, "outputTokens": 500}
+    write_stack(root, "staging", document)
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("staging", config_root=root)
+    assert str(raised.value) == (
+        "slm-deploy:models[0].workload: 8500 tokens a request (inputTokens + outputTokens) "
+        "exceed maxModelLen 8192: raise maxModelLen or shorten the workload"
+    )
