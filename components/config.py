@@ -508,6 +508,13 @@ class ModelConfig(_Strict):
             raise _FieldError("pool", None, "a GPU pool name: vLLM models run on GPUs")
         if self.engine == "ollama" and self.revision is not None:
             raise _FieldError("revision", self.revision, "nothing: Ollama tags have no revision")
+        for field, key in (("workload", "workload"), ("targets", "targets")):
+            if self.engine == "ollama" and field in self.model_fields_set:
+                raise _FieldError(
+                    key,
+                    "{...}",
+                    "nothing for Ollama: the capacity model that reads it covers vLLM only",
+                )
         if self.engine == "vllm" and self.variants:
             raise _FieldError("variants", "[...]", "nothing: Modelfile variants are Ollama's")
         if self.engine == "ollama" and self.replicas.max > 1:

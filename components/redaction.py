@@ -20,6 +20,8 @@ _SECRET_LAST_WORDS = {"key", "keys", "pat", "sas", "signature"}
 # ...unless the key names or points at a credential rather than holding it
 # (ingress.tlsSecretName is the name of a Kubernetes Secret).
 _REFERENCE_LAST_WORDS = {"name", "names", "uri", "url", "id", "class", "namespace", "path", "file"}
+# ...or counts tokens of text rather than holding an access token (workload.inputTokens).
+_TOKEN_COUNT_FIRST_WORDS = {"input", "output", "prompt", "max", "num", "batched"}
 
 # Shapes of credentials, each with where its format is documented.
 _SHAPES = [
@@ -61,6 +63,8 @@ def is_secret_key(path: str) -> bool:
         return False
     joined = "".join(words)
     if words[-1] in _REFERENCE_LAST_WORDS:
+        return False
+    if words[-1] in ("token", "tokens") and words[0] in _TOKEN_COUNT_FIRST_WORDS:
         return False
     return (
         any(w in _SECRET_WORDS for w in words)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from components import aks_versions, azure_names, catalog
+from components import aks_versions, azure_names, catalog, redaction
 from components.config import PROJECT, ConfigError, parse_stack_config
 from tests.conftest import copy_program, read_stack, write_stack
 from tools.mock_engine import Recording, run_program
@@ -852,4 +852,30 @@ def test_a_stack_name_azure_names_cannot_be_built_from_stops_the_plan(config_roo
         "letters, digits and single hyphens, starting and ending with a letter or digit, at "
         f"most {azure_names.MAX_STACK_LENGTH} characters: Azure names such as "
         f'{azure_names.RESOURCE_GROUP_PREFIX}<stack> are built from it (rename it, e.g. "team-a-dev")'
+    )
+
+
+def test_a_count_of_tokens_is_shown_while_an_access_token_is_not() -> None:
+    """workload.inputTokens counts text, so a bad count is echoed; a key that holds an access
+    token (ingress.apiToken, maxToken is not one) stays hidden."""
+    assert not redaction.is_secret_key("models[0].workload.inputTokens")
+    assert not redaction.is_secret_key("models[0].workload.outputTokens")
+    assert redaction.is_secret_key("secrets.huggingFaceToken")
+    assert redaction.is_secret_key("ingress.apiTokens")
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(_raw_with({"models[0].workload": {"inputTokens": -1}}))
+    assert str(raised.value) == (
+        f"{P}models[0].workload.inputTokens: -1 is not allowed; expected a number >= 1"
+    )
+
+
+def test_capacity_settings_on_an_ollama_model_are_refused_not_ignored(config_root) -> None:
+    document = read_stack(config_root, "local")
+    document["config"][f"{P}models"][0]["targets"] = {"peakRequestsPerSecond": 5}
+    write_stack(config_root, "local", document)
+    with pytest.raises(PlanConfigError) as raised:
+        build_plan("local", config_root=config_root)
+    assert str(raised.value) == (
+        f'{P}models[0].targets: "{{...}}" is not allowed; expected nothing for Ollama: the '
+        "capacity model that reads it covers vLLM only"
     )
