@@ -86,14 +86,31 @@ class Server:
 def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     keys_file = tmp_path_factory.mktemp("keys") / "keys.yaml"
     keys_file.write_text(access.keys_file(list(KEYS)))  # the file the pods mount
+    options = ["--max-concurrent", str(MAX_CONCURRENT), "--api-keys-file", str(keys_file)]
+    yield from serving(model_dir, tmp_path_factory, options, {})
+
+
+@pytest.fixture(scope="module")
+def full_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One generator and no waiting room; its key from the environment."""
+    options = ["--max-concurrent", "1", "--max-waiting", "0"]
+    yield from serving(model_dir, tmp_path_factory, options, {"OGA_SERVER_API_KEY": KEYS[0]})
+
+
+def serving(
+    model_dir: Path, tmp_path_factory: pytest.TempPathFactory, options: list[str],
+    environment: dict[str, str],
+) -> Iterator[Server]:  # fmt: skip
     port = _free_port()
     log = (tmp_path_factory.mktemp("log") / "server.log").open("w+")
     command = [
         str(onnx_python()), str(SERVER), "--model-dir", str(model_dir / "onnx"),
-        "--served-model-name", MODEL, "--host", "127.0.0.1", "--port", str(port),
-        "--max-concurrent", str(MAX_CONCURRENT), "--api-keys-file", str(keys_file),
+        "--served-model-name", MODEL, "--host", "127.0.0.1", "--port", str(port), *options,
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    clean = {k: v for k, v in os.environ.items() if k != "OGA_SERVER_API_KEY"}
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env=clean | environment
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_healthy(base_url, process, log)
@@ -260,6 +277,12 @@ def test_a_stop_string_ends_the_answer_before_it(server: Server) -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
 
 
+def test_a_temperature_samples(server: Server) -> None:
+    # Greedy answers are all alike (above); sampled ones from a random model are not.
+    texts = {chat(server, max_tokens=8, temperature=1.0, top_p=0.95).json()["choices"][0]["message"]["content"] for _ in range(5)}  # fmt: skip
+    assert len(texts) > 1, texts
+
+
 def test_max_tokens_up_to_the_context_is_served(server: Server) -> None:
     room = CONTEXT_LENGTH - server.expected_prompt_tokens
     answer = chat(server, max_tokens=room).json()
@@ -414,6 +437,20 @@ def test_the_vllm_named_metrics_have_vllms_kinds_and_labels(server: Server) -> N
         # Histogram buckets add Prometheus' own `le` to the declared labels.
         labels = {frozenset(re.findall(r'(\w+)="', s)) - {"le"} for s in samples}
         assert labels == {frozenset(upstream[family]["labels"])}, family
+
+
+def test_a_full_queue_answers_503_at_once(full_server: Server) -> None:
+    requests, room = 4, CONTEXT_LENGTH - full_server.expected_prompt_tokens
+    with ThreadPoolExecutor(requests) as pool:
+        answers = list(pool.map(lambda _: chat(full_server, max_tokens=room), range(requests)))
+    statuses = sorted(a.status for a in answers)
+    # One generator, no waiting room: while the first request generates its hundreds of
+    # tokens, the others arriving with it are turned away.
+    assert statuses[0] == 200 and statuses[-1] == 503, statuses
+    assert set(statuses) == {200, 503}
+    refused = next(a for a in answers if a.status == 503).json()["error"]
+    assert refused["code"] == "queue_full" and refused["type"] == "server_error"
+    assert scrape(full_server)[series("vllm:num_requests_waiting")] == 0
 
 
 # -- start-up -------------------------------------------------------------------------------

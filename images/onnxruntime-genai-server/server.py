@@ -395,10 +395,12 @@ class Engine:
         # max_length counts the prompt too. Options not given keep the model's own defaults
         # (the search section of its genai_config.json).
         options: dict[str, Any] = {"max_length": prompt_len + wanted}
-        if chat.temperature is not None:
-            options["do_sample"] = chat.temperature > 0  # 0 asks for greedy decoding
-            if chat.temperature > 0:
-                options["temperature"] = float(chat.temperature)
+        # Temperature 0 asks for greedy decoding; a temperature above 0 or a top_p alone
+        # asks for sampling, as they do from OpenAI's API, whose default is to sample.
+        if chat.temperature is not None or chat.top_p is not None:
+            options["do_sample"] = chat.temperature is None or chat.temperature > 0
+        if chat.temperature:
+            options["temperature"] = float(chat.temperature)
         if chat.top_p is not None:
             options["top_p"] = float(chat.top_p)
         params.set_search_options(**options)
