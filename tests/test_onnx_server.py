@@ -453,6 +453,23 @@ def test_a_full_queue_answers_503_at_once(full_server: Server) -> None:
     assert scrape(full_server)[series("vllm:num_requests_waiting")] == 0
 
 
+# -- the environments ---------------------------------------------------------------------
+
+
+def _pins(requirements: Path) -> dict[str, str]:
+    text = requirements.read_text()
+    return dict(re.findall(r"^([A-Za-z0-9][-\w.]*)==([\w.+]+)", text, re.M))
+
+
+def test_the_tests_run_the_images_exact_packages() -> None:
+    """What is tested is what the image installs: every package of the image's lock, at
+    the same version, in the tests' lock (made with the image's lock as constraints)."""
+    image = _pins(SERVER.parent / "requirements.txt")
+    tests = _pins(ROOT / "tests" / "onnx_server" / "requirements.txt")
+    assert {"onnxruntime-genai", "onnxruntime", "starlette", "uvicorn"} <= image.keys()
+    assert {name: tests.get(name) for name in image} == image
+
+
 # -- start-up -------------------------------------------------------------------------------
 
 
