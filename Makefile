@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV = $(shell command -v uv 2>/dev/null || echo $(PYTHON) -m uv)
 VENV_PY = .venv/bin/python
 
-.PHONY: setup checkov-env vllm-env openwebui-env loadtest-env system-tools plan plan-all test lint clean
+.PHONY: setup checkov-env vllm-env openwebui-env loadtest-env onnx-env system-tools plan plan-all test lint clean
 
 setup: .venv/.synced
 
@@ -67,6 +67,18 @@ loadtest-env: .venv-loadtest/.synced
 		tools/loadtest/requirements.txt
 	@touch $@
 
+# The ONNX Runtime GenAI server (images/onnxruntime-genai-server), run for real by
+# tests/test_onnx_server.py: the image's locked requirements plus what onnxruntime-genai's
+# model builder imports to build the tests' tiny model (PyTorch's CPU build from
+# $(TORCH_WHEELS), transformers, onnx), locked in tests/onnx_server/requirements.txt.
+onnx-env: .venv-onnx/.synced
+
+.venv-onnx/.synced: tests/onnx_server/requirements.txt | setup
+	$(UV) venv -q --allow-existing --python $(VENV_PY) .venv-onnx
+	$(UV) pip sync -q --python .venv-onnx/bin/python --find-links $(TORCH_WHEELS) \
+		tests/onnx_server/requirements.txt
+	@touch $@
+
 # promtool (alert rules) and nginx (the edge attacker tests), from Debian's packages when
 # the machine lacks them and allows it: the suite fails, never skips, without them.
 system-tools:
@@ -74,8 +86,8 @@ system-tools:
 
 ## test: the whole suite (unit tests, every stack's plan, manifest validation, checkov,
 ## vLLM's own parser over every vLLM command line, the real Open WebUI, guidellm against a
-## fake server, promtool, nginx)
-test: setup checkov-env vllm-env openwebui-env loadtest-env system-tools
+## fake server, the ONNX Runtime GenAI server on a tiny model, promtool, nginx)
+test: setup checkov-env vllm-env openwebui-env loadtest-env onnx-env system-tools
 	$(VENV_PY) -m pytest -n auto
 
 lint: setup
@@ -83,4 +95,4 @@ lint: setup
 	$(VENV_PY) -m ruff format --check .
 
 clean:
-	rm -rf out .pytest_cache .ruff_cache .venv-checkov .venv-vllm .venv-openwebui .venv-loadtest
+	rm -rf out .pytest_cache .ruff_cache .venv-checkov .venv-vllm .venv-openwebui .venv-loadtest .venv-onnx

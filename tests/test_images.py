@@ -69,9 +69,10 @@ def _id(path: Path) -> str:
     return path.parent.name
 
 
-def test_the_three_images() -> None:
+def test_the_four_images() -> None:
     assert [path.parent.name for path in DOCKERFILES] == [
         "model-cache-warmer",
+        "onnxruntime-genai-server",
         "ollama-preloaded",
         "vllm-extras",
     ]
