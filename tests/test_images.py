@@ -72,8 +72,8 @@ def _id(path: Path) -> str:
 def test_the_four_images() -> None:
     assert [path.parent.name for path in DOCKERFILES] == [
         "model-cache-warmer",
-        "onnxruntime-genai-server",
         "ollama-preloaded",
+        "onnxruntime-genai-server",
         "vllm-extras",
     ]
 
