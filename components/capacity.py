@@ -49,9 +49,13 @@ COMPUTE_EFFICIENCY = 0.60
 REQUEST_OVERHEAD_S = 0.32
 
 # vLLM allocates KV cache in blocks of 16 tokens: a sequence holds whole blocks.
-KV_BLOCK_TOKENS = 16
+KV_BLOCK_TOKENS = sizing.KV_BLOCK_TOKENS
 # Candidates for --max-num-batched-tokens (prompt tokens per step) that best_shape weighs.
 BATCHED_TOKENS_CANDIDATES = (512, 1024, 2048, 4096, 8192)
+# The most sequences best_shape considers: the most a stack file accepts (config.py's
+# maxNumSeqs bound) and vLLM 0.31.0's own default on GPUs of 70 GiB and more
+# (vllm_default_shape). Below it, the targets and the KV cache decide.
+MAX_NUM_SEQS_SEARCHED = 1024
 # The 95th percentile of a standard normal, for Poisson quantiles of large means.
 Z95 = 1.6449
 # Fixed-point iterations for the step time: it settles to 1e-4 relative within ten.
@@ -453,6 +457,7 @@ def shape_choice(
     max_num_batched_tokens: int,
     tensor_parallel_size: int = 1,
     profile: str | None = None,
+    gpu_memory_utilization: float | None = None,
 ) -> Choice | None:
     """What one engine shape serves within the targets: the highest throughput at which the
     targets hold and the requests in flight fit `max_num_seqs` and the KV cache; None when
@@ -464,6 +469,7 @@ def shape_choice(
         max_model_len=max_model_len,
         max_num_seqs=max_num_seqs,
         tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_utilization=gpu_memory_utilization,
         max_num_batched_tokens=max_num_batched_tokens,
     )
     if kv_capacity_tokens(model, memory_sku, shape) < max_model_len:
@@ -490,6 +496,7 @@ def best_shape(
     max_model_len: int,
     tensor_parallel_size: int = 1,
     profile: str | None = None,
+    gpu_memory_utilization: float | None = None,
 ) -> Choice | None:
     """max_num_seqs and max_num_batched_tokens that maximise a replica's throughput within
     the targets and its KV cache (ties: the smaller token budget, less activation memory);
@@ -504,10 +511,11 @@ def best_shape(
             workload,
             targets,
             max_model_len,
-            sizing.MAX_NUM_SEQS_LIMIT,
+            MAX_NUM_SEQS_SEARCHED,
             budget,
             tensor_parallel_size,
             profile,
+            gpu_memory_utilization,
         )
         if choice is None:
             continue

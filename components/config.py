@@ -508,12 +508,17 @@ class ModelConfig(_Strict):
             raise _FieldError("pool", None, "a GPU pool name: vLLM models run on GPUs")
         if self.engine == "ollama" and self.revision is not None:
             raise _FieldError("revision", self.revision, "nothing: Ollama tags have no revision")
-        for field, key in (("workload", "workload"), ("targets", "targets")):
+        for field, key in (
+            ("workload", "workload"),
+            ("targets", "targets"),
+            ("queue_per_replica", "queuePerReplica"),
+        ):
             if self.engine == "ollama" and field in self.model_fields_set:
                 raise _FieldError(
                     key,
-                    "{...}",
-                    "nothing for Ollama: the capacity model that reads it covers vLLM only",
+                    "{...}" if field != "queue_per_replica" else self.queue_per_replica,
+                    "nothing for Ollama: the capacity model and the autoscaler that read it "
+                    "cover vLLM only",
                 )
         if self.engine == "vllm" and self.variants:
             raise _FieldError("variants", "[...]", "nothing: Modelfile variants are Ollama's")
@@ -817,7 +822,9 @@ class StackConfig(_Strict):
         decision = right_sizing.decide(self._capacity_request(model, pool, shape.max_model_len))
         chosen = replace(
             shape,
-            max_num_seqs=decision.choice.max_num_seqs,
+            # An explicit value reaches vLLM as written; the capacity figures are what the
+            # replica carries within the targets with it.
+            max_num_seqs=model.max_num_seqs or decision.choice.max_num_seqs,
             max_num_batched_tokens=decision.choice.max_num_batched_tokens,
         )
         return replace(engine_plan(chosen), capacity=decision)
@@ -836,6 +843,7 @@ class StackConfig(_Strict):
                 targets.itl_p95_seconds,
             ),
             max_num_seqs=model.max_num_seqs,
+            gpu_memory_utilization=model.gpu_memory_utilization,
             peak_requests_per_second=targets.peak_requests_per_second,
             replicas_max=model.replicas.max,
             queue_per_replica=model.queue_per_replica,

@@ -743,7 +743,9 @@ def model_summary(model: ModelConfig, plan: sizing.EnginePlan) -> dict[str, Any]
         if plan.notes:
             summary["notes"] = list(plan.notes)
     summary["capacity"] = (
-        capacity_summary(plan.capacity) if plan.capacity else CAPACITY_NOT_MODELLED
+        capacity_summary(plan.capacity, autoscaled=model.replicas.max > model.replicas.min)
+        if plan.capacity
+        else CAPACITY_NOT_MODELLED
     )
     return summary
 
@@ -756,7 +758,7 @@ CAPACITY_NOT_MODELLED = (
 )
 
 
-def capacity_summary(figures: right_sizing.ModelCapacity) -> dict[str, Any]:
+def capacity_summary(figures: right_sizing.ModelCapacity, autoscaled: bool) -> dict[str, Any]:
     """A model's capacity and cost, as the stack outputs and the plan summary show them."""
     per_replica = figures.per_replica
     return {
@@ -781,6 +783,8 @@ def capacity_summary(figures: right_sizing.ModelCapacity) -> dict[str, Any]:
             "onDemand": _round(figures.usd_per_mtok_on_demand, 3),
             "spot": _round(figures.usd_per_mtok_spot, 3),
         },
+        # KEDA's waiting-requests target per replica, where the replica range varies.
+        "autoscaled": autoscaled,
         "queuePerReplica": figures.queue_threshold,
         "cheapestMeetingTargets": figures.cheapest.describe() if figures.cheapest else None,
     }

@@ -122,6 +122,7 @@ def best_shape(
     workload: capacity.Workload,
     targets: capacity.Targets,
     max_model_len: int,
+    gpu_memory_utilization: float | None = None,
 ) -> capacity.Choice | None:
     """capacity.best_shape for a placement; cached, since the cheapest-option search and
     every plan of the same stack ask the same questions."""
@@ -140,6 +141,7 @@ def best_shape(
         max_model_len,
         placement.tensor_parallel_size,
         placement.gpu_instance_profile,
+        gpu_memory_utilization,
     )
 
 
@@ -162,7 +164,7 @@ def _throughput_bound(model: ModelSpec, placement: Placement, workload: capacity
         placement.sku,
         sizing.dtype_for(model, placement.sku),
         workload,
-        sizing.MAX_NUM_SEQS_LIMIT,
+        capacity.MAX_NUM_SEQS_SEARCHED,
         placement.tensor_parallel_size,
         placement.gpu_instance_profile,
     )
@@ -220,6 +222,7 @@ class Request:
     workload: capacity.Workload
     targets: capacity.Targets
     max_num_seqs: int | None  # explicit: checked against the targets
+    gpu_memory_utilization: float | None  # explicit; None: sizing's default for the GPU
     peak_requests_per_second: float | None
     replicas_max: int
     queue_per_replica: int | None  # explicit KEDA threshold
@@ -268,51 +271,43 @@ def decide(request: Request) -> ModelCapacity:
 
 
 def _choice(request: Request, cheapest: Option | None) -> capacity.Choice:
+    """The shape the replica runs and what it carries. Derived and explicit values follow
+    one rule (capacity.shape_choice): the highest load at which the targets hold while the
+    requests in flight stay within maxNumSeqs 95% of the time."""
     placement = request.placement
     way_out = f"; meets them: {cheapest.describe()}" if cheapest else ""
     if request.max_num_seqs is None:
         choice = best_shape(
-            request.model, placement, request.workload, request.targets, request.max_model_len
+            request.model,
+            placement,
+            request.workload,
+            request.targets,
+            request.max_model_len,
+            request.gpu_memory_utilization,
         )
-        if choice is None:
-            single = _performance(request, 1, sizing.DEFAULT_MAX_NUM_BATCHED_TOKENS)
-            raise TargetsMissed(
-                "",
-                f"{_where(request)}: no concurrency meets {_targets(request.targets)} "
-                f"(one request alone: {_figures(single)}){way_out}",
-            )
-        return choice
-    seqs = request.max_num_seqs
-    batched = max(sizing.DEFAULT_MAX_NUM_BATCHED_TOKENS, seqs)
-    full = _performance(request, seqs, batched)
-    if not capacity.meets(full, request.targets):
-        best = best_shape(
-            request.model, placement, request.workload, request.targets, request.max_model_len
+    else:
+        seqs = request.max_num_seqs
+        choice = capacity.shape_choice(
+            request.model,
+            placement.sku,
+            sizing.dtype_for(request.model, placement.sku),
+            request.workload,
+            request.targets,
+            request.max_model_len,
+            seqs,
+            max(sizing.DEFAULT_MAX_NUM_BATCHED_TOKENS, seqs),
+            placement.tensor_parallel_size,
+            placement.gpu_instance_profile,
+            request.gpu_memory_utilization,
         )
-        allowed = (
-            f"at most {best.max_num_seqs} meets them (omit maxNumSeqs to use it)"
-            if best
-            else "no concurrency on this pool meets them" + way_out
-        )
+    if choice is None:
+        single = _performance(request, 1, sizing.DEFAULT_MAX_NUM_BATCHED_TOKENS)
         raise TargetsMissed(
-            ".maxNumSeqs",
-            f"{seqs} misses the targets: {_where(request)} with {seqs} requests in flight "
-            f"gives {_figures(full)} against {_targets(request.targets)}; {allowed}",
+            ".targets",
+            f"{_where(request)}: no load meets {_targets(request.targets)} (one request "
+            f"alone: {_figures(single)}){way_out}",
         )
-    # What the replica carries: the same rule as a derived shape (at most 5% of the time
-    # are more than maxNumSeqs requests in flight), so explicit and derived figures compare.
-    return capacity.shape_choice(
-        request.model,
-        placement.sku,
-        sizing.dtype_for(request.model, placement.sku),
-        request.workload,
-        request.targets,
-        request.max_model_len,
-        seqs,
-        batched,
-        placement.tensor_parallel_size,
-        placement.gpu_instance_profile,
-    )
+    return choice
 
 
 def _performance(request: Request, concurrency: int, batched: int) -> capacity.Performance:

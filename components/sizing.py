@@ -63,6 +63,8 @@ SMALL_GPU_GIB = 20 * 1e9 / GIB
 DEFAULT_MAX_NUM_BATCHED_TOKENS = 2048
 # vLLM's own default for --max-num-seqs: the most sequences we ever suggest.
 MAX_NUM_SEQS_LIMIT = 256
+# vLLM allocates the KV cache in blocks of 16 tokens (its default --block-size on CUDA).
+KV_BLOCK_TOKENS = 16
 # Contexts are suggested in steps of 256 tokens (sixteen of vLLM's 16-token KV blocks).
 CONTEXT_STEP = 256
 
@@ -128,9 +130,11 @@ class ServingShape:
 
     @property
     def tokens_held(self) -> int:
+        """Tokens a sequence holds, in whole KV blocks as vLLM allocates them."""
         if self.tokens_per_sequence is None:
             return self.max_model_len
-        return min(self.tokens_per_sequence, self.max_model_len)
+        blocks = math.ceil(self.tokens_per_sequence / KV_BLOCK_TOKENS)
+        return min(blocks * KV_BLOCK_TOKENS, self.max_model_len)
 
 
 @dataclass(frozen=True)
@@ -519,7 +523,9 @@ def nearest_fits(
     other SKUs are offered. On a MIG pool (`slices` given) a replica lives in one slice: a
     larger slice is offered instead of tensor parallelism."""
     options = []
-    if memory and (context := max_model_len_that_fits(model, sku, shape)):
+    context = max_model_len_that_fits(model, sku, shape) if memory else 0
+    # A context shorter than the workload's requests is no way out (the plan refuses it).
+    if context and context >= (shape.tokens_per_sequence or 0):
         options.append(f"maxModelLen <= {context}")
     if memory and (seqs := max_num_seqs_that_fit(model, sku, shape)):
         options.append(f"maxNumSeqs <= {seqs}")

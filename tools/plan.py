@@ -430,8 +430,8 @@ def _capacity_line(figures: dict[str, Any] | str) -> str:
         f" {targets['itlP95Seconds'] * 1000:g} ms; {workload['inputTokens']:,} tokens in,"
         f" {workload['outputTokens']:,} out); {demand}, max replicas carry"
         f" {figures['requestsPerSecondAtMaxReplicas']:g} req/s; {_per_mtok(usd['onDemand'])}"
-        f" on-demand, {_per_mtok(usd['spot'])} spot; KEDA adds a replica past"
-        f" {figures['queuePerReplica']} waiting; cheapest meeting the targets: {cheapest}"
+        f" on-demand, {_per_mtok(usd['spot'])} spot; {_scaling(figures)}; cheapest meeting"
+        f" the targets: {cheapest}"
     )
 
 
@@ -444,6 +444,12 @@ def _console_capacity(figures: dict[str, Any] | str) -> str:
         f"; {replica['requestsPerSecond']:g} req/s, {replica['outputTokensPerSecond']:,} tok/s"
         f" per replica, {_per_mtok(figures['usdPerMillionOutputTokens']['onDemand'])}"
     )
+
+
+def _scaling(figures: dict[str, Any]) -> str:
+    if not figures["autoscaled"]:
+        return "fixed replicas (no autoscaling)"
+    return f"KEDA adds a replica past {figures['queuePerReplica']} waiting per replica"
 
 
 def _per_mtok(usd: float | None) -> str:
