@@ -983,6 +983,7 @@ class StackConfig(_Strict):
         for pool in self.gpu_pools:
             models = [m for m in self.models if m.pool == pool.name]
             gpus_needed = sum(m.replicas.max * m.tensor_parallel_size for m in models)
+            unit = f"{pool.gpu_instance_profile} slices" if pool.gpu_instance_profile else "GPUs"
             nodes_needed = -(-gpus_needed // pool.sku.gpus)
             if nodes_needed > pool.max_count:
                 index = self.gpu_pools.index(pool)
@@ -991,7 +992,7 @@ class StackConfig(_Strict):
                     pool.max_count,
                     f"at least {nodes_needed}: its models may scale to "
                     + ", ".join(f"{m.replicas.max} x {m.name}" for m in models)
-                    + f" ({gpus_needed} GPUs, {pool.sku.gpus} per {pool.vm_size} node)",
+                    + f" ({gpus_needed} {unit}, {pool.sku.gpus} per {pool.vm_size} node)",
                 )
 
     def check_gated_models_have_a_token(self) -> None:

@@ -683,7 +683,7 @@ def pool_summary(pool: GpuPool, existing: bool = False) -> dict[str, Any]:
     if existing:
         return {
             "vmSize": pool.vm_size,
-            "gpu": f"{pool.sku.gpus}x {pool.sku.gpu_model}",
+            "gpu": gpu_description(pool),
             "existingNodes": True,
             "maxCount": pool.max_count,
             "spot": pool.spot,
@@ -692,7 +692,7 @@ def pool_summary(pool: GpuPool, existing: bool = False) -> dict[str, Any]:
         }
     return {
         "vmSize": pool.vm_size,
-        "gpu": f"{pool.sku.gpus}x {pool.sku.gpu_model}",
+        "gpu": gpu_description(pool),
         "minCount": pool.min_count,
         "maxCount": pool.max_count,
         "spot": pool.spot,
@@ -703,6 +703,15 @@ def pool_summary(pool: GpuPool, existing: bool = False) -> dict[str, Any]:
             pool.monthly_cost(spot=not pool.spot)
         ),
     }
+
+
+def gpu_description(pool: GpuPool) -> str:
+    """A node's GPUs as the pool sells them: "1x A100 80GB", or with MIG its slices too."""
+    whole = f"{pool.vm_sku.gpus}x {pool.vm_sku.gpu_model}"
+    if not pool.gpu_instance_profile:
+        return whole
+    slices = pool.sku.gpus
+    return f"{whole} in {slices} MIG slices ({pool.sku.gpu_model.rsplit(' ', 1)[-1]})"
 
 
 def cost_summary(cost: sizing.PoolCost) -> dict[str, Any]:

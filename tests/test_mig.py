@@ -270,3 +270,21 @@ def test_tensor_parallelism_across_slices_is_refused(tmp_path) -> None:
         "slm-deploy:models[1].tensorParallelSize: 2 is not allowed; expected 1 on pool a100: "
         "a replica runs in one MIG slice (MIG3g)"
     )
+
+
+def test_a_mig_pool_counts_slices_not_gpus(tmp_path) -> None:
+    # Fixture prod: phi4-mini up to 4 replicas and qwen3-8b up to 2, one per 3g.40gb slice;
+    # two slices per single-A100 node make 3 nodes.
+    message = _fixture_prod_on(
+        tmp_path, {"gpuInstanceProfile": "MIG3g", "minCount": 2, "maxCount": 2}
+    )
+    assert message == (
+        "slm-deploy:gpuPools[0].maxCount: 2 is not allowed; expected at least 3: its models "
+        "may scale to 4 x phi4-mini, 2 x qwen3-8b (6 MIG3g slices, 2 per "
+        "Standard_NC24ads_A100_v4 node)"
+    )
+
+
+def test_a_mig_pool_shows_its_gpus_and_slices(mig_plan) -> None:
+    pools = mig_plan["outputs"]["gpuPools"]
+    assert pools[MIG_POOL]["gpu"] == "1x A100 80GB in 2 MIG slices (3g.40gb)"
