@@ -39,10 +39,19 @@ def _alert(
     }
 
 
+# The queue alert's threshold for a model without a derived one (no capacity figures).
+DEFAULT_QUEUE_WAITING = 10
+
+
 def rule_groups(
-    thresholds: AlertThresholds, namespace: str, runbook_url: str
+    thresholds: AlertThresholds,
+    namespace: str,
+    runbook_url: str,
+    queue_limits: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The rule groups, for the services in `namespace`; runbook links under runbook_url."""
+    """The rule groups, for the services in `namespace`; runbook links under runbook_url.
+    `queue_limits`: per model, the waiting requests past which autoscaling has no replica
+    left to add (used unless monitoring.alerts.queueWaiting sets one figure for all)."""
     ns = f'namespace="{namespace}"'
     # Client requests only: health probes and metric scrapes would dilute the error ratio.
     api = f'{ns}, handler=~"/v1/.*"'
@@ -66,8 +75,7 @@ def rule_groups(
         _alert(
             runbook_url,
             "VllmQueueSustained",
-            f"sum by (model_name) ({name('vllm:num_requests_waiting')}{{{ns}}}) "
-            f"> {thresholds.queue_waiting}",
+            queue_expression(thresholds, ns, queue_limits or {}),
             "10m",
             "warning",
             "{{ $labels.model_name }}: requests have been queueing for 10 minutes",
@@ -151,3 +159,16 @@ def rule_groups(
         ),
     ]
     return [{"name": GROUP, "interval": INTERVAL, "rules": rules}]
+
+
+def queue_expression(thresholds: AlertThresholds, ns: str, limits: dict[str, int]) -> str:
+    """Waiting requests above the model's limit: one figure for every model when the stack
+    sets queueWaiting, else each model's own limit (other models: DEFAULT_QUEUE_WAITING)."""
+    waiting = name("vllm:num_requests_waiting")
+    if thresholds.queue_waiting is not None or not limits:
+        limit = thresholds.queue_waiting or DEFAULT_QUEUE_WAITING
+        return f"sum by (model_name) ({waiting}{{{ns}}}) > {limit}"
+    return " or ".join(
+        f'sum by (model_name) ({waiting}{{{ns}, model_name="{model}"}}) > {limit}'
+        for model, limit in sorted(limits.items())
+    )

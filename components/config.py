@@ -715,7 +715,10 @@ class AlertThresholds(_Strict):
     # Time to first token, p95 over 5 minutes: interactive chat feels slow past 2 s.
     ttft_p95_seconds: float = Field(2.0, gt=0, le=120)
     # Requests waiting for a slot, sustained 10 minutes: autoscaling is not keeping up.
-    queue_waiting: int = Field(10, ge=1, le=10000)
+    # Default: per vLLM model, KEDA's queue threshold times replicas.max (right_sizing), the
+    # queue at which the autoscaler has no replica left to add; a figure here applies to
+    # every model instead. (Below it a queue is what KEDA aims at, not a fault.)
+    queue_waiting: int | None = Field(None, ge=1, le=10000)
     # Share of 5xx responses over 10 minutes.
     error_ratio: float = Field(0.05, gt=0, lt=1)
 

@@ -90,6 +90,8 @@ class MonitoringArgs:
     retention_days: int
     storage_gib: int
     thresholds: AlertThresholds
+    # Per vLLM model, the waiting requests past which autoscaling has nothing left to add.
+    queue_limits: dict[str, int]
     runbook_url: str
     # How Grafana's pod reads its admin Secret (components/secrets.py).
     grafana_secrets: PodWiring
@@ -298,7 +300,7 @@ class InClusterMonitoring(pulumi.ComponentResource):
             metadata={"name": "slm-serving", "namespace": args.namespace, "labels": meta},
             spec={
                 "groups": alerts.rule_groups(
-                    args.thresholds, args.inference_namespace, args.runbook_url
+                    args.thresholds, args.inference_namespace, args.runbook_url, args.queue_limits
                 )
             },
             opts=after_crds,
@@ -348,6 +350,8 @@ class AzureMonitoringArgs:
     cluster_id: pulumi.Input[str]
     inference_namespace: str
     thresholds: AlertThresholds
+    # Per vLLM model, the waiting requests past which autoscaling has nothing left to add.
+    queue_limits: dict[str, int]
     runbook_url: str
     private_cluster: bool = False
     edge_namespace: str | None = None  # as MonitoringArgs.edge_namespace
@@ -397,7 +401,9 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
         )
         self._collect(name, args, workspace, child)
         self._grafana(name, args, workspace, child)
-        rules = alerts.rule_groups(args.thresholds, args.inference_namespace, args.runbook_url)
+        rules = alerts.rule_groups(
+            args.thresholds, args.inference_namespace, args.runbook_url, args.queue_limits
+        )
         alertsmanagement.PrometheusRuleGroup(
             f"{name}-rules",
             rule_group_name=azure_names.prometheus_rule_group(args.placement.stack),

@@ -419,6 +419,7 @@ def _monitoring(
                 retention_days=settings.retention_days,
                 storage_gib=settings.storage_gib,
                 thresholds=settings.alerts,
+                queue_limits=queue_limits(config),
                 runbook_url=settings.runbook_url,
                 grafana_secrets=secrets.wiring(GRAFANA.name),
                 node_agents_namespace=NODE_SYSTEM_NAMESPACE,
@@ -441,6 +442,7 @@ def _monitoring(
                 cluster_id=cluster.cluster_id,
                 inference_namespace=INFERENCE_NAMESPACE,
                 thresholds=settings.alerts,
+                queue_limits=queue_limits(config),
                 runbook_url=settings.runbook_url,
                 private_cluster=aks.private,
                 edge_namespace=edge_controller_namespace(config),
@@ -465,6 +467,16 @@ def service_monitor_api(config: StackConfig) -> str | None:
         "in-cluster": OPERATOR_SERVICE_MONITOR,
         "azure-managed": MANAGED_SERVICE_MONITOR,
     }.get(config.monitoring.mode)
+
+
+def queue_limits(config: StackConfig) -> dict[str, int]:
+    """Per vLLM model, the waiting requests at which every replica is at KEDA's threshold
+    and replicas.max is reached: past it the autoscaler has nothing left to add."""
+    return {
+        model.name: config.engine_plans[model.name].capacity.queue_threshold * model.replicas.max
+        for model in config.models
+        if model.engine == "vllm"
+    }
 
 
 def autoscaled_models(config: StackConfig) -> tuple[ModelConfig, ...]:

@@ -320,7 +320,10 @@ def test_azure_managed_alerts_are_the_same_rules(managed_plan) -> None:
     (group,) = resources_of(managed_plan, "azure-native:alertsmanagement:PrometheusRuleGroup")
     rules = group["inputs"]["rules"]
     assert [r["alert"] for r in rules] == ALERTS
-    expected = alerts.rule_groups(AlertThresholds(), "slm-inference", DEFAULT_RUNBOOK_URL)
+    # phi4-mini's queue limit: KEDA's threshold per replica times replicas.max (2).
+    phi = managed_plan["outputs"]["models"]["phi4-mini"]["capacity"]
+    limits = {"phi4-mini": phi["queuePerReplica"] * 2}
+    expected = alerts.rule_groups(AlertThresholds(), "slm-inference", DEFAULT_RUNBOOK_URL, limits)
     assert [r["expression"] for r in rules] == [r["expr"] for r in expected[0]["rules"]]
     assert rules[0]["for"] == "PT10M"
     assert "for" not in rules[6]  # GpuXidError fires at once
@@ -457,3 +460,24 @@ def test_azure_managed_history_and_dashboards_are_protected_in_prod_only(
     write_stack(root, "prod", document)
     prod = build_plan("prod", config_root=root)
     assert [r["protect"] for kind in kinds for r in resources_of(prod, kind)] == [True, True]
+
+
+def test_the_queue_alert_holds_each_model_to_its_own_limit(tmp_path: Path) -> None:
+    """Below KEDA's threshold times replicas.max a queue is what the autoscaler aims at:
+    the alert fires past each model's own limit, not one figure for all."""
+    limits = {"phi4-mini": 20, "qwen3-8b": 4}
+    groups = alerts.rule_groups(AlertThresholds(), "slm-inference", DEFAULT_RUNBOOK_URL, limits)
+    _rules_file(tmp_path, groups)
+    test_file = PROMTOOL_TESTS.with_name("queue_limits_test.yaml")
+    shutil.copy(test_file, tmp_path / test_file.name)
+    result = _promtool("test", "rules", tmp_path / test_file.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # A stack's own figure still applies to every model.
+    uniform = alerts.rule_groups(
+        AlertThresholds.model_validate({"queueWaiting": 3}),
+        "slm-inference",
+        DEFAULT_RUNBOOK_URL,
+        limits,
+    )
+    rule = next(r for r in uniform[0]["rules"] if r["alert"] == "VllmQueueSustained")
+    assert rule["expr"].endswith(") > 3") and "model_name=" not in rule["expr"]
