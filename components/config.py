@@ -723,6 +723,18 @@ class AlertThresholds(_Strict):
     error_ratio: float = Field(0.05, gt=0, lt=1)
 
 
+class Logs(_Strict):
+    """Container logs next to the metrics: on AKS the stack's Log Analytics workspace (the
+    AKS monitoring add-on), and with in-cluster monitoring Loki, which Grafana reads."""
+
+    # Days logs are kept. 30: a month of history for incident reviews, as prod's metrics.
+    retention_days: int = Field(30, ge=1, le=730)
+    # vLLM's request log (--enable-log-requests) writes prompts to the container log, and
+    # prompts are user data: off unless a stack decides otherwise, and then kept only for
+    # retentionDays like every log line.
+    request_logging: bool = False
+
+
 class Monitoring(_Strict):
     # in-cluster: kube-prometheus-stack; azure-managed: Azure Monitor managed Prometheus and
     # Managed Grafana (AKS only); none: no monitoring (local experiments only).
@@ -732,6 +744,7 @@ class Monitoring(_Strict):
     # volume (retentionSize), so a busier cluster than planned never fills the disk.
     storage_gib: int = Field(50, ge=5, le=4096)
     alerts: AlertThresholds = Field(default_factory=AlertThresholds)
+    logs: Logs = Field(default_factory=Logs)
     # Where the alerts' runbook links point: docs/runbook.md in your fork.
     runbook_url: str = Field(DEFAULT_RUNBOOK_URL, pattern=r"^https://\S+$")
 
