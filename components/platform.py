@@ -515,6 +515,7 @@ def _model_services(
                 if config.access.consumers
                 else None,
                 queue_depth=config.access.queue_depth_per_replica,
+                log_requests=config.monitoring.logs.request_logging,
             )
             services[model.name] = VllmService(f"{name}-{model.name}", args, opts=opts)
         else:

@@ -47,6 +47,13 @@ def queue_args(args: VllmArgs) -> list[str]:
     return [] if limit is None else [f"--max-num-queued-reqs={limit}"]
 
 
+def request_log_args(args: VllmArgs) -> list[str]:
+    """vLLM 0.31.0 logs requests only with --enable-log-requests (its default is off): the
+    prompts reach the container log, and from there the stack's log store, only when the
+    stack asks (monitoring.logs.requestLogging)."""
+    return ["--enable-log-requests"] if args.log_requests else []
+
+
 def key_args(secrets: PodWiring) -> list[str]:
     """Several keys (one per consumer, two while one rotates) come from a file: vLLM's
     `--config <file>.yaml` turns its `api-key: [...]` into `--api-key k1 k2` inside the
@@ -74,6 +81,8 @@ class VllmArgs:
     api_key_set: str | None = None
     # access.queueDepthPerReplica: refuse (503) beyond the batch plus this many waiting.
     queue_depth: int | None = None
+    # monitoring.logs.requestLogging: vLLM logs each request, prompt included (user data).
+    log_requests: bool = False
 
 
 class VllmService(pulumi.ComponentResource):
@@ -198,7 +207,13 @@ def container(args: VllmArgs) -> dict[str, Any]:
         # v0.31.0, where `python -m vllm.entrypoints.openai.api_server` is deprecated. Set
         # here rather than left to the image's entrypoint, so any image runs the same command.
         "command": SERVE_COMMAND,
-        "args": [*plan.engine_args, *queue_args(args), *SERVER_ARGS, *key_args(args.secrets)],
+        "args": [
+            *plan.engine_args,
+            *queue_args(args),
+            *request_log_args(args),
+            *SERVER_ARGS,
+            *key_args(args.secrets),
+        ],
         "env": [
             # The one shared key, for a server not given the keys file.
             *([] if args.secrets.api_keys_file else [_secret_env("VLLM_API_KEY", API_KEY)]),

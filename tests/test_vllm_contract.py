@@ -98,6 +98,8 @@ def variant_stack(root: Path) -> dict[str, Any]:
             }
         )
     config["slm-deploy:secrets"] = {"huggingFaceToken": {"secure": "v1:abc"}}
+    # The request log switch's flag goes through vLLM's own parser too.
+    config["slm-deploy:monitoring"]["logs"] = {"requestLogging": True}
     write_stack(root, "dev", document)
     return document
 
@@ -252,6 +254,9 @@ def test_every_rendered_vllm_command_line_passes_vllms_own_checks(checked) -> No
         if results[case["name"]]["errors"]
     }
     assert failures == {}
+    # Prompts reach the logs only where a stack turns the request log on (the variant does).
+    logged = {case["name"] for case in cases if "--enable-log-requests" in case["argv"]}
+    assert logged == {case["name"] for case in cases if case["name"].startswith("variant/")}
 
 
 @pytest.mark.parametrize(
