@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi_azure_native import containerservice, monitor
+from pulumi_azure_native import containerservice, monitor, operationalinsights
 
 from components import azure_names
 from components.identity import AzurePlacement
@@ -85,6 +85,27 @@ def workspace_retention_days(audit_days: int, logs_days: int) -> int:
 def rule_name(location: str, stack: str) -> str:
     """MSCI-<region>-<cluster>, the upstream template's form (MSCI-<region>-<cluster name>)."""
     return azure_names.fit("data_collection", f"MSCI-{location}-aks-slm-", stack)
+
+
+def declare_workspace(
+    name: str,
+    stack: str,
+    location: str,
+    resource_group_name: pulumi.Input[str],
+    retention_days: int,
+    opts: pulumi.ResourceOptions,
+) -> operationalinsights.Workspace:
+    """The stack's Log Analytics workspace: the Key Vault audit and the container logs.
+    Declared before the cluster, whose monitoring add-on names it."""
+    return operationalinsights.Workspace(
+        name,
+        workspace_name=azure_names.log_analytics_workspace(stack),
+        resource_group_name=resource_group_name,
+        location=location,
+        sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
+        retention_in_days=retention_days,
+        opts=opts,
+    )
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ PROGRAM = textwrap.dedent(
     from pulumi_azure_native import containerservice
     from components.cluster import managed_cluster_args
     from components.config import AksCluster
-    from components.container_logs import ContainerLogs, ContainerLogsArgs
+    from components.container_logs import ContainerLogs, ContainerLogsArgs, declare_workspace
     from components.identity import AzurePlacement
 
     placement = AzurePlacement(
@@ -53,6 +53,9 @@ PROGRAM = textwrap.dedent(
     )
     settings = AksCluster.model_validate(
         {{"mode": "aks", "location": "westeurope", "authorizedIpRanges": ["203.0.113.0/24"]}}
+    )
+    declare_workspace(
+        "workspace", "prod", "westeurope", "rg-slm-prod", 90, pulumi.ResourceOptions()
     )
     containerservice.ManagedCluster(
         "aks",
@@ -154,13 +157,20 @@ def test_the_declared_inputs_are_the_sdk_own(declared, monkeypatch) -> None:
     )
     tally = Tally()
     assert resource_problems(list(declared.values()), tally) == []
-    assert tally.resources == 3
+    assert tally.resources == 4
 
 
 def test_the_sdk_alone_does_not_know_the_container_insights_streams(declared) -> None:
     problems = resource_problems(list(declared.values()), Tally())
     assert len(problems) == 2 * len(container_logs.STREAMS)
     assert all("Microsoft-" in problem for problem in problems)
+
+
+def test_the_workspace_is_the_stack_log_analytics_workspace(declared) -> None:
+    workspace = declared["azure-native:operationalinsights:Workspace"]["inputs"]
+    assert workspace["workspaceName"] == "log-slm-prod"
+    assert workspace["retentionInDays"] == 90
+    assert workspace["sku"] == {"name": "PerGB2018"}
 
 
 def test_without_a_workspace_the_cluster_has_no_log_add_on() -> None:
