@@ -27,7 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import alertsmanagement, dashboard, monitor
 
-from components import alerts, azure_names, dashboards
+from components import alerts, azure_names, dashboards, loki
 from components.config import AlertThresholds
 from components.gpu_pool import OPERATOR_SERVICE_MONITOR, ChartPin
 from components.identity import (
@@ -167,6 +167,8 @@ def chart_values(args: MonitoringArgs) -> dict[str, Any]:
                 "passwordKey": GRAFANA_PASSWORD.key,
             },
             **grafana_secret_values(args.grafana_secrets),
+            # Logs next to the metrics: Loki runs wherever this chart does (components/loki.py).
+            "additionalDataSources": [loki.grafana_data_source(args.namespace)],
             "sidecar": {
                 "securityContext": RESTRICTED_CONTAINER,
                 "dashboards": {

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import access
+from components.loki import LOKI_PODS, LOKI_PORT
 from components.workload import DOWNLOADS_LABEL
 
 INFERENCE_NAMESPACE = "slm-inference"
@@ -292,6 +293,8 @@ class NetworkPoliciesArgs:
     # The edge key check's namespace (None without it), and who calls it: the controller.
     edge_namespace: str | None = None
     edge_clients: tuple[Peer, ...] = ()
+    # Who pushes logs to Loki (in the monitoring namespace): Alloy, from the node agents'.
+    log_shippers: tuple[Peer, ...] = ()
 
 
 def _deny_all(types: list[str]) -> dict:
@@ -377,6 +380,18 @@ def monitoring_policies(args: NetworkPoliciesArgs) -> dict[str, dict]:
                 {
                     "from": [peer.selector() for peer in args.prometheus_clients],
                     "ports": [{"protocol": "TCP", "port": PROMETHEUS_PORT}],
+                }
+            ],
+        }
+    if args.log_shippers:
+        # Grafana reads Loki from the same namespace; only the collectors come from outside.
+        policies["allow-log-push"] = {
+            "podSelector": {"matchLabels": dict(LOKI_PODS)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [peer.selector() for peer in args.log_shippers],
+                    "ports": [{"protocol": "TCP", "port": LOKI_PORT}],
                 }
             ],
         }
