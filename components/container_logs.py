@@ -23,6 +23,7 @@ Kubernetes events and pod inventory an operator needs beside a pod's log.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,3 +168,74 @@ class ContainerLogs(pulumi.ComponentResource):
         )
         self.rule_id = rule.id
         self.register_outputs({"dataCollectionRuleId": rule.id})
+
+
+# -- log queries for the runbook -----------------------------------------------------------
+# Columns as the agent writes them (tests/upstream/docker-provider-b780558-container-insights:
+# containerlogv2-columns.json, kubeevents-columns.json); TimeGenerated is Log Analytics' own.
+LOG_COLUMNS = ("TimeGenerated", "Computer", "PodName", "ContainerName", "LogSource", "LogMessage")
+EVENT_COLUMNS = ("TimeGenerated", "Computer", "Name", "Reason", "Message", "KubeEventType", "Count")
+# A model's pods: its Deployment's (<name>-<template hash>-<5 characters>) and its cache
+# warmer Job's (<name>-warm-<hash>-<5 characters>, components/cache_warmer.py). Anchored, so
+# that "qwen3" does not match the pods of a model named "qwen3-8b".
+POD_SUFFIX = r"-(warm-[0-9a-f]+|[a-z0-9]+)-[a-z0-9]{5}$"
+QUERY_WINDOW = "1h"  # the alerts' own windows are at most 15 minutes: an hour shows the lead-up
+
+
+def model_pods(model: str) -> str:
+    return f"^{re.escape(model)}{POD_SUFFIX}"
+
+
+def model_log_query(model: str, namespace: str) -> str:
+    """The last hour of a model's container logs (serving, init and cache warmer)."""
+    return "\n".join(
+        [
+            "ContainerLogV2",
+            f"| where TimeGenerated > ago({QUERY_WINDOW})",
+            f'| where PodNamespace == "{namespace}"',
+            f'| where PodName matches regex @"{model_pods(model)}"',
+            f"| project {', '.join(LOG_COLUMNS)}",
+            "| order by TimeGenerated desc",
+        ]
+    )
+
+
+def model_events_query(model: str, namespace: str) -> str:
+    """A model's pods' Kubernetes events: scheduling failures, OOM kills, back-offs."""
+    return "\n".join(
+        [
+            "KubeEvents",
+            f"| where TimeGenerated > ago({QUERY_WINDOW})",
+            f'| where Namespace == "{namespace}" and ObjectKind == "Pod"',
+            f'| where Name matches regex @"{model_pods(model)}"',
+            f"| project {', '.join(EVENT_COLUMNS)}",
+            "| order by TimeGenerated desc",
+        ]
+    )
+
+
+def node_log_query(node: str) -> str:
+    """The last hour of the collected containers' logs on one node (GPU agents included)."""
+    return "\n".join(
+        [
+            "ContainerLogV2",
+            f"| where TimeGenerated > ago({QUERY_WINDOW})",
+            f'| where Computer == "{node}"',
+            f"| project {', '.join(('PodNamespace', *LOG_COLUMNS))}",
+            "| order by TimeGenerated desc",
+        ]
+    )
+
+
+def namespace_log_query(namespaces: tuple[str, ...]) -> str:
+    """The last hour of the logs of whole namespaces (the edge: NGINX and the key check)."""
+    listed = ", ".join(f'"{namespace}"' for namespace in sorted(namespaces))
+    return "\n".join(
+        [
+            "ContainerLogV2",
+            f"| where TimeGenerated > ago({QUERY_WINDOW})",
+            f"| where PodNamespace in ({listed})",
+            f"| project {', '.join(('PodNamespace', *LOG_COLUMNS))}",
+            "| order by TimeGenerated desc",
+        ]
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,55 @@ def test_the_container_log_v2_columns_the_queries_use_are_the_agent_own() -> Non
     for column in ("TimeGenerated", "Computer", "ContainerName", "PodName", "PodNamespace"):
         assert column in columns
     assert {"LogMessage", "LogSource"} <= set(columns)
+
+
+# -- the runbook's log queries ------------------------------------------------------------
+
+LOG_TABLE = json.loads((UPSTREAM / "containerlogv2-columns.json").read_text())["ContainerLogV2"]
+EVENT_TABLE = json.loads((UPSTREAM / "kubeevents-columns.json").read_text())["KubeEvents"]
+
+
+def _columns(query: str) -> set[str]:
+    """The columns a query names: its project list and the left side of each comparison."""
+    named = set()
+    for line in query.splitlines():
+        if line.startswith("| project "):
+            named |= {c.strip() for c in line.removeprefix("| project ").split(",")}
+        named |= set(re.findall(r"(\w+) (?:==|in|matches regex|>) ", line))
+    return named
+
+
+def test_the_log_queries_name_only_the_agent_columns() -> None:
+    # TimeGenerated is every Log Analytics table's own column, not the agent's.
+    logs = {"TimeGenerated", *LOG_TABLE}
+    assert _columns(container_logs.model_log_query("phi4-mini", "slm-inference")) <= logs
+    assert _columns(container_logs.node_log_query("aks-gpu-1-vmss000000")) <= logs
+    assert _columns(container_logs.namespace_log_query(("slm-edge",))) <= logs
+    events = {"TimeGenerated", *EVENT_TABLE}
+    assert _columns(container_logs.model_events_query("phi4-mini", "slm-inference")) <= events
+
+
+def test_a_model_query_reads_its_namespace_and_pods() -> None:
+    assert container_logs.model_log_query("phi4-mini", "slm-inference") == "\n".join(
+        [
+            "ContainerLogV2",
+            "| where TimeGenerated > ago(1h)",
+            '| where PodNamespace == "slm-inference"',
+            r'| where PodName matches regex @"^phi4\-mini-(warm-[0-9a-f]+|[a-z0-9]+)-[a-z0-9]{5}$"',
+            "| project TimeGenerated, Computer, PodName, ContainerName, LogSource, LogMessage",
+            "| order by TimeGenerated desc",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("pod", "matches"),
+    [
+        ("qwen3-7f9c6d8b4-abcde", True),  # the Deployment's pod
+        ("qwen3-warm-0a1b2c3d4e-x7k2p", True),  # the cache warmer Job's pod
+        ("qwen3-8b-7f9c6d8b4-abcde", False),  # another model's pod
+        ("qwen3-8b-warm-0a1b2c3d4e-x7k2p", False),
+    ],
+)
+def test_a_model_pod_pattern_names_its_pods_only(pod: str, matches: bool) -> None:
+    assert bool(re.search(container_logs.model_pods("qwen3"), pod)) is matches

@@ -7,6 +7,7 @@ agent's Go plugin to what the template's container logs are checked against, as 
   profile as the template writes it.
 - existingClusterParam.json: the streams the onboarding sends by default.
 - oms.go: the columns of a ContainerLogV2 record (the DataItemLAv2 struct's JSON tags).
+- in_kube_events.rb: the columns of a KubeEvents record (the plugin's record keys).
 Each reader fails on a shape it does not know, so an upstream change is noticed.
 """
 
@@ -57,10 +58,19 @@ def _columns(text: str) -> dict:
     return {"ContainerLogV2": re.findall(r'`json:"(\w+)"`', match.group(1))}
 
 
+def _event_columns(text: str) -> dict:
+    """The columns of a KubeEvents record, in the order the plugin first sets them."""
+    columns = list(dict.fromkeys(re.findall(r'\brecord\["(\w+)"\] =', text)))
+    if "Reason" not in columns:
+        raise ValueError("no KubeEvents record in in_kube_events.rb")
+    return {"KubeEvents": columns}
+
+
 READERS = {
     "onboarding.json": _onboarding,
     "parameters.json": _parameters,
     "containerlogv2-columns.json": _columns,
+    "kubeevents-columns.json": _event_columns,
 }
 
 
