@@ -58,6 +58,23 @@ ALLOY_RESOURCES = {
 }
 
 
+# A Deployment's pods are named <deployment>-<replica set hash>-<suffix>; LogQL regexes match
+# whole values, so "phi4" never selects the pods of "phi4-mini".
+POD_OF_DEPLOYMENT = "{deployment}-[a-z0-9]+-[a-z0-9]+"
+
+
+def model_logs_query(namespace: str, model: str, line_filter: str = "") -> str:
+    """LogQL for one model's pods (their Deployment is named after the model)."""
+    pods = POD_OF_DEPLOYMENT.format(deployment=model)
+    selector = f'{{namespace="{namespace}", pod=~"{pods}"}}'
+    return f"{selector} {line_filter}".rstrip()
+
+
+def node_logs_query(node: str, namespace: str) -> str:
+    """LogQL for the node agents' logs on one node (device plugin, DCGM exporter)."""
+    return f'{{namespace="{namespace}", node="{node}"}}'
+
+
 def loki_url(namespace: str) -> str:
     return f"http://{LOKI_RELEASE}.{namespace}.svc:{LOKI_PORT}"
 

@@ -143,3 +143,15 @@ def test_network_policies_allow_exactly_the_log_flows() -> None:
     _log_flows(network_policy_specs(args))
     without = network_policy_specs(replace(args, log_shippers=()))
     assert not netpol.allowed(without, ALLOY, LOKI, loki.LOKI_PORT)
+
+
+def test_log_queries_select_one_models_pods_or_one_node() -> None:
+    assert loki.model_logs_query("slm-inference", "phi4-mini") == (
+        '{namespace="slm-inference", pod=~"phi4-mini-[a-z0-9]+-[a-z0-9]+"}'
+    )
+    assert loki.model_logs_query("slm-inference", "phi4", '|~ "(?i)error"') == (
+        '{namespace="slm-inference", pod=~"phi4-[a-z0-9]+-[a-z0-9]+"} |~ "(?i)error"'
+    )
+    assert loki.node_logs_query("aks-t4spot-1", "slm-system") == (
+        '{namespace="slm-system", node="aks-t4spot-1"}'
+    )
