@@ -33,6 +33,7 @@ from components.gpu_pool import (
     GpuSoftware,
     GpuSoftwareArgs,
 )
+from components.loki import ALLOY_PODS, Logs, LogsArgs
 from components.monitoring import (
     GRAFANA_SERVICE_ACCOUNT,
     MANAGED_SERVICE_MONITOR,
@@ -147,6 +148,17 @@ class Platform(pulumi.ComponentResource):
             name, config, cluster, _after(on_cluster, *namespaces.namespaces.values())
         )
         monitoring = _monitoring(name, config, cluster, namespaces, secrets, on_cluster)
+        if isinstance(monitoring, InClusterMonitoring):
+            Logs(
+                f"{name}-logs",
+                LogsArgs(
+                    namespace=MONITORING_NAMESPACE,
+                    collector_namespace=NODE_SYSTEM_NAMESPACE,
+                    source_namespaces=tuple(namespaces.namespaces),
+                    retention_days=config.monitoring.logs.retention_days,
+                ),
+                opts=_after(on_cluster, *namespaces.namespaces.values()),
+            )
         if installs_gpu_software(config):
             GpuSoftware(
                 f"{name}-gpu-software",
@@ -673,6 +685,7 @@ def network_policies_args(config: StackConfig, namespaces: Namespaces) -> Networ
         else (),
         edge_namespace=EDGE_NAMESPACE if checks_keys_at_edge(config) else None,
         edge_clients=(ingress_controller(config),),
+        log_shippers=(Peer(NODE_SYSTEM_NAMESPACE, ALLOY_PODS),) if in_cluster else (),
     )
 
 

@@ -68,6 +68,7 @@ def test_only_keda_may_query_prometheus_from_outside_monitoring(plans) -> None:
         "default-deny-ingress",
         "allow-same-namespace",
         "allow-prometheus-queries",
+        "allow-log-push",
     }
     assert monitoring["allow-prometheus-queries"] == {
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
@@ -117,7 +118,11 @@ def test_managed_prometheus_scrapes_from_kube_system(config_root) -> None:
 
 
 def _kps_values(plan: dict[str, Any]) -> dict[str, Any]:
-    (release,) = resources_of(plan, "kubernetes:helm.sh/v3:Release")
+    (release,) = [
+        r
+        for r in resources_of(plan, "kubernetes:helm.sh/v3:Release")
+        if r["inputs"]["chart"] == "kube-prometheus-stack"
+    ]
     return release["inputs"]["values"]
 
 

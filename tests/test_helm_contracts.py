@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from components import gpu_pool, monitoring
+from components import gpu_pool, loki, monitoring
 from tests.conftest import FIXTURE_STACKS, read_stack, write_stack
 from tools.plan import build_plan, helm_releases, kubernetes_manifests, plain_numbers
 
@@ -89,6 +89,19 @@ KUBE_PROMETHEUS_STACK_FREE_FORM = {
 }
 
 CHARTS = {
+    (loki.LOKI_CHART.chart, loki.LOKI_CHART.version): VendoredChart(
+        "loki-chart-18.11.0",
+        free_form={
+            "loki.compactor": "templates/_helpers.tpl config: with .Values.loki.compactor, toYaml",
+            "loki.limits_config": "config: with .Values.loki.limits_config, toYaml",
+            "loki.schemaConfig": "config: toYaml .Values.loki.schemaConfig",
+            "singleBinary.resources": "templates/_pod.tpl: with (coalesce $component.resources",
+        },
+    ),
+    (loki.ALLOY_CHART.chart, loki.ALLOY_CHART.version): VendoredChart(
+        "alloy-chart-1.11.1",
+        free_form={"alloy.resources": "templates/containers/_agent.yaml: with $values.resources"},
+    ),
     (gpu_pool.DCGM_EXPORTER_CHART.chart, gpu_pool.DCGM_EXPORTER_CHART.version): VendoredChart(
         "dcgm-exporter-4.8.3",
         free_form={
@@ -316,8 +329,8 @@ def test_every_value_path_the_plans_set_exists_in_the_chart(all_plans) -> None:
     # Device plugin and DCGM exporter in dev, staging, prod, staging-azure-managed and
     # local-gpu-software-in-cluster; the GPU Operator in its two variants;
     # kube-prometheus-stack wherever monitoring is in-cluster: dev, staging, prod,
-    # staging-gpu-operator and local-gpu-software-in-cluster.
-    assert len(checked) == 17
+    # staging-gpu-operator and local-gpu-software-in-cluster, and with it Loki and Alloy.
+    assert len(checked) == 27
     assert sorted(s for s, chart in checked if chart == "kube-prometheus-stack") == [
         "dev",
         "local-gpu-software-in-cluster",

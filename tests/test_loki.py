@@ -7,12 +7,17 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from components import loki
 from components.network import NetworkPoliciesArgs, Peer, network_policy_specs
 from tests import netpol
+from tests.conftest import copy_config_root, fixture_root, read_stack, write_stack
 from tests.test_helm_contracts import unknown_paths
-from tools.plan import helm_releases, plain_numbers
+from tests.test_mode_matrix import plan_problems
+from tools.plan import build_plan, helm_releases, plain_numbers
 
 UPSTREAM = Path(__file__).parent / "upstream"
 # Maps the loki chart copies whole into Loki's config file (templates/_helpers.tpl's config:
@@ -143,6 +148,100 @@ def test_network_policies_allow_exactly_the_log_flows() -> None:
     _log_flows(network_policy_specs(args))
     without = network_policy_specs(replace(args, log_shippers=()))
     assert not netpol.allowed(without, ALLOY, LOKI, loki.LOKI_PORT)
+
+
+# -- the plans, once the platform declares Logs (components/platform.py) --------------------
+
+
+@pytest.fixture(scope="module")
+def in_cluster(tmp_path_factory) -> dict[str, dict[str, Any]]:
+    """dev (AKS, in-cluster, retention 30 days by default), and local (an existing
+    cluster) switched to in-cluster monitoring with 7 days of logs."""
+    root = copy_config_root(tmp_path_factory.mktemp("loki"))
+    document = read_stack(root, "local")
+    config = document["config"]
+    config["slm-deploy:monitoring"] = config.get("slm-deploy:monitoring", {}) | {
+        "mode": "in-cluster",
+        "logs": {"retentionDays": 7},
+    }
+    write_stack(root, "local", document)
+    return {
+        "dev": build_plan("dev", config_root=fixture_root()),
+        "local": build_plan("local", config_root=root),
+    }
+
+
+def _releases(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        r["chart"]: r | {"values": plain_numbers(r["values"])}
+        for r in helm_releases(plan["resources"])
+    }
+
+
+def test_the_plans_declare_both_charts_at_their_pins(in_cluster) -> None:
+    for plan in in_cluster.values():
+        releases = _releases(plan)
+        assert (releases["loki"]["version"], releases["loki"]["namespace"]) == (
+            "18.11.0",
+            "slm-monitoring",
+        )
+        assert (releases["alloy"]["version"], releases["alloy"]["namespace"]) == (
+            "1.11.1",
+            "slm-system",
+        )
+
+
+def test_the_plans_values_exist_in_the_vendored_charts(in_cluster) -> None:
+    for plan in in_cluster.values():
+        for chart in ("loki", "alloy"):
+            release = _releases(plan)[chart]
+            folder, free_form = VENDORED[(chart, release["version"])]
+            defaults = json.loads((UPSTREAM / folder / "values.json").read_text())
+            assert unknown_paths(release["values"], defaults, free_form) == [], chart
+
+
+def test_the_plans_retention_follows_the_config(in_cluster) -> None:
+    expected = {"dev": "720h", "local": "168h"}
+    for stack, plan in in_cluster.items():
+        values = _releases(plan)["loki"]["values"]["loki"]
+        assert values["limits_config"] == {"retention_period": expected[stack]}
+
+
+def test_alloy_reads_every_platform_namespace(in_cluster) -> None:
+    for stack, plan in in_cluster.items():
+        declared = sorted(
+            r["inputs"]["metadata"]["name"]
+            for r in plan["resources"]
+            if r["type"] == "kubernetes:core/v1:Namespace"
+        )
+        content = _releases(plan)["alloy"]["values"]["alloy"]["configMap"]["content"]
+        names = content.split("names = [", 1)[1].split("]", 1)[0]
+        assert sorted(n.strip().strip('"') for n in names.split(",")) == declared, stack
+
+
+def test_the_plans_network_policies_allow_exactly_the_log_flows(in_cluster) -> None:
+    for plan in in_cluster.values():
+        _log_flows(netpol.policies_by_namespace(plan["resources"]))
+
+
+def test_the_plans_pass_the_mode_matrix_checks(in_cluster) -> None:
+    for stack, plan in in_cluster.items():
+        assert plan_problems(plan) == [], stack
+
+
+def test_without_in_cluster_monitoring_there_is_no_loki(plans, tmp_path) -> None:
+    root = copy_config_root(tmp_path)
+    document = read_stack(root, "staging")
+    document["config"]["slm-deploy:monitoring"] = document["config"].get(
+        "slm-deploy:monitoring", {}
+    ) | {"mode": "azure-managed"}
+    write_stack(root, "staging", document)
+    managed = build_plan("staging", config_root=root)
+    for plan in (plans["local"], managed):
+        charts = {r["chart"] for r in helm_releases(plan["resources"])}
+        assert charts.isdisjoint({"loki", "alloy"})
+        policies = netpol.policies_by_namespace(plan["resources"])
+        assert all("allow-log-push" not in named for named in policies.values())
 
 
 def test_log_queries_select_one_models_pods_or_one_node() -> None:

@@ -219,7 +219,11 @@ def test_dashboard_json_is_stable() -> None:
 
 
 def test_prod_installs_kube_prometheus_stack_sized_for_prod(plans) -> None:
-    (release,) = resources_of(plans["prod"], "kubernetes:helm.sh/v3:Release")
+    (release,) = [
+        r
+        for r in resources_of(plans["prod"], "kubernetes:helm.sh/v3:Release")
+        if r["inputs"]["chart"] == "kube-prometheus-stack"
+    ]
     inputs = release["inputs"]
     assert (inputs["chart"], inputs["version"], inputs["name"]) == (
         "kube-prometheus-stack",
@@ -249,7 +253,11 @@ def test_prod_installs_kube_prometheus_stack_sized_for_prod(plans) -> None:
 
 def test_custom_resources_wait_for_the_release_that_installs_their_crds(plans) -> None:
     resources = plans["prod"]["resources"]
-    (release,) = resources_of(plans["prod"], "kubernetes:helm.sh/v3:Release")
+    (release,) = [
+        r
+        for r in resources_of(plans["prod"], "kubernetes:helm.sh/v3:Release")
+        if r["inputs"]["chart"] == "kube-prometheus-stack"
+    ]
     dcgm = next(r for r in resources if r["type"] == "slm:gpu_pool:GpuSoftware")
     custom = [r for r in resources if r["type"].startswith("kubernetes:monitoring.coreos.com")]
     assert {r["inputs"]["kind"] for r in custom} == {"ServiceMonitor", "PrometheusRule"}

@@ -73,6 +73,7 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(
         "manifests/slm-inference/service-phi4-mini.yaml",
         "manifests/slm-inference/serviceaccount-slm-model-server.yaml",
         "manifests/slm-monitoring/configmap-dashboard-slm-serving.yaml",
+        "manifests/slm-monitoring/networkpolicy-allow-log-push.yaml",
         "manifests/slm-monitoring/networkpolicy-allow-prometheus-queries.yaml",
         "manifests/slm-monitoring/networkpolicy-allow-same-namespace.yaml",
         "manifests/slm-monitoring/networkpolicy-default-deny-ingress.yaml",

@@ -321,7 +321,11 @@ def test_vllm_pods_mount_the_csi_volume_as_their_own_service_account(plans, stac
 
 
 def test_grafana_reads_its_admin_secret_through_the_csi_driver(plans) -> None:
-    (kps,) = [r for r in resources_of(plans["prod"], "kubernetes:helm.sh/v3:Release")]
+    (kps,) = [
+        r
+        for r in resources_of(plans["prod"], "kubernetes:helm.sh/v3:Release")
+        if r["inputs"]["chart"] == "kube-prometheus-stack"
+    ]
     grafana = kps["inputs"]["values"]["grafana"]
     assert grafana["admin"] == {
         "existingSecret": "grafana-admin",
@@ -401,7 +405,7 @@ def test_existing_cluster_fills_the_same_secrets_from_config(config_root) -> Non
     secret = manifests["slm-monitoring/secret-grafana-admin.yaml"]
     assert secret["stringData"] == {"admin-user": "[secret]", "admin-password": "[secret]"}
     assert [r for r in plan["resources"] if r["type"].startswith("azure-native:")] == []
-    kps = _one(plan, "kubernetes:helm.sh/v3:Release")
+    kps = _one(plan, "kubernetes:helm.sh/v3:Release", "slm-monitoring-kps")
     grafana = kps["inputs"]["values"]["grafana"]
     # Same Secret name and keys as on AKS; no CSI volume and no identity annotation.
     assert grafana["admin"]["existingSecret"] == "grafana-admin"
