@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components import alerts
+from components import alerts, log_queries
 from components.config import AlertThresholds
 from tools.plan import ROOT
 
@@ -47,3 +47,18 @@ def test_every_alert_has_its_runbook_section() -> None:
     }
     assert len(names) == 9  # every rule_groups alert, the edge refusals included
     assert names <= sections
+
+
+def test_every_alert_section_links_its_log_query() -> None:
+    """Each runbook section carries the LogQL components/log_queries.py builds for its
+    alert, exactly: a query that drifts from the collector's labels fails here."""
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    sections = dict(re.findall(r"^## (\S+)\n(.*?)(?=^## |\Z)", runbook, flags=re.M | re.S))
+    queries = log_queries.runbook_queries()
+    assert set(queries) == {
+        r["alert"]
+        for group in alerts.rule_groups(AlertThresholds(), "ns", "https://x/runbook.md")
+        for r in group["rules"]
+    }
+    for alert in queries:
+        assert log_queries.runbook_line(alert) in sections[alert.lower()], alert
