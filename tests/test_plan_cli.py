@@ -356,3 +356,15 @@ def test_stack_file_problems_exit_2_with_one_line(repo_copy: Path, break_stack, 
     assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n")
     assert PLANTED_TOKEN not in result.stderr + result.stdout
     assert not out.exists()
+
+
+def test_a_broken_catalog_file_stops_the_program_with_one_line(repo_copy: Path) -> None:
+    """The program itself turns the catalog loader's error into Pulumi's one-line error, so
+    `pulumi up` and the plan say the same thing and neither prints a traceback."""
+    family = repo_copy / "components" / "models" / "qwen3.json"
+    family.write_text(family.read_text().replace('"layers": 28,', '"layer": 28,', 1))
+    result = run_plan("dev", "--out", str(repo_copy / "out"), cwd=repo_copy)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("plan dev: ") and "qwen3.json" in line and "layer" in line
