@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+EXIT_USAGE = 2
+Settings = TypeVar("Settings")
 
 
 class UsageError(Exception):
@@ -62,3 +66,18 @@ def read_api_key(variable: str) -> str:
         state = "is empty" if variable in os.environ else "is not set"
         raise UsageError(f"the API key's environment variable {variable} {state}")
     return key
+
+
+def settings_and_key(
+    prog: str, parse: Callable[[list[str] | None], Settings], argv: list[str] | None
+) -> tuple[Settings, str] | int:
+    """The tool's settings and the API key their `api_key_env` names, or the exit status
+    after --help (0) or after one line on stderr for a bad argument (EXIT_USAGE)."""
+    try:
+        settings = parse(argv)
+        return settings, read_api_key(settings.api_key_env)
+    except SystemExit as exit_:  # --help
+        return EXIT_USAGE if exit_.code else 0
+    except UsageError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return EXIT_USAGE

@@ -60,11 +60,10 @@ from tools.cli_args import (
     check_base_url,
     non_negative,
     positive,
-    read_api_key,
+    settings_and_key,
 )
 
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 DEFAULT_API_KEY_ENV = "SLM_API_KEY"
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent.parent / "components" / "capacity_measurements"
 # AKS AgentPool gpuInstanceProfile values, as components/config.py accepts them.
@@ -102,14 +101,10 @@ class Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = parse_arguments(argv)
-        api_key = read_api_key(settings.api_key_env)
-    except SystemExit as exit_:  # --help
-        return EXIT_USAGE if exit_.code else 0
-    except UsageError as err:
-        print(f"loadtest: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    parsed = settings_and_key("loadtest", parse_arguments, argv)
+    if isinstance(parsed, int):
+        return parsed
+    settings, api_key = parsed
     try:
         record = measure(settings, api_key)
     except EndpointError as err:

@@ -40,11 +40,10 @@ from tools.cli_args import (
     UsageError,
     check_base_url,
     positive,
-    read_api_key,
+    settings_and_key,
 )
 
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 DEFAULT_API_KEY_ENV = "SLM_API_KEY"
 # A smoke test reports the first failure instead of hiding it behind retries, and without
 # retries --timeout bounds each request.
@@ -100,14 +99,10 @@ class Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = parse_arguments(argv)
-        api_key = read_api_key(settings.api_key_env)
-    except SystemExit as exit_:  # --help
-        return EXIT_USAGE if exit_.code else 0
-    except UsageError as err:
-        print(f"smoke: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    parsed = settings_and_key("smoke", parse_arguments, argv)
+    if isinstance(parsed, int):
+        return parsed
+    settings, api_key = parsed
     client = openai.OpenAI(
         base_url=settings.base_url,
         api_key=api_key,
