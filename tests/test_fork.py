@@ -35,7 +35,10 @@ FORK_TESTS = [
     "tests/test_shipped_stacks.py",
     "tests/test_affected_stacks.py",
     "tests/test_stacks.py",
+    "tests/test_plan_diff.py::test_every_shipped_stacks_stateful_resource_is_in_its_golden_list",
 ]
+# The guide's command that rewrites the stateful lists after a stack gains a pool or a stack.
+REGENERATE_GOLDEN = "python -m tools.stateful_golden"
 
 
 def _yaml() -> YAML:
@@ -122,7 +125,20 @@ def fork(tmp_path_factory) -> Path:
     for how, stack, block in planned_examples():
         apply_example(fork / "stacks", how, stack, block)
     copy_environment(fork)
+    regenerate_golden_lists(fork)
     return fork
+
+
+def regenerate_golden_lists(fork: Path) -> None:
+    """The guide's command, as a fork runs it after adding a pool or an environment."""
+    (command,) = [
+        line.split("#")[0].strip()
+        for block in guide_blocks("sh")
+        for line in block.splitlines()
+        if REGENERATE_GOLDEN in line
+    ]
+    argv = [sys.executable, *shlex.split(command)[1:]]  # .venv/bin/python -> this Python
+    subprocess.run(argv, cwd=fork, check=True, capture_output=True, timeout=300)
 
 
 def test_every_yaml_example_of_the_guide_is_planned() -> None:
