@@ -835,7 +835,9 @@ class StackConfig(_Strict):
                 f"{shape.max_model_len}: raise maxModelLen or shorten the workload",
             )
         engine_plan(replace(shape, max_num_seqs=model.max_num_seqs or 1))
-        decision = right_sizing.decide(self._capacity_request(model, pool, shape.max_model_len))
+        decision = right_sizing.decide(
+            self._capacity_request(model, pool, shape.max_model_len, alternatives, skus)
+        )
         chosen = replace(
             shape,
             # An explicit value reaches vLLM as written; the capacity figures are what the
@@ -846,7 +848,12 @@ class StackConfig(_Strict):
         return replace(engine_plan(chosen), capacity=decision)
 
     def _capacity_request(
-        self, model: ModelConfig, pool: GpuPool, max_model_len: int
+        self,
+        model: ModelConfig,
+        pool: GpuPool,
+        max_model_len: int,
+        alternatives: list[catalog.ModelSpec],
+        skus: list[catalog.GpuSku],
     ) -> right_sizing.Request:
         targets = model.targets
         return right_sizing.Request(
@@ -863,8 +870,8 @@ class StackConfig(_Strict):
             peak_requests_per_second=targets.peak_requests_per_second,
             replicas_max=model.replicas.max,
             queue_per_replica=model.queue_per_replica,
-            alternatives=tuple(catalog.variants_of(model.spec)),
-            skus=tuple(catalog.GPU_SKUS.values()),
+            alternatives=tuple(alternatives),
+            skus=tuple(skus),
         )
 
     @field_validator("environment", mode="before")
