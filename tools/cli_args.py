@@ -26,6 +26,30 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
+def endpoint_parser(prog: str, description: str, default_key_env: str) -> OneLineParser:
+    """A parser with the endpoint arguments every endpoint tool takes: --base-url and
+    --api-key-env, and --api-key accepted only to be refused (see refuse_key_argument)."""
+    # No abbreviations: `--api-key SECRET` would otherwise be taken for `--api-key-env SECRET`.
+    parser = OneLineParser(prog=prog, description=description, allow_abbrev=False)
+    parser.add_argument("--base-url", required=True, help="the endpoint, ending in /v1")
+    parser.add_argument(
+        "--api-key-env",
+        default=default_key_env,
+        metavar="NAME",
+        help=f"environment variable that holds the API key ({default_key_env})",
+    )
+    # Accepted only to refuse it clearly, without echoing the key back into the log.
+    parser.add_argument("--api-key", dest="api_key_on_command_line", help=argparse.SUPPRESS)
+    return parser
+
+
+def refuse_key_argument(args: argparse.Namespace) -> None:
+    if args.api_key_on_command_line is not None:
+        raise UsageError(
+            f"--api-key is not accepted: put the key in the environment variable {args.api_key_env}"
+        )
+
+
 def positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
     return number(kind, lambda value: value > 0, "greater than 0")
 

@@ -41,7 +41,6 @@ on stderr); 2 bad arguments or the key's variable unset (one line on stderr).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime
 import json
@@ -53,21 +52,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components import catalog
+from components import capacity, catalog
 from tools.cli_args import (
-    OneLineParser,
     UsageError,
     check_base_url,
+    endpoint_parser,
     non_negative,
     positive,
+    refuse_key_argument,
     settings_and_key,
 )
 
 EXIT_FAILED = 1
 DEFAULT_API_KEY_ENV = "SLM_API_KEY"
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent.parent / "components" / "capacity_measurements"
-# AKS AgentPool gpuInstanceProfile values, as components/config.py accepts them.
-GPU_INSTANCE_PROFILES = ("MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g")
 # guidellm's profile kinds for open-loop arrivals at a fixed mean rate.
 ARRIVALS = ("poisson", "constant")
 PREFLIGHT_TIMEOUT_S = 30
@@ -119,19 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def parse_arguments(argv: list[str] | None) -> Settings:
-    # No abbreviations: `--api-key SECRET` would otherwise be taken for `--api-key-env SECRET`.
-    parser = OneLineParser(
-        prog="loadtest", description=__doc__.split("\n\n")[0], allow_abbrev=False
-    )
-    parser.add_argument("--base-url", required=True, help="the endpoint, ending in /v1")
-    parser.add_argument(
-        "--api-key-env",
-        default=DEFAULT_API_KEY_ENV,
-        metavar="NAME",
-        help=f"environment variable that holds the API key ({DEFAULT_API_KEY_ENV})",
-    )
-    # Accepted only to refuse it clearly, without echoing the key back into the log.
-    parser.add_argument("--api-key", dest="api_key_on_command_line", help=argparse.SUPPRESS)
+    parser = endpoint_parser("loadtest", __doc__.split("\n\n")[0], DEFAULT_API_KEY_ENV)
     parser.add_argument("--model-source", required=True, help="the catalog model measured")
     parser.add_argument("--vm-size", required=True, help="the catalog GPU SKU it runs on")
     parser.add_argument(
@@ -164,16 +150,13 @@ def parse_arguments(argv: list[str] | None) -> Settings:
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
     parser.add_argument("--report", type=Path, help="also keep guidellm's JSON report here")
     args = parser.parse_args(argv)
-    if args.api_key_on_command_line is not None:
-        raise UsageError(
-            f"--api-key is not accepted: put the key in the environment variable {args.api_key_env}"
-        )
+    refuse_key_argument(args)
     return Settings(
         base_url=check_base_url(args.base_url),
         api_key_env=args.api_key_env,
         model_source=check_choice("--model-source", args.model_source, catalog.MODELS),
         vm_size=check_choice("--vm-size", args.vm_size, catalog.GPU_SKUS),
-        gpu_instance_profile=check_profile(args.gpu_instance_profile),
+        gpu_instance_profile=check_profile(args.gpu_instance_profile, args.vm_size),
         input_tokens=args.input_tokens,
         output_tokens=args.output_tokens,
         rates=parse_rates(args.rates),
@@ -195,12 +178,14 @@ def check_choice(option: str, value: str, allowed: Any) -> str:
     return value
 
 
-def check_profile(value: str | None) -> str | None:
-    return (
-        None
-        if value is None
-        else check_choice("--gpu-instance-profile", value, GPU_INSTANCE_PROFILES)
-    )
+def check_profile(value: str | None, vm_size: str) -> str | None:
+    """A MIG profile the SKU's GPU has (the capacity model's GPU facts, as the plan checks)."""
+    if value is None:
+        return None
+    profiles = capacity.mig_profiles(catalog.GPU_SKUS[vm_size])
+    if not profiles:
+        raise UsageError(f"--gpu-instance-profile {value!r}: {vm_size} has no MIG")
+    return check_choice("--gpu-instance-profile", value, profiles)
 
 
 def parse_rates(text: str) -> tuple[float, ...]:

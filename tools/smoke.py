@@ -25,7 +25,6 @@ key's variable unset (one line on stderr).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -36,10 +35,10 @@ from typing import Any, TextIO
 import openai
 
 from tools.cli_args import (
-    OneLineParser,
-    UsageError,
     check_base_url,
+    endpoint_parser,
     positive,
+    refuse_key_argument,
     settings_and_key,
 )
 
@@ -119,17 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def parse_arguments(argv: list[str] | None) -> Settings:
-    # No abbreviations: `--api-key SECRET` would otherwise be taken for `--api-key-env SECRET`.
-    parser = OneLineParser(prog="smoke", description=__doc__.split("\n\n")[0], allow_abbrev=False)
-    parser.add_argument("--base-url", required=True, help="the endpoint, ending in /v1")
-    parser.add_argument(
-        "--api-key-env",
-        default=DEFAULT_API_KEY_ENV,
-        metavar="NAME",
-        help=f"environment variable that holds the API key ({DEFAULT_API_KEY_ENV})",
-    )
-    # Accepted only to refuse it clearly, without echoing the key back into the log.
-    parser.add_argument("--api-key", dest="api_key_on_command_line", help=argparse.SUPPRESS)
+    parser = endpoint_parser("smoke", __doc__.split("\n\n")[0], DEFAULT_API_KEY_ENV)
     parser.add_argument("--model", help="the model to test (the first listed)")
     parser.add_argument(
         "--timeout", type=positive(float), default=120.0, help="seconds per request (120)"
@@ -140,10 +129,7 @@ def parse_arguments(argv: list[str] | None) -> Settings:
     parser.add_argument("--skip-tools", action="store_true", help="skip the tool-call check")
     parser.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     args = parser.parse_args(argv)
-    if args.api_key_on_command_line is not None:
-        raise UsageError(
-            f"--api-key is not accepted: put the key in the environment variable {args.api_key_env}"
-        )
+    refuse_key_argument(args)
     check_base_url(args.base_url)
     return Settings(
         base_url=args.base_url,
