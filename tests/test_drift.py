@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import fixture_root
 from tests.test_workflows import WORKFLOWS, actionlint, load, step_using, steps, triggers
 from tools import drift
 from tools.plan import ROOT
@@ -189,7 +190,10 @@ def test_backticks_in_the_output_cannot_close_the_fence(tmp_path: Path) -> None:
         (["classify", "--stack", "dev", "--exit-code", "256", "--output", "f"], "0-255"),
         (["classify", "--stack", "a b", "--exit-code", "7", "--output", "f"], "stack name"),
         (["classify", "--stack", "dev", "--exit-code", "7", "--output", "/nope"], "not a file"),
-        (["stacks", "--skip", "dev,qa"], "qa is not a stack; stacks: dev, local, prod, staging"),
+        (
+            ["stacks", "--root", str(fixture_root()), "--skip", "dev,qa"],
+            "qa is not a stack; stacks: dev, local, prod, staging",
+        ),
         (["nothing"], "invalid choice"),
     ],
 )
@@ -201,12 +205,12 @@ def test_bad_arguments_exit_2_with_one_line(argv: list[str], message: str, capsy
 
 
 def test_every_deployed_stack_is_checked_but_local(capsys) -> None:
-    assert drift.main(["stacks"]) == 0
+    assert drift.main(["stacks", "--root", str(fixture_root())]) == 0
     assert capsys.readouterr().out == '["dev", "prod", "staging"]\n'
 
 
 def test_skipped_stacks_are_not_checked(capsys) -> None:
-    assert drift.main(["stacks", "--skip", "dev, staging"]) == 0
+    assert drift.main(["stacks", "--root", str(fixture_root()), "--skip", "dev, staging"]) == 0
     assert capsys.readouterr().out == '["prod"]\n'
 
 

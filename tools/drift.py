@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.affected_stacks import NEVER_PREVIEWED
+from tools.cli_args import OneLineParser, UsageError
 from tools.plan_diff import cut
 from tools.stack_files import StackFileError, available_stacks
 
@@ -73,10 +74,6 @@ FENCE_ROOM_BYTES = 200
 NO_DRIFT, DRIFT, ERROR = "no-drift", "drift", "error"
 EXIT_FOR = {NO_DRIFT: EXIT_NO_DRIFT, DRIFT: EXIT_DRIFT, ERROR: EXIT_ERROR}
 STACK_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-
-
-class UsageError(Exception):
-    """Bad arguments: exit status 2."""
 
 
 @dataclass(frozen=True)
@@ -171,11 +168,6 @@ def stacks_to_check(root: Path, skip: str) -> list[str]:
     return [s for s in stacks if s not in NEVER_PREVIEWED and s not in skipped]
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
-
-
 def _stack(text: str) -> str:
     if not STACK_NAME.match(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a stack name (letters, digits, ._-)")
@@ -195,12 +187,14 @@ def _output(text: str) -> Path:
     return path
 
 
-def _parser() -> _OneLineParser:
-    parser = _OneLineParser(prog="drift", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+def _parser() -> OneLineParser:
+    parser = OneLineParser(prog="drift", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     stacks = commands.add_parser("stacks", help="the stacks to check, as a JSON list")
     stacks.add_argument("--skip", default="", help="stacks not to check (DRIFT_SKIP)")
-    stacks.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    stacks.add_argument(
+        "--root", type=Path, default=ROOT, help="the checkout whose stacks/ to list (this one)"
+    )
     verdict = commands.add_parser("classify", help="drift, no drift or error, from a preview")
     verdict.add_argument("--stack", type=_stack, required=True)
     verdict.add_argument("--exit-code", type=_exit_code, required=True, help="pulumi's exit code")
