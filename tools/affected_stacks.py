@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from tools.cli_args import OneLineParser, UsageError
 from tools.stack_files import StackFileError, available_stacks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,10 +41,6 @@ PROGRAM_FILES = {"__main__.py", "Pulumi.yaml", "pyproject.toml", "uv.lock"}
 PROGRAM_FOLDERS = ("components/", "policies/")
 OUTSIDE_PROGRAM_FILES = {"Makefile", ".gitignore", ".checkov.yaml", "LICENSE"}
 OUTSIDE_PROGRAM_FOLDERS = ("docs/", "tests/", "tools/", "images/", ".github/", ".ci/")
-
-
-class UsageError(Exception):
-    """Bad arguments: exit status 2."""
 
 
 def affected_stacks(paths: list[str], stacks: list[str]) -> list[str]:
@@ -79,14 +76,9 @@ def check_path(path: str) -> str:
     return path.removeprefix("./")
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
-
-
 def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
     source = sys.stdin if stdin is None else stdin
-    parser = _OneLineParser(prog="affected_stacks", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="affected_stacks", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", help="changed paths (else read from stdin)")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     try:

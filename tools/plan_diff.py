@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tools.cli_args import OneLineParser, UsageError
 from tools.stateful_golden import stateful_reason
 
 EXIT_USAGE = 2
@@ -49,10 +50,6 @@ DEFAULT_LIMIT_BYTES = 900_000
 MAX_NAMES = 5  # changed files named in the table; the diff has them all
 # `<stack>.error` beside the stack folders: that stack's plan failed, with its message.
 ERROR_SUFFIX = ".error"
-
-
-class UsageError(Exception):
-    """Bad arguments: exit status 2."""
 
 
 def files_of(folder: Path) -> dict[str, Path]:
@@ -455,11 +452,6 @@ def guard_lines(changes: list[Change]) -> list[str]:
     ]
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
-
-
 def _folder(text: str) -> Path:
     path = Path(text)
     if not path.is_dir():
@@ -474,7 +466,7 @@ def _limit(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _OneLineParser(prog="plan_diff", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="plan_diff", description=__doc__.split("\n\n")[0])
     parser.add_argument("base", type=_folder, help="the base commit's plans, one folder per stack")
     parser.add_argument("head", type=_folder, help="the head commit's plans, one folder per stack")
     parser.add_argument(

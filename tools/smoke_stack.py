@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tools.cli_args import OneLineParser, UsageError
+
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -52,10 +54,6 @@ DEFAULT_READY_TIMEOUT_S = 1800
 PORT_FORWARD_START_S = 60
 IN_CLUSTER_HOST = re.compile(r"^(?P<name>[^.]+)\.(?P<namespace>[^.]+)\.svc(\.cluster\.local)?$")
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(?P<port>\d+) ->")
-
-
-class UsageError(Exception):
-    """Bad arguments or unusable outputs: exit status 2."""
 
 
 class KubectlError(Exception):
@@ -276,11 +274,6 @@ def smoke_one(
     return "passed" if code == 0 else "failed"
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
-
-
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"must be a whole number of seconds above 0, not {text!r}")
@@ -301,7 +294,7 @@ def read_outputs(source: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="smoke_stack",
         usage="%(prog)s OUTPUTS [--ready-timeout SECONDS] [-- SMOKE_ARGS ...]",
         description=__doc__.split("\n\n")[0],
