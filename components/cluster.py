@@ -23,7 +23,7 @@ from pulumi_azure_native import (
     resources,
 )
 
-from components import azure_names, value_rules
+from components import azure_names, container_logs, value_rules
 from components.azure_network import ClusterNetwork, ClusterNetworkArgs
 from components.config import AksCluster, ExistingCluster, MaintenanceWindow
 from components.identity import AzurePlacement, assign_role
@@ -213,6 +213,7 @@ def managed_cluster_args(
     monitoring: str,
     app_routing: bool = False,
     nodes_subnet_id: pulumi.Input[str] | None = None,
+    log_workspace_id: pulumi.Input[str] | None = None,
 ) -> dict:
     """The ManagedCluster's settings: production-shaped, from the stack's cluster config."""
     return dict(
@@ -264,6 +265,13 @@ def managed_cluster_args(
             "azureKeyvaultSecretsProvider": containerservice.ManagedClusterAddonProfileArgs(
                 enabled=True,
                 config={"enableSecretRotation": "true", "rotationPollInterval": "2m"},
+            ),
+            # Container logs to the stack's Log Analytics workspace (components/container_logs.py
+            # says why the add-on, and declares the data collection rule it needs).
+            **(
+                {container_logs.ADDON: container_logs.addon_profile(log_workspace_id)}
+                if log_workspace_id is not None
+                else {}
             ),
         },
         azure_monitor_profile=containerservice.ManagedClusterAzureMonitorProfileArgs(
