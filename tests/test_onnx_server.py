@@ -37,6 +37,9 @@ UPSTREAM_METRICS = ROOT / "tests" / "upstream" / "vllm-0.31.0-metrics" / "metric
 MODEL = "tiny-llama"
 KEYS = ("sk-onnx-test-current", "sk-onnx-test-next")  # two live keys, as during a rotation
 MAX_CONCURRENT = 2
+# full_server serves less than the model's context (--max-model-len), as a deployment sized
+# for a shorter context does.
+FULL_SERVER_CONTEXT = CONTEXT_LENGTH // 2
 # Building the model imports PyTorch and transformers (about 15 s here); generous for two
 # shared cores, and a hung build fails instead of hanging the suite.
 BUILD_TIMEOUT_S = 300
@@ -92,8 +95,10 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def full_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One generator and no waiting room; its key from the environment."""
+    """One generator, no waiting room, half the model's context; its key from the
+    environment."""
     options = ["--max-concurrent", "1", "--max-waiting", "0"]
+    options += ["--max-model-len", str(FULL_SERVER_CONTEXT)]
     yield from serving(model_dir, tmp_path_factory, options, {"OGA_SERVER_API_KEY": KEYS[0]})
 
 
@@ -440,7 +445,7 @@ def test_the_vllm_named_metrics_have_vllms_kinds_and_labels(server: Server) -> N
 
 
 def test_a_full_queue_answers_503_at_once(full_server: Server) -> None:
-    requests, room = 4, CONTEXT_LENGTH - full_server.expected_prompt_tokens
+    requests, room = 4, FULL_SERVER_CONTEXT - full_server.expected_prompt_tokens
     with ThreadPoolExecutor(requests) as pool:
         answers = list(pool.map(lambda _: chat(full_server, max_tokens=room), range(requests)))
     statuses = sorted(a.status for a in answers)
@@ -451,6 +456,17 @@ def test_a_full_queue_answers_503_at_once(full_server: Server) -> None:
     refused = next(a for a in answers if a.status == 503).json()["error"]
     assert refused["code"] == "queue_full" and refused["type"] == "server_error"
     assert scrape(full_server)[series("vllm:num_requests_waiting")] == 0
+
+
+def test_max_model_len_caps_what_a_request_may_ask(full_server: Server) -> None:
+    card = call(full_server.base_url, "GET", "/v1/models").json()["data"][0]
+    assert card["max_model_len"] == FULL_SERVER_CONTEXT
+    room = FULL_SERVER_CONTEXT - full_server.expected_prompt_tokens
+    refused = chat(full_server, max_tokens=room + 1)
+    assert refused.status == 400
+    error = refused.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "max_tokens"
+    assert f"context is {FULL_SERVER_CONTEXT} tokens" in error["message"]
 
 
 # -- the environments ---------------------------------------------------------------------

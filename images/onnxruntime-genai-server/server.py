@@ -81,6 +81,18 @@ class Settings:
     max_concurrent: int
     max_waiting: int | None
     api_keys: tuple[str, ...]
+    max_model_len: int | None = None
+
+
+def served_context(genai_config: dict[str, Any], settings: Settings) -> int:
+    """The context this server serves: the model's, or less where --max-model-len says so.
+
+    A generator's KV cache is sized for its max_length, so this caps each request's memory
+    as the deployment was sized (components/sizing.py)."""
+    model_context = int(genai_config["model"]["context_length"])
+    if settings.max_model_len is None:
+        return model_context
+    return min(model_context, settings.max_model_len)
 
 
 def fail(message: str) -> NoReturn:
@@ -122,11 +134,20 @@ def parse_settings(argv: list[str], environ: dict[str, str]) -> Settings:
         "--max-waiting", type=int, default=None, help="queued requests; 503 past it"
     )
     parser.add_argument("--api-keys-file", default=None)
+    parser.add_argument(
+        "--max-model-len",
+        type=int,
+        default=None,
+        help="the longest prompt plus answer served (default: the model's context_length); "
+        "each generator holds a KV cache this long, so it bounds the memory",
+    )
     args = parser.parse_args(argv)
     if args.max_concurrent < 1:
         parser.error(f"--max-concurrent {args.max_concurrent}: must be 1 or more")
     if args.max_waiting is not None and args.max_waiting < 0:
         parser.error(f"--max-waiting {args.max_waiting}: must be 0 or more")
+    if args.max_model_len is not None and args.max_model_len < 1:
+        parser.error(f"--max-model-len {args.max_model_len}: must be 1 or more")
     if not (args.model_dir / "genai_config.json").is_file():
         parser.error(f"--model-dir {args.model_dir}: no genai_config.json there")
     return Settings(
@@ -137,6 +158,7 @@ def parse_settings(argv: list[str], environ: dict[str, str]) -> Settings:
         max_concurrent=args.max_concurrent,
         max_waiting=args.max_waiting,
         api_keys=load_api_keys(args.api_keys_file, environ),
+        max_model_len=args.max_model_len,
     )
 
 
@@ -367,7 +389,7 @@ class Engine:
         return cls(
             model=model,
             tokenizer=tokenizer,
-            context_length=int(config["model"]["context_length"]),
+            context_length=served_context(config, settings),
             eos_token_ids=frozenset(int(t) for t in tokenizer.eos_token_ids),
             settings=settings,
             metrics=Metrics(settings.served_model_name),
