@@ -95,10 +95,10 @@ def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def full_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One generator, no waiting room, half the model's context; its key from the
-    environment."""
+    """One generator, no waiting room, half the model's context, one ONNX Runtime thread;
+    its key from the environment."""
     options = ["--max-concurrent", "1", "--max-waiting", "0"]
-    options += ["--max-model-len", str(FULL_SERVER_CONTEXT)]
+    options += ["--max-model-len", str(FULL_SERVER_CONTEXT), "--threads", "1"]
     yield from serving(model_dir, tmp_path_factory, options, {"OGA_SERVER_API_KEY": KEYS[0]})
 
 

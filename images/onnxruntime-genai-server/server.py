@@ -82,6 +82,7 @@ class Settings:
     max_waiting: int | None
     api_keys: tuple[str, ...]
     max_model_len: int | None = None
+    threads: int | None = None
 
 
 def served_context(genai_config: dict[str, Any], settings: Settings) -> int:
@@ -93,6 +94,19 @@ def served_context(genai_config: dict[str, Any], settings: Settings) -> int:
     if settings.max_model_len is None:
         return model_context
     return min(model_context, settings.max_model_len)
+
+
+def model_config(settings: Settings) -> Any:
+    """The model folder's genai_config.json, with the thread count overlaid when given.
+
+    ONNX Runtime picks its thread pool from the CPUs the process may run on, and a
+    container's CPU limit does not narrow those (it is a time quota, not an affinity): on a
+    node larger than the pod's share, more threads than CPUs fight over the quota."""
+    config = og.Config(str(settings.model_dir))
+    if settings.threads is not None:
+        options = {"session_options": {"intra_op_num_threads": settings.threads}}
+        config.overlay(json.dumps({"model": {"decoder": options}}))
+    return config
 
 
 def fail(message: str) -> NoReturn:
@@ -141,11 +155,20 @@ def parse_settings(argv: list[str], environ: dict[str, str]) -> Settings:
         help="the longest prompt plus answer served (default: the model's context_length); "
         "each generator holds a KV cache this long, so it bounds the memory",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="ONNX Runtime's intra-op threads (default: its own choice from the CPUs it "
+        "sees); set it to the container's CPUs",
+    )
     args = parser.parse_args(argv)
     if args.max_concurrent < 1:
         parser.error(f"--max-concurrent {args.max_concurrent}: must be 1 or more")
     if args.max_waiting is not None and args.max_waiting < 0:
         parser.error(f"--max-waiting {args.max_waiting}: must be 0 or more")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads {args.threads}: must be 1 or more")
     if args.max_model_len is not None and args.max_model_len < 1:
         parser.error(f"--max-model-len {args.max_model_len}: must be 1 or more")
     if not (args.model_dir / "genai_config.json").is_file():
@@ -159,6 +182,7 @@ def parse_settings(argv: list[str], environ: dict[str, str]) -> Settings:
         max_waiting=args.max_waiting,
         api_keys=load_api_keys(args.api_keys_file, environ),
         max_model_len=args.max_model_len,
+        threads=args.threads,
     )
 
 
@@ -384,7 +408,7 @@ class Engine:
     @classmethod
     def load(cls, settings: Settings) -> Engine:
         config = json.loads((settings.model_dir / "genai_config.json").read_text())
-        model = og.Model(str(settings.model_dir))
+        model = og.Model(model_config(settings))
         tokenizer = og.Tokenizer(model)
         return cls(
             model=model,
