@@ -16,7 +16,9 @@ the revision changes (a new name, so a new Job).
 
 from __future__ import annotations
 
+import glob
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,15 +49,36 @@ BACKOFF_LIMIT = 3
 PULUMI_GRACE_SECONDS = 60
 # Characters of the revision's hash in the Job's name (a new revision, a new Job).
 NAME_HASH_LENGTH = 10
+# Characters of the --include patterns' hash in a marker's name (warm_cache.py: the same).
+INCLUDE_HASH_LENGTH = 12
 
 
-def marker_name(repo: str, revision: str) -> str:
+def snapshot_dir(hf_home: str, repo: str, revision: str, subfolder: str | None = None) -> str:
+    """Where a filled revision's files are, as huggingface_hub lays out its cache under
+    HF_HOME (hub/models--ORG--NAME/snapshots/<revision>), and the checkpoint's folder in it."""
+    snapshot = f"{hf_home}/hub/models--{repo.replace('/', '--')}/snapshots/{revision}"
+    return f"{snapshot}/{subfolder}" if subfolder else snapshot
+
+
+def include_patterns(subfolder: str | None) -> tuple[str, ...]:
+    """warm_cache.py's --include for a checkpoint in one folder of its repository: that
+    folder, everything under it, and nothing else (the loader of an ONNX GenAI checkpoint
+    reads its own folder only). Patterns are fnmatch: a name's [, * or ? are escaped."""
+    return (f"{glob.escape(subfolder)}/*",) if subfolder else ()
+
+
+def marker_name(repo: str, revision: str, include: Iterable[str] = ()) -> str:
     """The marker's file name: the same rule as warm_cache.marker_path in the image."""
-    return f"{repo.replace('/', '--')}@{revision}"
+    name = f"{repo.replace('/', '--')}@{revision}"
+    patterns = sorted(set(include))
+    if patterns:
+        digest = hashlib.sha256("\n".join(patterns).encode()).hexdigest()
+        name += f"+{digest[:INCLUDE_HASH_LENGTH]}"
+    return name
 
 
-def marker_path(repo: str, revision: str) -> str:
-    return f"{MARKER_DIR}/{marker_name(repo, revision)}"
+def marker_path(repo: str, revision: str, include: Iterable[str] = ()) -> str:
+    return f"{MARKER_DIR}/{marker_name(repo, revision, include)}"
 
 
 def job_name(model: ModelConfig) -> str:

@@ -1,8 +1,11 @@
 """The model-cache warmer: its script (images/model-cache-warmer/warm_cache.py) with fake
 download backends, and what a stack with `serving.cacheWarmer` declares: a Job per vLLM
 model, servers that wait for it and run offline, egress for the warmer alone, its secrets
-and its identity. huggingface_hub and the Azure SDK are not installed here: the script
-imports them only inside the real backends, which these tests replace."""
+and its identity. huggingface_hub and the Azure SDK are not installed in the project's
+.venv: the script imports them only inside the real backends, which these tests replace.
+Where the script must agree with huggingface_hub (which files allow_patterns selects, where
+the cache puts a revision), the library's own code runs at the image's pinned version, in
+.venv-onnx (`make onnx-env`), which pins the same version."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import fcntl
 import hashlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -633,3 +637,195 @@ def test_the_hub_backend_asks_for_the_pinned_revision_in_the_cache_vllm_reads(
     assert call["token"] == "hf_token_from_the_secret"
     assert "*.safetensors" in call["allow_patterns"]
     assert not {"*.bin", "*.pth", "*.gguf"} & set(call["allow_patterns"])
+
+
+# -- one folder of a repository: --include (ONNX GenAI checkpoints) -----------------------
+
+ONNX_REPO = "microsoft/Phi-4-mini-instruct-onnx"
+ONNX_FOLDER = "cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4"
+ONNX_INCLUDE = (f"{ONNX_FOLDER}/*",)
+# A repository with two variants, each in its own folder, and top-level files: the shape of
+# the published ONNX GenAI repositories (the paths here are made up, not their listing).
+VARIANTS = {
+    "README.md": b"card",
+    "LICENSE": b"licence",
+    f"{ONNX_FOLDER}/genai_config.json": b"{}",
+    f"{ONNX_FOLDER}/model.onnx": b"graph",
+    f"{ONNX_FOLDER}/model.onnx.data": b"weights",
+    f"{ONNX_FOLDER}/tokenizer.json": b"{}",
+    "gpu/gpu-int4-rtn-block-32/genai_config.json": b"{}",
+    "gpu/gpu-int4-rtn-block-32/model.onnx": b"graph",
+}
+
+
+def test_include_replaces_the_default_patterns_for_the_hub(tmp_path: Path, monkeypatch) -> None:
+    calls: list[dict[str, Any]] = []
+    fake = type(sys)("huggingface_hub")
+    fake.snapshot_download = lambda **kwargs: calls.append(kwargs)
+    monkeypatch.setitem(sys.modules, "huggingface_hub", fake)
+    warm_cache.download_from_hub(_request(tmp_path, include=ONNX_INCLUDE), lambda line: None)
+    warm_cache.download_from_hub(_request(tmp_path), lambda line: None)
+    assert [call["allow_patterns"] for call in calls] == [
+        [f"{ONNX_FOLDER}/*"],
+        list(warm_cache.HUB_PATTERNS),
+    ]
+
+
+def test_the_command_line_takes_repeated_includes(tmp_path: Path) -> None:
+    seen: list[Any] = []
+    argv = ["fill", f"--repo={ONNX_REPO}", f"--revision={REVISION}", f"--dest={tmp_path}"]
+    argv += [f"--include={ONNX_FOLDER}/*", "--include=README.md"]
+    backend = Recorder({"README.md": b"card"})
+    assert (
+        warm_cache.main(argv, {"huggingface": lambda r, say: (seen.append(r), backend(r, say))})
+        == 0
+    )
+    assert seen[0].include == (f"{ONNX_FOLDER}/*", "README.md")
+
+
+def test_a_folder_has_its_own_marker_in_the_template_and_the_script() -> None:
+    whole = warm_cache.FillRequest(ONNX_REPO, REVISION, Path(workload.HF_HOME))
+    folder = warm_cache.FillRequest(ONNX_REPO, REVISION, Path(workload.HF_HOME), include=ONNX_INCLUDE)  # fmt: skip
+    other = warm_cache.FillRequest(ONNX_REPO, REVISION, Path(workload.HF_HOME), include=("gpu/*",))  # fmt: skip
+    digest = hashlib.sha256(f"{ONNX_FOLDER}/*".encode()).hexdigest()[:12]
+    assert folder.marker.name == f"microsoft--Phi-4-mini-instruct-onnx@{REVISION}+{digest}"
+    assert len({whole.marker, folder.marker, other.marker}) == 3
+    assert str(folder.marker) == cache_warmer.marker_path(ONNX_REPO, REVISION, ONNX_INCLUDE)
+    assert str(whole.marker) == cache_warmer.marker_path(ONNX_REPO, REVISION)
+    # The order of the patterns is not a different fill.
+    assert cache_warmer.marker_name(ONNX_REPO, REVISION, ["b", "a"]) == cache_warmer.marker_name(
+        ONNX_REPO, REVISION, ["a", "b"]
+    )
+
+
+def test_a_marked_folder_does_not_stand_for_another_folder(tmp_path: Path) -> None:
+    """One revision, two folders (a model moved to another variant): the second is filled."""
+    cpu = Recorder({f"{ONNX_FOLDER}/model.onnx": b"graph"})
+    gpu = Recorder({"gpu/gpu-int4-rtn-block-32/model.onnx": b"graph"})
+    assert _fill(_request(tmp_path, repo=ONNX_REPO, include=ONNX_INCLUDE), cpu) == 0
+    assert _fill(_request(tmp_path, repo=ONNX_REPO, include=("gpu/gpu-int4-rtn-block-32/*",)), gpu) == 0  # fmt: skip
+    assert (cpu.calls, gpu.calls) == (1, 1)
+
+
+def test_a_fill_where_no_file_matches_the_include_fails(tmp_path: Path) -> None:
+    """The Hub only warns when no file matches; here the snapshot even holds another folder."""
+    request, lines = _request(tmp_path, repo=ONNX_REPO, include=("cpu_and_mobile/typo/*",)), []
+    backend = Recorder({"gpu/gpu-int4-rtn-block-32/model.onnx": b"graph"})
+    assert _fill(request, backend, lines) == 1
+    assert lines[-1] == (
+        f"failed: RuntimeError: no file of {ONNX_REPO}@{REVISION} matches cpu_and_mobile/typo/*"
+    )
+    assert not request.marker.exists()
+
+
+def test_the_mirror_copies_only_the_included_folder(tmp_path: Path, monkeypatch) -> None:
+    base = f"hf/{ONNX_REPO}/{REVISION}/"
+    container = FakeContainer([Blob(base + path, content) for path, content in VARIANTS.items()])
+    monkeypatch.setattr(warm_cache, "_container_client", lambda url: container)
+    request = _request(
+        tmp_path, repo=ONNX_REPO, source="azure-blob", blob_url=MIRROR_URL, include=ONNX_INCLUDE
+    )
+    assert _fill(request, warm_cache.download_from_blob) == 0
+    assert sorted(container.downloads) == sorted(base + p for p in VARIANTS if p.startswith(ONNX_FOLDER))  # fmt: skip
+    snapshot = Path(cache_warmer.snapshot_dir(str(request.dest), ONNX_REPO, REVISION, ONNX_FOLDER))
+    assert sorted(p.name for p in snapshot.iterdir()) == [
+        "genai_config.json", "model.onnx", "model.onnx.data", "tokenizer.json",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("pattern", ["", "/etc/*", "../other/*", f"{ONNX_FOLDER}/../../x"])
+def test_an_include_outside_the_repository_exits_2(pattern: str) -> None:
+    argv = ["fill", f"--repo={REPO}", f"--revision={REVISION}", "--dest=/tmp/x"]
+    with pytest.raises(warm_cache.UsageError, match="expected a pattern of paths inside the"):
+        warm_cache.fill_request(warm_cache.parser().parse_args([*argv, f"--include={pattern}"]))
+
+
+@pytest.mark.parametrize(
+    ("subfolder", "patterns"),
+    [
+        (None, ()),
+        (ONNX_FOLDER, (f"{ONNX_FOLDER}/*",)),
+        ("odd[1]?", ("odd[[]1][?]/*",)),  # fnmatch's own characters match only themselves
+    ],
+)
+def test_include_patterns_for_a_subfolder(subfolder: str | None, patterns: tuple[str, ...]) -> None:
+    assert cache_warmer.include_patterns(subfolder) == patterns
+
+
+# -- huggingface_hub at the warmer's pinned version, run (in .venv-onnx, which pins the same)
+
+HUB_VERSION = "2.4.0"
+
+
+def _pinned_hub_python() -> Path:
+    """.venv-onnx holds huggingface_hub at the version the warmer image pins: its Python runs
+    the library's own code below."""
+    from tests.test_onnx_server import onnx_python
+
+    pinned = (SCRIPT.parent / "requirements.in").read_text()
+    assert f"huggingface_hub=={HUB_VERSION}\n" in pinned
+    python = onnx_python()
+    version = subprocess.run(
+        [str(python), "-c", "import huggingface_hub; print(huggingface_hub.__version__)"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert version == HUB_VERSION
+    return python
+
+
+def _run_hub(code: str, env: dict[str, str] | None = None) -> Any:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    result = subprocess.run(
+        [str(_pinned_hub_python()), "-c", code],
+        capture_output=True, text=True, timeout=60, env=clean | (env or {}),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def test_the_mirror_selects_files_as_the_hubs_allow_patterns_do() -> None:
+    """warm_cache.included against huggingface_hub's filter_repo_objects, the function
+    snapshot_download applies to allow_patterns."""
+    paths = [*VARIANTS, "odd[1]?/x.json", "nested/a/b/c.onnx", "cpu_and_mobile/other/x.json"]
+    pattern_sets = [
+        list(ONNX_INCLUDE),
+        ["cpu_and_mobile/"],  # a folder: everything under it
+        ["*.json"],  # * crosses /
+        ["gpu/*/genai_config.json", "README.md"],
+        ["cpu_and_mobile\\cpu-int4-rtn-block-32-acc-level-4/*"],  # backslashes as slashes
+        list(cache_warmer.include_patterns("odd[1]?")),
+        ["Readme.md"],  # case-sensitive
+        list(warm_cache.HUB_PATTERNS),
+    ]
+    code = (
+        "import json, sys\nfrom huggingface_hub.utils import filter_repo_objects\n"
+        f"paths, sets = json.loads({json.dumps(json.dumps([paths, pattern_sets]))})\n"
+        "print(json.dumps([list(filter_repo_objects(paths, allow_patterns=s)) for s in sets]))"
+    )
+    hub = _run_hub(code)
+    ours = [[p for p in paths if warm_cache.included(p, patterns)] for patterns in pattern_sets]
+    assert ours == hub
+    assert hub[0] == [p for p in VARIANTS if p.startswith(ONNX_FOLDER)]  # the folder alone
+
+
+def test_snapshot_dir_is_where_huggingface_hub_finds_the_files(tmp_path: Path) -> None:
+    """The server's --model-dir for a cached checkpoint: huggingface_hub, offline, with
+    HF_HOME as the pods set it, finds the revision and a file of the folder exactly there."""
+    hf_home = tmp_path / "huggingface"
+    folder = Path(cache_warmer.snapshot_dir(str(hf_home), ONNX_REPO, REVISION, ONNX_FOLDER))
+    assert folder == hf_home / "hub" / "models--microsoft--Phi-4-mini-instruct-onnx" / "snapshots" / REVISION / ONNX_FOLDER  # fmt: skip
+    folder.mkdir(parents=True)
+    (folder / "genai_config.json").write_text("{}")
+    code = (
+        "import json\nfrom huggingface_hub import hf_hub_download, snapshot_download\n"
+        f"repo, revision, name = {ONNX_REPO!r}, {REVISION!r}, {ONNX_FOLDER + '/genai_config.json'!r}\n"
+        "print(json.dumps([snapshot_download(repo, revision=revision),"
+        " hf_hub_download(repo, name, revision=revision)]))"
+    )
+    env = {"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
+    snapshot, config = _run_hub(code, env)
+    assert snapshot == cache_warmer.snapshot_dir(str(hf_home), ONNX_REPO, REVISION)
+    assert config == f"{folder}/genai_config.json"
+    # And the script fills the same folder (its FillRequest.snapshot).
+    request = warm_cache.FillRequest(ONNX_REPO, REVISION, hf_home)
+    assert str(request.snapshot) == snapshot

@@ -1,7 +1,7 @@
 """Fill a Hugging Face cache with one exact model revision, or wait until one is there.
 
     warm_cache.py fill --repo ORG/NAME --revision SHA --dest /models/huggingface
-                       [--source huggingface|azure-blob] [--blob-url URL]
+                       [--include PATTERN ...] [--source huggingface|azure-blob] [--blob-url URL]
                        [--marker-dir DIR] [--lock-timeout SECONDS]
     warm_cache.py wait --marker PATH --timeout SECONDS
 
@@ -10,7 +10,15 @@ reads it, <dest>/hub/models--ORG--NAME/snapshots/SHA/, from the Hugging Face Hub
 from the environment for gated models) or from an Azure Blob mirror holding the revision's
 files under <blob-url>/ORG/NAME/SHA/ (signed in with DefaultAzureCredential: workload
 identity in a pod). Then it writes a marker, <marker-dir>/ORG--NAME@SHA (marker-dir:
-<dest>/../.slm-warm). A marker already there: nothing to do. A lock beside the marker keeps
+<dest>/../.slm-warm). A marker already there: nothing to do.
+
+--include (repeatable) fills only the revision's files that match one of its patterns,
+instead of the weights, configs and tokenizer files vLLM loads (HUB_PATTERNS); from a mirror,
+only the matching blobs. Patterns follow huggingface_hub's allow_patterns: fnmatch, where `*`
+crosses `/` ("onnx/cpu-int4/*" is that folder with everything under it). An ONNX checkpoint
+is one folder of a repository that holds several variants: the template passes that folder.
+The marker's name then ends in +<hash of the patterns>, so a different folder of the same
+revision is a different fill, and at least one file must match. A lock beside the marker keeps
 two warmers from downloading the same revision at once; the second waits, then finds the
 marker. `wait` returns once a marker exists: the model servers' init container.
 
@@ -24,13 +32,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +53,8 @@ BLOB_URL = re.compile(
     r"^(?P<container>https://[a-z0-9]{3,24}\.blob\.core\.windows\.net/"
     r"[a-z0-9][-a-z0-9]{1,61}[a-z0-9])(/(?P<prefix>[^?#\s]*))?$"
 )
+# Characters of the patterns' hash in a marker's name (components/cache_warmer.py: the same).
+INCLUDE_HASH_LENGTH = 12
 # How often a waiting warmer (or server) looks again, and says it is still waiting.
 POLL_SECONDS = 5.0
 REPORT_EVERY_SECONDS = 60.0
@@ -63,6 +75,7 @@ class FillRequest:
     blob_url: str | None = None
     marker_dir: Path | None = None  # default: dest/../.slm-warm
     lock_timeout: float | None = None  # None: as long as the other warmer takes
+    include: tuple[str, ...] = ()  # () : HUB_PATTERNS from the Hub, every blob of a mirror
 
     @property
     def hub_cache(self) -> Path:
@@ -77,12 +90,30 @@ class FillRequest:
     @property
     def marker(self) -> Path:
         marker_dir = self.marker_dir or self.dest.parent / ".slm-warm"
-        return marker_path(marker_dir, self.repo, self.revision)
+        return marker_path(marker_dir, self.repo, self.revision, self.include)
 
 
-def marker_path(marker_dir: Path, repo: str, revision: str) -> Path:
-    """<marker-dir>/ORG--NAME@SHA (components/cache_warmer.py names the same file)."""
-    return marker_dir / f"{repo.replace('/', '--')}@{revision}"
+def marker_path(marker_dir: Path, repo: str, revision: str, include: Iterable[str] = ()) -> Path:
+    """<marker-dir>/ORG--NAME@SHA[+<hash of the --include patterns>]
+    (components/cache_warmer.py names the same file)."""
+    name = f"{repo.replace('/', '--')}@{revision}"
+    patterns = sorted(set(include))
+    if patterns:
+        digest = hashlib.sha256("\n".join(patterns).encode()).hexdigest()
+        name += f"+{digest[:INCLUDE_HASH_LENGTH]}"
+    return marker_dir / name
+
+
+def included(path: str, patterns: Iterable[str]) -> bool:
+    """Whether a file of the repository matches a pattern, as huggingface_hub's
+    filter_repo_objects decides for allow_patterns (so a mirror gives what the Hub gives):
+    fnmatchcase, backslashes read as slashes, a pattern ending in / stands for what is under it."""
+    path = path.replace("\\", "/")
+    for pattern in patterns:
+        pattern = pattern.replace("\\", "/")
+        if fnmatchcase(path, pattern + "*" if pattern.endswith("/") else pattern):
+            return True
+    return False
 
 
 # -- fill ---------------------------------------------------------------------------------------
@@ -110,8 +141,7 @@ def fill(
                 return EXIT_OK
             say(f"filling {request.snapshot} from {request.source}")
             backends[request.source](request, say)
-            if not request.snapshot.is_dir():
-                raise RuntimeError(f"the download left no snapshot at {request.snapshot}")
+            check_snapshot(request)
             write_marker(request)
     except Exception as err:  # any failure: one line, exit status 1, and the Job retries
         say(f"failed: {type(err).__name__}: {err}")
@@ -145,12 +175,28 @@ def hold_lock(path: Path, timeout: float | None, say: Log, poll: float) -> Itera
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def check_snapshot(request: FillRequest) -> None:
+    """The download left files where the servers look. With --include, one at least must
+    match: the Hub only warns when no file does, and the snapshot folder may already hold
+    another folder of the same revision."""
+    if not request.snapshot.is_dir():
+        raise RuntimeError(f"the download left no snapshot at {request.snapshot}")
+    if request.include and not any(
+        included(path.relative_to(request.snapshot).as_posix(), request.include)
+        for path in request.snapshot.rglob("*")
+        if path.is_file()
+    ):
+        patterns = " ".join(request.include)
+        raise RuntimeError(f"no file of {request.repo}@{request.revision} matches {patterns}")
+
+
 def write_marker(request: FillRequest) -> None:
     """Written last and atomically: a marker means every file is in place."""
     record = {
         "repo": request.repo,
         "revision": request.revision,
         "source": request.source,
+        "include": list(request.include),
         "completed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     partial = request.marker.with_name(request.marker.name + ".part")
@@ -178,7 +224,7 @@ def download_from_hub(request: FillRequest, say: Log) -> None:
         repo_id=request.repo,
         revision=request.revision,
         cache_dir=request.hub_cache,
-        allow_patterns=list(HUB_PATTERNS),
+        allow_patterns=list(request.include or HUB_PATTERNS),
         token=os.environ.get("HF_TOKEN") or None,
     )
 
@@ -196,6 +242,8 @@ def download_from_blob(request: FillRequest, say: Log) -> None:
     plan = blob_plan([blob.name for blob in blobs], base)
     if not plan:
         raise FileNotFoundError(f"no blobs under {container_url}/{base}: is the revision mirrored?")
+    if request.include:
+        plan = [(name, relative) for name, relative in plan if included(relative, request.include)]
     sizes = {blob.name: blob.size for blob in blobs}
     for index, (name, relative) in enumerate(plan, start=1):
         target = request.snapshot / relative
@@ -293,6 +341,13 @@ def parser() -> argparse.ArgumentParser:
     fill_cmd.add_argument("--repo", required=True, help="Hugging Face repository: ORG/NAME")
     fill_cmd.add_argument("--revision", required=True, help="the 40-character commit")
     fill_cmd.add_argument("--dest", required=True, type=Path, help="HF_HOME of the servers")
+    fill_cmd.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="fill only the files that match (repeatable; default: what vLLM loads)",
+    )
     fill_cmd.add_argument("--source", choices=SOURCES, default="huggingface")
     fill_cmd.add_argument("--blob-url", help="https://<account>.blob.core.windows.net/<c>[/p]")
     fill_cmd.add_argument("--marker-dir", type=Path, help="default: <dest>/../.slm-warm")
@@ -308,6 +363,11 @@ def fill_request(args: argparse.Namespace) -> FillRequest:
         raise UsageError(f"--repo {args.repo!r}: expected a Hugging Face repository ORG/NAME")
     if not REVISION.match(args.revision):
         raise UsageError(f"--revision {args.revision!r}: expected a 40-character commit hash")
+    for pattern in args.include:
+        if not pattern or pattern.startswith("/") or ".." in pattern.split("/"):
+            raise UsageError(
+                f"--include {pattern!r}: expected a pattern of paths inside the repository"
+            )
     if args.source == "azure-blob" and not args.blob_url:
         raise UsageError("--blob-url is required with --source azure-blob")
     if args.blob_url and not BLOB_URL.match(args.blob_url):
@@ -324,6 +384,7 @@ def fill_request(args: argparse.Namespace) -> FillRequest:
         blob_url=args.blob_url,
         marker_dir=args.marker_dir,
         lock_timeout=args.lock_timeout,
+        include=tuple(args.include),
     )
 
 
