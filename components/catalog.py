@@ -1,13 +1,14 @@
 """Model and GPU SKU facts, each with its source. Data only: no Pulumi, no pydantic.
 
-Models are keyed by what a stack file names as `source`: a Hugging Face repository for vLLM,
-an Ollama library tag for Ollama. They are data, one file per model family under
-components/models/ (written by tools/add_model.py from a model's config.json, text_config
-for multimodal models), checked here as they load; each entry names the config.json it was
-read from. Parameter counts are computed from the architecture (`parameter_count`) and
-checked against the instantiated models in docs/memory-calibration.md. GPU SKUs carry
-Azure's published GPU facts and hourly prices for one region on one date: prices move, so
-re-take them (and the date) before relying on them.
+Models are keyed by what a stack file names as `source`: a Hugging Face repository for vLLM
+and ONNX Runtime GenAI, an Ollama library tag for Ollama. They are data, one file per model
+family under components/models/ (written by tools/add_model.py from a model's config.json,
+text_config for multimodal models), checked here as they load; each entry names the
+config.json it was read from. Parameter counts are computed from the architecture
+(`parameter_count`) and checked against the instantiated models in
+docs/memory-calibration.md. GPU SKUs carry Azure's published GPU facts and hourly prices for
+one region on one date: prices move, so re-take them (and the date) before relying on them.
+CPU SKUs carry vCPUs and memory from Azure's size pages, for ONNX Runtime GenAI on CPU nodes.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def parameter_count(arch: Architecture) -> int:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    source: str  # Hugging Face repository (vllm) or Ollama tag (ollama)
-    engine: str  # "vllm" or "ollama"
+    source: str  # Hugging Face repository (vllm, onnxruntime) or Ollama tag (ollama)
+    engine: str  # "vllm", "ollama" or "onnxruntime"
     family: str  # the base model, shared by its quantized variants
     architecture: Architecture
     max_context: int  # the longest context the checkpoint supports
@@ -87,9 +88,11 @@ class ModelSpec:
     source_url: str
     revision: str | None = None  # a pinned commit, where recorded
     gated: bool = False  # Hugging Face requires accepting a licence (needs HF_TOKEN)
-    # How the checkpoint stores its linear weights: None (bf16), "awq", "gptq", "fp8".
+    # How the checkpoint stores its linear weights: None (bf16), "awq", "gptq", "fp8", "q4_K_M"
+    # (Ollama's GGUF) or "int4" (ONNX Runtime GenAI's 4-bit MatMulNBits).
     quantization: str | None = None
-    # Ollama: the GGUF download size in bytes (the library page's figure).
+    # Ollama: the GGUF download size in bytes (the library page's figure). ONNX Runtime GenAI:
+    # the sum of `files`, the variant's recorded files.
     file_bytes: int | None = None
     tool_call_parser: str | None = None
     reasoning_parser: str | None = None
@@ -97,6 +100,11 @@ class ModelSpec:
     # False where vLLM refuses float16 (its _FLOAT16_NOT_SUPPORTED_MODELS: Gemma 2/3), so
     # the model cannot run on GPUs without bfloat16 (compute capability under 8.0).
     float16_ok: bool = True
+    # ONNX Runtime GenAI: the variant's folder inside the Hugging Face repository (one
+    # repository publishes several: CPU int4, GPU int4) and its files with their sizes in
+    # bytes, as recorded (empty: not recorded, so the checkpoint cannot be sized).
+    subfolder: str | None = None
+    files: tuple[tuple[str, int], ...] = ()
 
     @property
     def parameters(self) -> int:
@@ -114,6 +122,10 @@ class ModelSpec:
         """Average bytes per parameter, from how the checkpoint stores its weights."""
         if self.file_bytes is not None:
             return self.file_bytes / self.parameters
+        if self.quantization == "int4":
+            # No generic figure: the builder keeps embeddings and more in 32 bits on CPU, so
+            # only a checkpoint's own recorded files say what it weighs.
+            raise ValueError(f"{self.source}: no file sizes recorded, so no weights to size")
         if self.quantization == "q4_K_M":
             return Q4_K_M_BYTES_PER_WEIGHT
         linear = linear_parameter_count(self.architecture)
@@ -121,7 +133,8 @@ class ModelSpec:
         linear_bytes = linear * QUANTIZED_BYTES_PER_WEIGHT.get(self.quantization, 2.0)
         return (linear_bytes + other * 2.0) / (linear + other)
 
-    # vLLM keeps the KV cache in the model's activation dtype (16 bits) unless told otherwise.
+    # vLLM keeps the KV cache in the model's activation dtype (16 bits) unless told otherwise;
+    # an ONNX GenAI checkpoint fixes it in its graph (its entry's "kv_dtype").
     kv_bytes_per_element: int = 2
 
 
@@ -171,8 +184,11 @@ class GpuSku:
 # config.json. Each file:
 #   {"about": "...",
 #    "architectures": {"<name>": {<every Architecture field>, "provenance": {...}}},
-#    "checkpoints": [{<every ModelSpec field but kv_bytes_per_element; "architecture" names
-#                     one of the file's architectures>, "provenance": {...}}]}
+#    "checkpoints": [{<every ModelSpec field but kv_bytes_per_element, subfolder and files;
+#                     "architecture" names one of the file's architectures>,
+#                     "provenance": {...}}]}
+# An ONNX Runtime GenAI checkpoint (engine "onnxruntime") adds "subfolder", "files" and
+# "kv_dtype" (ONNX_CHECKPOINT_FIELDS).
 # A provenance names where the numbers were read: "config_json" (a URL) and "commit" (the
 # revision it was read at, or null where none was recorded), and any other notes as text.
 MODELS_DIR = Path(__file__).with_name("models")
@@ -192,16 +208,26 @@ _CHECKS = {
         "an integer or null",
     ),
 }
-ENGINES = ("vllm", "ollama")
-# None is bf16; q4_K_M is Ollama's default GGUF quantization.
-QUANTIZATIONS = (None, "awq", "gptq", "fp8", "q4_K_M")
+ENGINES = ("vllm", "ollama", "onnxruntime")
+# None is bf16; q4_K_M is Ollama's default GGUF quantization; int4 is ONNX Runtime GenAI's
+# 4-bit checkpoints, whose bytes per weight come only from each one's recorded files.
+QUANTIZATIONS = (None, "awq", "gptq", "fp8", "q4_K_M", "int4")
 # Fields every architecture and checkpoint entry carries, with their declared types (strings:
 # this module uses postponed annotations). The KV-cache element size is the engine's, not
 # the checkpoint's, so it stays out of the data.
 ARCHITECTURE_FIELDS = {f.name: f.type for f in fields(Architecture)}
+ONNX_FIELDS = ("subfolder", "files")
 CHECKPOINT_FIELDS = {
-    f.name: f.type for f in fields(ModelSpec) if f.name != "kv_bytes_per_element"
+    f.name: f.type
+    for f in fields(ModelSpec)
+    if f.name != "kv_bytes_per_element" and f.name not in ONNX_FIELDS
 } | {"architecture": "str"}
+# An ONNX Runtime GenAI checkpoint also names its variant's folder, its files (a list of
+# [name, bytes] pairs, or null where no sizes were recorded) and the KV cache's element type,
+# which its graph fixes (the model builder's input/output dtype).
+ONNX_CHECKPOINT_FIELDS = CHECKPOINT_FIELDS | {"subfolder": "str", "files": None, "kv_dtype": "str"}
+KV_DTYPE_BYTES = {"float32": 4, "float16": 2}
+_COMMIT_HEX = 40
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -281,15 +307,70 @@ def family_models(path: Path, document: Any) -> list[ModelSpec]:
     models = []
     for index, entry in enumerate(document["checkpoints"]):
         where = f"checkpoints[{index}]"
-        _check_keys(path, where, entry, CHECKPOINT_FIELDS)
+        onnx = isinstance(entry, dict) and entry.get("engine") == "onnxruntime"
+        _check_keys(path, where, entry, ONNX_CHECKPOINT_FIELDS if onnx else CHECKPOINT_FIELDS)
         _check_provenance(path, where, entry)
         _choice(path, f"{where}.engine", entry["engine"], ENGINES)
         _choice(path, f"{where}.quantization", entry["quantization"], QUANTIZATIONS)
         _choice(path, f"{where}.architecture", entry["architecture"], tuple(architectures))
+        _check_revision(path, where, entry["revision"])
         fields_ = {k: entry[k] for k in CHECKPOINT_FIELDS}
         fields_["architecture"] = architectures[entry["architecture"]]
+        if onnx:
+            fields_ |= _onnx_fields(path, where, entry)
         models.append(ModelSpec(**fields_))
     return models
+
+
+def _check_revision(path: Path, where: str, revision: str | None) -> None:
+    """A pinned revision is a full commit: a branch or a short hash can move or collide."""
+    if revision is not None and not (
+        len(revision) == _COMMIT_HEX and all(c in "0123456789abcdef" for c in revision)
+    ):
+        raise CatalogError(
+            f"{_name(path)}: {where}.revision: {revision!r} is not allowed; expected a "
+            "40-character lowercase hex commit or null"
+        )
+
+
+def _onnx_fields(path: Path, where: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """An ONNX checkpoint's folder, files and KV element size, checked against file_bytes."""
+    _choice(path, f"{where}.kv_dtype", entry["kv_dtype"], tuple(KV_DTYPE_BYTES))
+    files = _files(path, f"{where}.files", entry["files"])
+    total = sum(size for _, size in files) if files else None
+    if entry["file_bytes"] != total:
+        raise CatalogError(
+            f"{_name(path)}: {where}.file_bytes: {entry['file_bytes']!r} is not allowed; "
+            f"expected the sum of its files, {total!r}"
+        )
+    return {
+        "subfolder": entry["subfolder"],
+        "files": files,
+        "kv_bytes_per_element": KV_DTYPE_BYTES[entry["kv_dtype"]],
+    }
+
+
+def _files(path: Path, where: str, value: Any) -> tuple[tuple[str, int], ...]:
+    if value is None:
+        return ()
+    pairs = value if isinstance(value, list) and value else [None]
+    for pair in pairs:
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and _CHECKS["str"][0](pair[0])
+            and _CHECKS["int"][0](pair[1])
+            and pair[1] > 0
+        ):
+            raise CatalogError(
+                f"{_name(path)}: {where}: {pair!r} is not allowed; expected a non-empty list "
+                "of [file name, size in bytes] pairs, or null"
+            )
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise CatalogError(f"{_name(path)}: {where}: {twice!r} appears twice")
+    return tuple((name, size) for name, size in pairs)
 
 
 def load_models(directory: Path = MODELS_DIR) -> dict[str, ModelSpec]:
@@ -384,3 +465,58 @@ def _gpu_skus() -> dict[str, GpuSku]:
 
 
 GPU_SKUS: dict[str, GpuSku] = _gpu_skus()
+
+
+# -- CPU SKUs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuSku:
+    """A CPU-only VM size, for engines that serve from CPU (ONNX Runtime GenAI)."""
+
+    vm_size: str
+    vcpus: int
+    ram_gib: int  # the size page's memory column
+    # None of these series has a local temp disk, so an OS disk on them is a managed disk
+    # (sizing.os_disk reads this as it does for GPU sizes).
+    temp_disk_gib: int = 0
+    on_demand: HourlyPrice | None = None
+    spot: HourlyPrice | None = None
+
+
+# vCPUs and memory from Microsoft's size pages, MicrosoftDocs/azure-compute-docs,
+# articles/virtual-machines/sizes/...:
+#   general-purpose/dsv5-series.md @005f8f6e0693849201f057b38475bfaecb85b3e8,
+#   general-purpose/dasv5-series.md @2072bfd7009384b9fde1357342d91953104e293d,
+#   memory-optimized/esv5-series.md @0175d5fa261b3b237e603855c1988eb287fbe018. Each page says
+# "No local storage present in this series" (temp disk 0). Intel Dsv5 and AMD Dasv5 hold 4 GiB
+# per vCPU, memory-optimised Esv5 8 GiB per vCPU, for a model whose weights and KV cache
+# outgrow the cores it needs.
+_CPU_SKUS = (
+    ("Standard_D4s_v5", 4, 16),
+    ("Standard_D8s_v5", 8, 32),
+    ("Standard_D16s_v5", 16, 64),
+    ("Standard_D4as_v5", 4, 16),
+    ("Standard_D8as_v5", 8, 32),
+    ("Standard_D16as_v5", 16, 64),
+    ("Standard_E4s_v5", 4, 32),
+    ("Standard_E8s_v5", 8, 64),
+    ("Standard_E16s_v5", 16, 128),
+)
+
+
+def _cpu_skus() -> dict[str, CpuSku]:
+    prices = _recorded_prices()
+    return {
+        vm_size: CpuSku(
+            vm_size,
+            vcpus,
+            ram,
+            on_demand=prices.get(vm_size, {}).get("onDemand"),
+            spot=prices.get(vm_size, {}).get("spot"),
+        )
+        for vm_size, vcpus, ram in _CPU_SKUS
+    }
+
+
+CPU_SKUS: dict[str, CpuSku] = _cpu_skus()

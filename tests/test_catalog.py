@@ -45,7 +45,7 @@ def test_every_model_is_sourced_and_sane(source: str) -> None:
     assert model.source_url.startswith(("https://huggingface.co/", "https://ollama.com/"))
     assert model.recommended_context <= model.max_context
     assert model.architecture.heads % model.architecture.kv_heads == 0
-    assert model.engine in ("vllm", "ollama")
+    assert model.engine in ("vllm", "ollama", "onnxruntime")
     assert 0.4 < model.bytes_per_weight <= 2.0
 
 
@@ -103,7 +103,7 @@ def test_each_family_has_its_file_and_every_entry_names_its_config_json() -> Non
     }
     assert {name: len(sources) for name, sources in files.items()} == {
         "gemma-3.json": 6,
-        "phi-4-mini.json": 2,
+        "phi-4-mini.json": 3,
         "qwen3.json": 18,
     }
     assert sorted(s for sources in files.values() for s in sources) == sorted(MODELS)
@@ -165,13 +165,13 @@ def test_the_copied_files_load_as_the_catalog(family_files: Path) -> None:
             "phi-4-mini.json",
             lambda d: d["checkpoints"][0].update(engine="sglang"),
             "components/models/phi-4-mini.json: checkpoints[0].engine: 'sglang' is not "
-            'allowed; expected one of "vllm", "ollama"',
+            'allowed; expected one of "vllm", "ollama", "onnxruntime"',
         ),
         (
             "phi-4-mini.json",
-            lambda d: d["checkpoints"][0].update(quantization="int4"),
-            "components/models/phi-4-mini.json: checkpoints[0].quantization: 'int4' is not "
-            'allowed; expected one of null, "awq", "gptq", "fp8", "q4_K_M"',
+            lambda d: d["checkpoints"][0].update(quantization="int3"),
+            "components/models/phi-4-mini.json: checkpoints[0].quantization: 'int3' is not "
+            'allowed; expected one of null, "awq", "gptq", "fp8", "q4_K_M", "int4"',
         ),
         (
             "phi-4-mini.json",
@@ -197,6 +197,47 @@ def test_the_copied_files_load_as_the_catalog(family_files: Path) -> None:
             lambda d: d["checkpoints"].append(d["checkpoints"][0]),
             "components/models/phi-4-mini.json: source 'microsoft/Phi-4-mini-instruct' is "
             "already in components/models/phi-4-mini.json",
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][2].pop("subfolder"),
+            "components/models/phi-4-mini.json: checkpoints[2]: 'subfolder' is missing",
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][0].update(subfolder="cpu"),
+            "components/models/phi-4-mini.json: checkpoints[0].subfolder: not a known key; "
+            "expected one of " + ", ".join(catalog.CHECKPOINT_FIELDS),
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][2].update(file_bytes=4_933_948_717),
+            "components/models/phi-4-mini.json: checkpoints[2].file_bytes: 4933948717 is not "
+            "allowed; expected the sum of its files, 4933948716",
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][2]["files"].append(["model.onnx", 1]),
+            "components/models/phi-4-mini.json: checkpoints[2].files: 'model.onnx' appears twice",
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][2]["files"].append(["vocab.txt", "3.9 MB"]),
+            "components/models/phi-4-mini.json: checkpoints[2].files: ['vocab.txt', '3.9 MB'] "
+            "is not allowed; expected a non-empty list of [file name, size in bytes] pairs, "
+            "or null",
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][2].update(kv_dtype="bfloat16"),
+            "components/models/phi-4-mini.json: checkpoints[2].kv_dtype: 'bfloat16' is not "
+            'allowed; expected one of "float32", "float16"',
+        ),
+        (
+            "phi-4-mini.json",
+            lambda d: d["checkpoints"][2].update(revision="a64b530"),
+            "components/models/phi-4-mini.json: checkpoints[2].revision: 'a64b530' is not "
+            "allowed; expected a 40-character lowercase hex commit or null",
         ),
     ],
 )
@@ -224,3 +265,67 @@ def test_a_key_given_twice_or_a_broken_file_is_one_line(family_files: Path) -> N
     assert str(broken.value).startswith(
         "components/models/phi-4-mini.json: not a valid JSON catalog file: 'utf-8' codec"
     )
+
+
+# -- ONNX Runtime GenAI checkpoints and CPU SKUs -----------------------------------------------
+
+PHI_ONNX = "microsoft/Phi-4-mini-instruct-onnx"
+
+
+def test_the_phi4_mini_onnx_cpu_variant_records_its_folder_files_and_revision() -> None:
+    onnx = MODELS[PHI_ONNX]
+    assert (onnx.engine, onnx.family, onnx.quantization) == ("onnxruntime", "phi-4-mini", "int4")
+    assert onnx.subfolder == "cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4"
+    assert onnx.revision == "a64b5309e58f6ac22cacdf9d143ab7455d8b9f5b"
+    # The 11 files of the Hugging Face tree page, in bytes as it prints them (SI units).
+    assert dict(onnx.files) == {
+        "added_tokens.json": 249,
+        "config.json": 2_500,
+        "configuration_phi3.py": 10_900,
+        "genai_config.json": 1_520,
+        "merges.txt": 2_420_000,
+        "model.onnx": 52_100_000,
+        "model.onnx.data": 4_860_000_000,
+        "special_tokens_map.json": 587,
+        "tokenizer.json": 15_500_000,
+        "tokenizer_config.json": 2_960,
+        "vocab.json": 3_910_000,
+    }
+    # Their sum, which the page rounds to the folder's 4.93 GB.
+    assert onnx.file_bytes == 4_933_948_716
+    assert round(onnx.file_bytes / 1e9, 2) == 4.93
+    # The builder's CPU int4 graphs keep the KV cache in float32.
+    assert onnx.kv_bytes_per_element == 4
+
+
+def test_int4_bytes_per_weight_comes_only_from_recorded_files(family_files: Path) -> None:
+    # 4,933,948,716 bytes over Phi-4-mini's 3,836,021,760 parameters: 1.286, not 0.5, since
+    # the CPU build keeps the 200,064 x 3,072 embedding in float32.
+    onnx = MODELS[PHI_ONNX]
+    assert onnx.bytes_per_weight == pytest.approx(4_933_948_716 / 3_836_021_760)
+    _edit(
+        family_files,
+        "phi-4-mini.json",
+        lambda d: d["checkpoints"][2].update(files=None, file_bytes=None),
+    )
+    unrecorded = catalog.load_models(family_files)[PHI_ONNX]
+    assert unrecorded.files == () and unrecorded.file_bytes is None
+    with pytest.raises(ValueError, match="no file sizes recorded"):
+        _ = unrecorded.bytes_per_weight
+
+
+def test_cpu_skus_carry_the_size_pages_vcpus_and_memory() -> None:
+    facts = {s.vm_size: (s.vcpus, s.ram_gib, s.temp_disk_gib) for s in catalog.CPU_SKUS.values()}
+    assert facts == {
+        "Standard_D4s_v5": (4, 16, 0),
+        "Standard_D8s_v5": (8, 32, 0),
+        "Standard_D16s_v5": (16, 64, 0),
+        "Standard_D4as_v5": (4, 16, 0),
+        "Standard_D8as_v5": (8, 32, 0),
+        "Standard_D16as_v5": (16, 64, 0),
+        "Standard_E4s_v5": (4, 32, 0),
+        "Standard_E8s_v5": (8, 64, 0),
+        "Standard_E16s_v5": (16, 128, 0),
+    }
+    # No CPU price has a citable source yet: none is recorded, none is invented.
+    assert all(s.on_demand is None and s.spot is None for s in catalog.CPU_SKUS.values())
