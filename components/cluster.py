@@ -25,8 +25,9 @@ from pulumi_azure_native import (
 
 from components import azure_names, container_logs, value_rules
 from components.azure_network import ClusterNetwork, ClusterNetworkArgs
-from components.config import AksCluster, ExistingCluster, MaintenanceWindow
+from components.config import AksCluster, ExistingCluster, Logs, MaintenanceWindow
 from components.identity import AzurePlacement, assign_role
+from components.network import namespace_specs
 
 # The application ID of the Azure Kubernetes Service AAD server, the audience kubelogin asks
 # Microsoft Entra ID for when local accounts are disabled (the same for every AKS cluster).
@@ -39,6 +40,12 @@ CRITICAL_ADDONS_ONLY = "CriticalAddonsOnly=true:NoSchedule"
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 AKS_RBAC_CLUSTER_ADMIN_ROLE = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
 IMAGE_CLEANER_INTERVAL_HOURS = 168  # weekly
+# The namespaces whose pods' logs reach the workspace: every one the template may create
+# (components/network.py). The cluster is declared before them and does not know which the
+# stack creates; a listed namespace that does not exist sends nothing.
+TEMPLATE_NAMESPACES = tuple(
+    spec.name for spec in namespace_specs(gpu=True, monitoring_in_cluster=True, edge_auth=True)
+)
 # The cluster autoscaler, tuned for expensive GPU nodes.
 GPU_AUTOSCALER_PROFILE = containerservice.ManagedClusterPropertiesAutoScalerProfileArgs(
     # Of the pools that can host a pending pod, grow the one that leaves the least idle.
@@ -57,6 +64,8 @@ class ClusterArgs:
     monitoring: str = "none"
     # The AKS application routing add-on (managed NGINX) serves the model ingress.
     app_routing: bool = False
+    # monitoring.logs: how long the AKS container logs' workspace keeps them.
+    logs: Logs = Logs()
 
 
 class Cluster(pulumi.ComponentResource):
@@ -78,7 +87,7 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("slm:cluster:Cluster", name, None, opts)
         settings = args.settings
         if isinstance(settings, AksCluster):
-            self._declare_aks(name, args.stack, settings, args.monitoring, args.app_routing)
+            self._declare_aks(name, args, settings)
         else:
             self.provider = k8s.Provider(
                 f"{name}-k8s",
@@ -94,9 +103,8 @@ class Cluster(pulumi.ComponentResource):
             }
         )
 
-    def _declare_aks(
-        self, name: str, stack: str, settings: AksCluster, monitoring: str, app_routing: bool
-    ) -> None:
+    def _declare_aks(self, name: str, args: ClusterArgs, settings: AksCluster) -> None:
+        stack = args.stack
         child = pulumi.ResourceOptions(parent=self)
         client = authorization.get_client_config_output()
         group = resources.ResourceGroup(
@@ -104,6 +112,15 @@ class Cluster(pulumi.ComponentResource):
             resource_group_name=azure_names.resource_group(stack),
             location=settings.location,
             opts=child,
+        )
+        # Every AKS stack, whatever its monitoring mode (components/container_logs.py: why).
+        log_workspace = container_logs.declare_workspace(
+            f"{name}-logs-workspace",
+            stack,
+            settings.location,
+            group.name,
+            args.logs.retention_days,
+            child,
         )
         identity = managedidentity.UserAssignedIdentity(
             f"{name}-identity",
@@ -131,7 +148,12 @@ class Cluster(pulumi.ComponentResource):
                 user_assigned_identities=[identity.id],
             ),
             **managed_cluster_args(
-                stack, settings, monitoring, app_routing, self.network.nodes_subnet_id
+                stack,
+                settings,
+                args.monitoring,
+                args.app_routing,
+                self.network.nodes_subnet_id,
+                log_workspace.id,
             ),
             # The identity must be allowed to join the subnet before the nodes are created.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.network.role_assignment]),
@@ -188,6 +210,16 @@ class Cluster(pulumi.ComponentResource):
             client=client,
             deployer_principal_type=settings.deployer_principal_type,
         )
+        container_logs.ContainerLogs(
+            f"{name}-container-logs",
+            container_logs.ContainerLogsArgs(
+                placement=self.placement,
+                cluster_id=cluster.id,
+                workspace_id=log_workspace.id,
+                namespaces=TEMPLATE_NAMESPACES,
+            ),
+            opts=child,
+        )
         self.registry_login_server = registry.login_server
         credentials = containerservice.list_managed_cluster_user_credentials_output(
             resource_group_name=group.name,
@@ -211,9 +243,9 @@ def managed_cluster_args(
     stack: str,
     settings: AksCluster,
     monitoring: str,
-    app_routing: bool = False,
-    nodes_subnet_id: pulumi.Input[str] | None = None,
-    log_workspace_id: pulumi.Input[str] | None = None,
+    app_routing: bool,
+    nodes_subnet_id: pulumi.Input[str] | None,
+    log_workspace_id: pulumi.Input[str],
 ) -> dict:
     """The ManagedCluster's settings: production-shaped, from the stack's cluster config."""
     return dict(
@@ -268,11 +300,7 @@ def managed_cluster_args(
             ),
             # Container logs to the stack's Log Analytics workspace (components/container_logs.py
             # says why the add-on, and declares the data collection rule it needs).
-            **(
-                {container_logs.ADDON: container_logs.addon_profile(log_workspace_id)}
-                if log_workspace_id is not None
-                else {}
-            ),
+            container_logs.ADDON: container_logs.addon_profile(log_workspace_id),
         },
         azure_monitor_profile=containerservice.ManagedClusterAzureMonitorProfileArgs(
             metrics=containerservice.ManagedClusterAzureMonitorProfileMetricsArgs(enabled=True)

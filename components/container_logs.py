@@ -1,7 +1,24 @@
-"""Container logs on AKS: the stdout and stderr of the template's pods, in the stack's Log
-Analytics workspace.
+"""Container logs on AKS: the stdout and stderr of the template's pods, in a Log Analytics
+workspace of the stack's own.
 
-The mechanism is the AKS monitoring add-on (Container Insights) with managed-identity
+Which stacks: every AKS stack, whatever its monitoring mode. The issue asks for logs in every
+monitoring mode and, on AKS, in the stack's Log Analytics workspace:
+
+- `azure-managed` and `none` have no other log store (Loki comes with in-cluster monitoring
+  only, components/loki.py), so without this an operator paged on such a stack has no logs;
+- `in-cluster` stacks also get Loki (Grafana, the LogQL lines of docs/runbook.md). Loki keeps
+  its chunks on a volume of the same cluster: when the cluster is what fails (nodes lost, a
+  replaced cluster, docs/security.md's subnet move), the workspace still holds the lines that
+  explain it. The price is ingesting the same lines twice, bounded by the namespace filter
+  below and shown by `logs_summary`.
+- Existing clusters (mode existing) get Loki with in-cluster monitoring and nothing here: the
+  template declares no Azure resource for a cluster it does not own.
+
+The workspace is separate from the Key Vault audit workspace (components/secrets.py): the
+audit's retention is fixed per environment, the container logs' is monitoring.logs.
+retentionDays, and one workspace has one retention.
+
+Mechanism: the AKS monitoring add-on (Container Insights) with managed-identity
 authentication, as Microsoft's own onboarding template for AKS declares it
 (microsoft/Docker-Provider, scripts/onboarding/aks/onboarding-using-msi-auth, vendored in
 tests/upstream/docker-provider-b780558-container-insights):
@@ -12,13 +29,14 @@ tests/upstream/docker-provider-b780558-container-insights):
   and the namespaces to collect, sending them to the workspace;
 - the rule's association with the cluster.
 
-Why this path: pulumi-azure-native 3.29.0 (our pin) has no `containerInsights` in
-ManagedCluster's azureMonitorProfile (only `metrics`), so the add-on profile is the only way
-this SDK turns the log agent on; and without a rule of our own the agent would collect every
-namespace's logs. The rule collects only the template's namespaces (namespace filter
-"Include"), which bounds the ingestion the stack pays for, and sends the ContainerLogV2
-table (the agent's record: tests/upstream/.../containerlogv2-columns.json) with the
-Kubernetes events and pod inventory an operator needs beside a pod's log.
+Why the add-on and a rule, rather than a rule alone: pulumi-azure-native 3.29.0 (our pin)
+has no `containerInsights` in ManagedCluster's azureMonitorProfile (only `metrics`), so the
+add-on profile is the only way this SDK puts the log agent on the nodes; a rule alone has no
+agent to read it. And without a rule of our own the agent would collect every namespace's
+logs: ours collects only the template's namespaces (namespace filter "Include"), which bounds
+what the stack pays to ingest, and sends the ContainerLogV2 table (the agent's record:
+tests/upstream/.../containerlogv2-columns.json) with the Kubernetes events and pod inventory
+an operator needs beside a pod's log.
 """
 
 from __future__ import annotations
@@ -51,6 +69,7 @@ STREAMS = ("Microsoft-ContainerLogV2", "Microsoft-KubeEvents", "Microsoft-KubePo
 COLLECTION_INTERVAL = "1m"
 # The agent reads only these namespaces' pods; the rest of the cluster costs nothing.
 NAMESPACE_FILTER = "Include"
+SKU = "PerGB2018"
 
 
 def addon_profile(
@@ -76,11 +95,10 @@ def collection_settings(namespaces: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def workspace_retention_days(audit_days: int, logs_days: int) -> int:
-    """One retention for the whole workspace: the Key Vault audit's term (fixed per
-    environment, components/secrets.py) is a floor that monitoring.logs.retentionDays may
-    lengthen but never shorten."""
-    return max(audit_days, logs_days)
+def workspace_name(stack: str) -> str:
+    """log-slm-containers-<stack>: beside the audit's log-slm-<stack> in the stack's group,
+    cut to the workspace's rule (azure_names)."""
+    return azure_names.fit("log_analytics_workspace", "log-slm-containers-", stack)
 
 
 def rule_name(location: str, stack: str) -> str:
@@ -96,14 +114,16 @@ def declare_workspace(
     retention_days: int,
     opts: pulumi.ResourceOptions,
 ) -> operationalinsights.Workspace:
-    """The stack's Log Analytics workspace: the Key Vault audit and the container logs.
+    """The container logs' Log Analytics workspace, kept for monitoring.logs.retentionDays.
     Declared before the cluster, whose monitoring add-on names it."""
     return operationalinsights.Workspace(
         name,
-        workspace_name=azure_names.log_analytics_workspace(stack),
+        workspace_name=workspace_name(stack),
         resource_group_name=resource_group_name,
         location=location,
-        sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
+        # Pay as you go, per GB ingested (as the audit workspace): commitment tiers start
+        # at 100 GB a day (Azure Monitor Logs' cost page).
+        sku=operationalinsights.WorkspaceSkuArgs(name=SKU),
         retention_in_days=retention_days,
         opts=opts,
     )
@@ -173,6 +193,8 @@ class ContainerLogs(pulumi.ComponentResource):
 # -- log queries for the runbook -----------------------------------------------------------
 # Columns as the agent writes them (tests/upstream/docker-provider-b780558-container-insights:
 # containerlogv2-columns.json, kubeevents-columns.json); TimeGenerated is Log Analytics' own.
+# Each query is one line, so the runbook can carry it as inline code (KQL reads a pipeline on
+# one line as on several).
 LOG_COLUMNS = ("TimeGenerated", "Computer", "PodName", "ContainerName", "LogSource", "LogMessage")
 EVENT_COLUMNS = ("TimeGenerated", "Computer", "Name", "Reason", "Message", "KubeEventType", "Count")
 # A model's pods: its Deployment's (<name>-<template hash>-<5 characters>) and its cache
@@ -186,56 +208,92 @@ def model_pods(model: str) -> str:
     return f"^{re.escape(model)}{POD_SUFFIX}"
 
 
-def model_log_query(model: str, namespace: str) -> str:
-    """The last hour of a model's container logs (serving, init and cache warmer)."""
-    return "\n".join(
-        [
-            "ContainerLogV2",
-            f"| where TimeGenerated > ago({QUERY_WINDOW})",
-            f'| where PodNamespace == "{namespace}"',
-            f'| where PodName matches regex @"{model_pods(model)}"',
-            f"| project {', '.join(LOG_COLUMNS)}",
-            "| order by TimeGenerated desc",
-        ]
+def _query(table: str, *steps: str) -> str:
+    return " | ".join([table, f"where TimeGenerated > ago({QUERY_WINDOW})", *steps])
+
+
+def _project(columns: tuple[str, ...]) -> list[str]:
+    return [f"project {', '.join(columns)}", "order by TimeGenerated desc"]
+
+
+def model_log_query(model: str, namespace: str, line_pattern: str = "") -> str:
+    """The last hour of a model's container logs (serving, init and cache warmer); with
+    line_pattern (an RE2 regex), only the lines it matches."""
+    lines = [f'where tostring(LogMessage) matches regex @"{line_pattern}"'] if line_pattern else []
+    return _query(
+        "ContainerLogV2",
+        f'where PodNamespace == "{namespace}"',
+        f'where PodName matches regex @"{model_pods(model)}"',
+        *lines,
+        *_project(LOG_COLUMNS),
     )
 
 
-def model_events_query(model: str, namespace: str) -> str:
-    """A model's pods' Kubernetes events: scheduling failures, OOM kills, back-offs."""
-    return "\n".join(
-        [
-            "KubeEvents",
-            f"| where TimeGenerated > ago({QUERY_WINDOW})",
-            f'| where Namespace == "{namespace}" and ObjectKind == "Pod"',
-            f'| where Name matches regex @"{model_pods(model)}"',
-            f"| project {', '.join(EVENT_COLUMNS)}",
-            "| order by TimeGenerated desc",
-        ]
+def pod_events_query(pod: str, namespace: str) -> str:
+    """One pod's Kubernetes events: why it waits (FailedScheduling, the autoscaler's
+    NotTriggerScaleUp), back-offs, OOM kills."""
+    return _query(
+        "KubeEvents",
+        f'where Namespace == "{namespace}" and ObjectKind == "Pod"',
+        f'where Name == "{pod}"',
+        *_project(EVENT_COLUMNS),
     )
 
 
-def node_log_query(node: str) -> str:
-    """The last hour of the collected containers' logs on one node (GPU agents included)."""
-    return "\n".join(
-        [
-            "ContainerLogV2",
-            f"| where TimeGenerated > ago({QUERY_WINDOW})",
-            f'| where Computer == "{node}"',
-            f"| project {', '.join(('PodNamespace', *LOG_COLUMNS))}",
-            "| order by TimeGenerated desc",
-        ]
+def node_log_query(node: str, namespace: str) -> str:
+    """The last hour of one namespace's containers on one node (the GPU node agents)."""
+    return _query(
+        "ContainerLogV2",
+        f'where PodNamespace == "{namespace}"',
+        f'where Computer == "{node}"',
+        *_project(LOG_COLUMNS),
     )
 
 
-def namespace_log_query(namespaces: tuple[str, ...]) -> str:
-    """The last hour of the logs of whole namespaces (the edge: NGINX and the key check)."""
-    listed = ", ".join(f'"{namespace}"' for namespace in sorted(namespaces))
-    return "\n".join(
-        [
-            "ContainerLogV2",
-            f"| where TimeGenerated > ago({QUERY_WINDOW})",
-            f"| where PodNamespace in ({listed})",
-            f"| project {', '.join(('PodNamespace', *LOG_COLUMNS))}",
-            "| order by TimeGenerated desc",
-        ]
+def namespace_log_query(namespace: str) -> str:
+    """The last hour of a whole namespace's logs (the edge's key check)."""
+    return _query(
+        "ContainerLogV2",
+        f'where PodNamespace == "{namespace}"',
+        *_project(("PodNamespace", *LOG_COLUMNS)),
     )
+
+
+# -- what the plan summary shows ------------------------------------------------------------
+
+# No Log Analytics price with its region, date and source has been recorded (prices.json
+# holds VM prices only); the summary says so rather than show an uncited figure.
+NO_PRICE = "no price recorded"
+
+
+def logs_summary(
+    stack: str, aks: bool, monitoring_mode: str, retention_days: int
+) -> dict[str, Any]:
+    """Where a stack's container logs go and how long they stay, as the plan summary shows
+    it. No daily volume is estimated: it depends on what the models log."""
+    destinations = []
+    if aks:
+        destinations.append(
+            {
+                "store": f"Log Analytics workspace {workspace_name(stack)}",
+                "through": "AKS monitoring add-on (Container Insights), table ContainerLogV2",
+                "retentionDays": retention_days,
+                "usdPerGbIngested": None,
+                "price": NO_PRICE,
+            }
+        )
+    if monitoring_mode == "in-cluster":
+        destinations.append(
+            {
+                "store": "Loki in the cluster (Grafana, data source Loki)",
+                "through": "Grafana Alloy",
+                "retentionDays": retention_days,
+            }
+        )
+    return {
+        "destinations": destinations,
+        "note": None
+        if destinations
+        else "no container logs: an existing cluster without "
+        "in-cluster monitoring (monitoring.mode none)",
+    }

@@ -35,11 +35,25 @@ from tools.mock_engine import (
 )
 from tools.plan import ROOT, build_plan
 
-# An SDK enum whose values are not all the API accepts: a data flow carries the streams of
-# its rule's data sources (the Prometheus forwarder's stream is in that source's own enum).
-# Every other enum is closed: a value outside it fails.
+# Container Insights' extension data source takes the streams of its own onboarding
+# template (microsoft/Docker-Provider, vendored), which no SDK enum lists.
+CONTAINER_INSIGHTS = (
+    Path(__file__).parent / "upstream" / "docker-provider-b780558-container-insights"
+)
+CONTAINER_INSIGHTS_STREAMS = enum.Enum(
+    "ContainerInsightsStreams",
+    [(s, s) for s in json.loads((CONTAINER_INSIGHTS / "parameters.json").read_text())["streams"]],
+)
+# SDK enums whose values are not all the API accepts: a data flow carries the streams of
+# its rule's data sources (the Prometheus forwarder's stream is in that source's own enum),
+# and an extension data source the streams of its extension. Every other enum is closed: a
+# value outside it fails.
 WIDER_ENUMS = {
-    monitor.KnownDataFlowStreams: (monitor.KnownPrometheusForwarderDataSourceStreams,),
+    monitor.KnownDataFlowStreams: (
+        monitor.KnownPrometheusForwarderDataSourceStreams,
+        CONTAINER_INSIGHTS_STREAMS,
+    ),
+    monitor.KnownExtensionDataSourceStreams: (CONTAINER_INSIGHTS_STREAMS,),
 }
 
 # Values the plan shows in place of what only the cloud knows, or what is secret.

@@ -1,11 +1,10 @@
-"""Container logs on AKS (components/container_logs.py) against Container Insights' own
-onboarding template for AKS with managed-identity auth, vendored in
+"""Container logs on AKS (components/container_logs.py), as the offline plan of the AKS
+fixture stacks declares them, against Container Insights' own onboarding template for AKS
+with managed-identity auth, vendored in
 tests/upstream/docker-provider-b780558-container-insights."""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import re
 import textwrap
@@ -16,174 +15,189 @@ import pytest
 from pulumi_azure_native import monitor
 
 from components import container_logs
-from components.cluster import managed_cluster_args
-from components.config import AksCluster
+from tests.conftest import read_stack, write_stack
 from tests.test_azure_contracts import WIDER_ENUMS, Tally, resource_problems
 from tools.mock_engine import run_program
+from tools.plan import build_plan
 
 UPSTREAM = Path(__file__).parent / "upstream" / "docker-provider-b780558-container-insights"
 ONBOARDING = json.loads((UPSTREAM / "onboarding.json").read_text())
 PARAMETERS = json.loads((UPSTREAM / "parameters.json").read_text())
 
-WORKSPACE_ID = (
-    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-slm-prod"
-    "/providers/Microsoft.OperationalInsights/workspaces/log-slm-prod"
-)
-CLUSTER_ID = (
-    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-slm-prod"
-    "/providers/Microsoft.ContainerService/managedClusters/aks-slm-prod"
-)
-NAMESPACES = ("slm-monitoring", "slm-inference")
-
-# A program that declares the rule and a cluster with the add-on, under the mock engine.
-PROGRAM = textwrap.dedent(
-    f"""
-    import pulumi
-    from pulumi_azure_native import containerservice
-    from components.cluster import managed_cluster_args
-    from components.config import AksCluster
-    from components.container_logs import ContainerLogs, ContainerLogsArgs, declare_workspace
-    from components.identity import AzurePlacement
-
-    placement = AzurePlacement(
-        stack="prod", location="westeurope", resource_group_name="rg-slm-prod",
-        oidc_issuer_url="https://issuer.example", client=None, deployer_principal_type="User",
-    )
-    ContainerLogs(
-        "logs", ContainerLogsArgs(placement, {CLUSTER_ID!r}, {WORKSPACE_ID!r}, {NAMESPACES!r})
-    )
-    settings = AksCluster.model_validate(
-        {{"mode": "aks", "location": "westeurope", "authorizedIpRanges": ["203.0.113.0/24"]}}
-    )
-    declare_workspace(
-        "workspace", "prod", "westeurope", "rg-slm-prod", 90, pulumi.ResourceOptions()
-    )
-    containerservice.ManagedCluster(
-        "aks",
-        resource_group_name="rg-slm-prod",
-        **managed_cluster_args("prod", settings, "in-cluster", log_workspace_id={WORKSPACE_ID!r}),
-    )
-    """
-)
+AKS_STACKS = ("dev", "staging", "prod")
+RULE = "azure-native:monitor:DataCollectionRule"
+ASSOCIATION = "azure-native:monitor:DataCollectionRuleAssociation"
+WORKSPACE = "azure-native:operationalinsights:Workspace"
+CLUSTER = "azure-native:containerservice:ManagedCluster"
 
 
-@pytest.fixture(scope="module")
-def declared(tmp_path_factory) -> dict[str, dict[str, Any]]:
-    """Each resource the program declares, by type, with the engine's (camelCase) inputs."""
-    program = tmp_path_factory.mktemp("container-logs") / "__main__.py"
-    program.write_text(PROGRAM)
-    recording = run_program(program, "slm-deploy", "prod", {}, [])
-    return {
-        resource.type: dataclasses.asdict(resource)
-        for resource in recording.resources
-        if resource.type.startswith("azure-native:")
-    }
+def _one(plan: dict[str, Any], type_: str, name: str | None = None) -> dict[str, Any]:
+    (found,) = [r for r in plan["resources"] if r["type"] == type_ and name in (None, r["name"])]
+    return found
 
 
-def _extension(declared: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    rule = declared["azure-native:monitor:DataCollectionRule"]["inputs"]
-    (extension,) = rule["dataSources"]["extensions"]
+# The container logs' resources (managed Prometheus has a rule and an association too, and
+# the Key Vault audit a workspace).
+NAMES = {
+    WORKSPACE: "slm-cluster-logs-workspace",
+    RULE: "slm-cluster-container-logs-dcr",
+    ASSOCIATION: "slm-cluster-container-logs-dcra",
+}
+
+
+def _log_resources(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in plan["resources"] if NAMES.get(r["type"]) == r["name"]]
+
+
+def _extension(plan: dict[str, Any]) -> dict[str, Any]:
+    (extension,) = _one(plan, RULE, NAMES[RULE])["inputs"]["dataSources"]["extensions"]
     return extension
 
 
-def test_the_rule_declares_the_upstream_container_insights_extension(declared) -> None:
-    extension = _extension(declared)
+def test_the_rule_declares_the_upstream_container_insights_extension(plans) -> None:
+    extension = _extension(plans["prod"])
     assert extension["name"] == ONBOARDING["extension"]["name"] == "ContainerInsightsExtension"
     assert extension["extensionName"] == ONBOARDING["extension"]["extensionName"]
     settings = extension["extensionSettings"]["dataCollectionSettings"]
     assert sorted(settings) == ONBOARDING["extension"]["dataCollectionSettings"]
-    rule = declared["azure-native:monitor:DataCollectionRule"]["inputs"]
-    assert rule["kind"] == ONBOARDING["dataCollectionRuleKind"]
+    assert (
+        _one(plans["prod"], RULE, NAMES[RULE])["inputs"]["kind"]
+        == ONBOARDING["dataCollectionRuleKind"]
+    )
 
 
-def test_the_rule_collects_only_the_template_namespaces_in_container_log_v2(declared) -> None:
-    settings = _extension(declared)["extensionSettings"]["dataCollectionSettings"]
+def test_the_rule_collects_only_the_template_namespaces_in_container_log_v2(plans) -> None:
+    settings = _extension(plans["prod"])["extensionSettings"]["dataCollectionSettings"]
     assert settings["namespaceFilteringMode"] == "Include"
     assert settings["namespaceFilteringMode"] in ONBOARDING["namespaceFilteringModes"]
-    assert settings["namespaces"] == ["slm-inference", "slm-monitoring"]
+    assert settings["namespaces"] == ["slm-edge", "slm-inference", "slm-monitoring", "slm-system"]
     assert settings["enableContainerLogV2"] is True
     assert settings["interval"] == PARAMETERS["dataCollectionInterval"]
 
 
-def test_the_rule_sends_upstream_streams_to_the_workspace(declared) -> None:
-    rule = declared["azure-native:monitor:DataCollectionRule"]["inputs"]
-    streams = _extension(declared)["streams"]
+def test_the_rule_sends_upstream_streams_to_the_container_log_workspace(plans) -> None:
+    plan = plans["prod"]
+    rule = _one(plan, RULE, NAMES[RULE])
+    streams = _extension(plan)["streams"]
     assert streams == [
         "Microsoft-ContainerLogV2",
         "Microsoft-KubeEvents",
         "Microsoft-KubePodInventory",
     ]
     assert set(streams) <= set(PARAMETERS["streams"])
-    (destination,) = rule["destinations"]["logAnalytics"]
-    assert destination["workspaceResourceId"] == WORKSPACE_ID
-    assert rule["dataFlows"] == [{"streams": streams, "destinations": [destination["name"]]}]
+    (destination,) = rule["inputs"]["destinations"]["logAnalytics"]
+    # The mock engine's id of the container-log workspace, not the Key Vault audit's.
+    assert destination["workspaceResourceId"] == "slm-cluster-logs-workspace-id"
+    assert rule["inputs"]["dataFlows"] == [
+        {"streams": streams, "destinations": [destination["name"]]}
+    ]
+    assert rule["inputs"]["dataCollectionRuleName"] == "MSCI-eastus-aks-slm-prod"
+    assert rule["inputs"]["resourceGroupName"] == "rg-slm-prod"
 
 
-def test_the_association_ties_the_rule_to_the_cluster(declared) -> None:
-    association = declared["azure-native:monitor:DataCollectionRuleAssociation"]["inputs"]
-    assert association["associationName"] == ONBOARDING["associationName"]
-    assert association["resourceUri"] == CLUSTER_ID
-    rule = declared["azure-native:monitor:DataCollectionRule"]
-    assert (
-        rule["urn"]
-        in declared["azure-native:monitor:DataCollectionRuleAssociation"]["dependencies"]
-    )
+def test_the_association_ties_the_rule_to_the_cluster(plans) -> None:
+    plan = plans["prod"]
+    association = _one(plan, ASSOCIATION, NAMES[ASSOCIATION])
+    assert association["inputs"]["associationName"] == ONBOARDING["associationName"]
+    assert association["inputs"]["resourceUri"] == "slm-cluster-aks-id"
+    assert association["inputs"]["dataCollectionRuleId"] == "slm-cluster-container-logs-dcr-id"
+    assert _one(plan, RULE, NAMES[RULE])["urn"] in association["dependencies"]
+    assert _one(plan, CLUSTER)["urn"] in association["dependencies"]
 
 
-def test_the_cluster_turns_the_add_on_on_as_upstream_does(declared) -> None:
-    addons = declared["azure-native:containerservice:ManagedCluster"]["inputs"]["addonProfiles"]
+def test_the_cluster_turns_the_add_on_on_as_upstream_does(plans) -> None:
+    addons = _one(plans["prod"], CLUSTER)["inputs"]["addonProfiles"]
     upstream = ONBOARDING["addonProfiles"]["omsagent"]
     assert addons["omsagent"]["enabled"] is upstream["enabled"] is True
     assert sorted(addons["omsagent"]["config"]) == sorted(upstream["config"])
     assert addons["omsagent"]["config"] == {
-        "logAnalyticsWorkspaceResourceID": WORKSPACE_ID,
+        "logAnalyticsWorkspaceResourceID": "slm-cluster-logs-workspace-id",
         "useAADAuth": upstream["config"]["useAADAuth"],
     }
 
 
-# The SDK's stream enums are "known" values only: an extension names its own streams
-# (Container Insights: the upstream template's list), as the Prometheus forwarder does.
-CONTAINER_INSIGHTS_STREAMS = enum.Enum(
-    "ContainerInsightsStreams", [(stream, stream) for stream in PARAMETERS["streams"]]
-)
+@pytest.mark.parametrize("stack", AKS_STACKS)
+def test_every_aks_fixture_stack_declares_its_container_logs(plans, stack: str) -> None:
+    resources = _log_resources(plans[stack])
+    assert sorted(r["type"] for r in resources) == sorted([WORKSPACE, RULE, ASSOCIATION])
+    addons = _one(plans[stack], CLUSTER)["inputs"]["addonProfiles"]
+    assert addons["omsagent"]["config"]["logAnalyticsWorkspaceResourceID"] == (
+        "slm-cluster-logs-workspace-id"
+    )
 
 
-def test_the_declared_inputs_are_the_sdk_own(declared, monkeypatch) -> None:
-    flows = WIDER_ENUMS.get(monitor.KnownDataFlowStreams, ())
-    monkeypatch.setitem(
-        WIDER_ENUMS, monitor.KnownDataFlowStreams, (*flows, CONTAINER_INSIGHTS_STREAMS)
-    )
-    monkeypatch.setitem(
-        WIDER_ENUMS, monitor.KnownExtensionDataSourceStreams, (CONTAINER_INSIGHTS_STREAMS,)
-    )
+def test_an_existing_cluster_gets_no_azure_log_resources(plans) -> None:
+    assert _log_resources(plans["local"]) == []
+
+
+def _mode(mode: str):
+    def edit(config: dict[str, Any]) -> None:
+        config["slm-deploy:monitoring"] = {"mode": mode}
+        for model in config["slm-deploy:models"]:
+            # No autoscaling without metrics (mode none); managed Prometheus scales up to 2.
+            model["replicas"] = {"min": 1, "max": 1 if mode == "none" else 2}
+
+    return edit
+
+
+@pytest.mark.parametrize("mode", ["azure-managed", "none"])
+def test_aks_stacks_of_the_other_monitoring_modes_get_container_logs(config_root, mode) -> None:
+    document = read_stack(config_root, "staging")
+    _mode(mode)(document["config"])
+    write_stack(config_root, "staging", document)
+    plan = build_plan("staging", config_root=config_root)
+    assert len(_log_resources(plan)) == 3
+    assert _one(plan, WORKSPACE, NAMES[WORKSPACE])["inputs"] == {
+        "location": "eastus",
+        "resourceGroupName": "rg-slm-staging",
+        "retentionInDays": 30,
+        "sku": {"name": "PerGB2018"},
+        "workspaceName": "log-slm-containers-staging",
+    }
+
+
+def test_the_declared_inputs_are_the_sdk_own(plans) -> None:
     tally = Tally()
-    assert resource_problems(list(declared.values()), tally) == []
+    resources = [*_log_resources(plans["prod"]), _one(plans["prod"], CLUSTER)]
+    assert resource_problems(resources, tally) == []
     assert tally.resources == 4
 
 
-def test_the_sdk_alone_does_not_know_the_container_insights_streams(declared) -> None:
-    problems = resource_problems(list(declared.values()), Tally())
+def test_the_sdk_alone_does_not_know_the_container_insights_streams(plans, monkeypatch) -> None:
+    """Why the contract widens two stream enums with the upstream template's streams."""
+    monkeypatch.setitem(
+        WIDER_ENUMS,
+        monitor.KnownDataFlowStreams,
+        (monitor.KnownPrometheusForwarderDataSourceStreams,),
+    )
+    monkeypatch.delitem(WIDER_ENUMS, monitor.KnownExtensionDataSourceStreams)
+    problems = resource_problems(_log_resources(plans["prod"]), Tally())
     assert len(problems) == 2 * len(container_logs.STREAMS)
     assert all("Microsoft-" in problem for problem in problems)
 
 
-def test_the_workspace_is_the_stack_log_analytics_workspace(declared) -> None:
-    workspace = declared["azure-native:operationalinsights:Workspace"]["inputs"]
-    assert workspace["workspaceName"] == "log-slm-prod"
-    assert workspace["retentionInDays"] == 90
-    assert workspace["sku"] == {"name": "PerGB2018"}
+# The Cluster component under the mock engine with a retention of its own: what platform.py
+# hands it from monitoring.logs is what the workspace keeps.
+PROGRAM = textwrap.dedent(
+    """
+    from components.cluster import Cluster, ClusterArgs
+    from components.config import AksCluster, Logs
 
-
-def test_without_a_workspace_the_cluster_has_no_log_add_on() -> None:
     settings = AksCluster.model_validate(
         {"mode": "aks", "location": "westeurope", "authorizedIpRanges": ["203.0.113.0/24"]}
     )
-    assert "omsagent" not in managed_cluster_args("prod", settings, "in-cluster")["addon_profiles"]
+    Cluster("c", ClusterArgs("prod", settings, "none", logs=Logs(retentionDays=90)))
+    """
+)
 
 
-def test_the_workspace_keeps_the_longer_of_audit_and_log_retention() -> None:
-    assert container_logs.workspace_retention_days(audit_days=90, logs_days=30) == 90
-    assert container_logs.workspace_retention_days(audit_days=30, logs_days=60) == 60
+def test_the_workspace_keeps_logs_for_the_given_retention(tmp_path) -> None:
+    program = tmp_path / "__main__.py"
+    program.write_text(PROGRAM)
+    recording = run_program(program, "slm-deploy", "prod", {}, [])
+    (workspace,) = [r for r in recording.resources if r.type == WORKSPACE]
+    assert workspace.inputs["retentionInDays"] == 90
+    assert workspace.inputs["workspaceName"] == "log-slm-containers-prod"
 
 
 def test_no_namespace_to_collect_is_refused() -> None:
@@ -191,11 +205,51 @@ def test_no_namespace_to_collect_is_refused() -> None:
         container_logs.collection_settings(())
 
 
-def test_the_container_log_v2_columns_the_queries_use_are_the_agent_own() -> None:
-    columns = json.loads((UPSTREAM / "containerlogv2-columns.json").read_text())["ContainerLogV2"]
-    for column in ("TimeGenerated", "Computer", "ContainerName", "PodName", "PodNamespace"):
-        assert column in columns
-    assert {"LogMessage", "LogSource"} <= set(columns)
+def test_the_workspace_name_is_cut_to_its_rule() -> None:
+    stack = "team-a1-inference-" + "-".join(["westeurope"] * 6)
+    name = container_logs.workspace_name(stack)
+    assert len(name) == 63
+    assert name == ("log-slm-containers-" + stack)[:63]
+
+
+# -- the summary ----------------------------------------------------------------------------
+
+
+def test_an_aks_stack_with_in_cluster_monitoring_logs_to_both_stores() -> None:
+    summary = container_logs.logs_summary("prod", True, "in-cluster", 30)
+    assert summary == {
+        "destinations": [
+            {
+                "store": "Log Analytics workspace log-slm-containers-prod",
+                "through": "AKS monitoring add-on (Container Insights), table ContainerLogV2",
+                "retentionDays": 30,
+                "usdPerGbIngested": None,
+                "price": "no price recorded",
+            },
+            {
+                "store": "Loki in the cluster (Grafana, data source Loki)",
+                "through": "Grafana Alloy",
+                "retentionDays": 30,
+            },
+        ],
+        "note": None,
+    }
+
+
+def test_a_managed_aks_stack_logs_to_its_workspace_only() -> None:
+    summary = container_logs.logs_summary("staging", True, "azure-managed", 60)
+    assert [d["store"] for d in summary["destinations"]] == [
+        "Log Analytics workspace log-slm-containers-staging"
+    ]
+    assert summary["destinations"][0]["retentionDays"] == 60
+
+
+def test_an_existing_cluster_without_monitoring_says_it_has_no_logs() -> None:
+    assert container_logs.logs_summary("local", False, "none", 30) == {
+        "destinations": [],
+        "note": "no container logs: an existing cluster without in-cluster monitoring "
+        "(monitoring.mode none)",
+    }
 
 
 # -- the runbook's log queries ------------------------------------------------------------
@@ -205,34 +259,44 @@ EVENT_TABLE = json.loads((UPSTREAM / "kubeevents-columns.json").read_text())["Ku
 
 
 def _columns(query: str) -> set[str]:
-    """The columns a query names: its project list and the left side of each comparison."""
+    """The columns a query names: its project list, the left side of each comparison and
+    what tostring() reads."""
     named = set()
-    for line in query.splitlines():
-        if line.startswith("| project "):
-            named |= {c.strip() for c in line.removeprefix("| project ").split(",")}
-        named |= set(re.findall(r"(\w+) (?:==|in|matches regex|>) ", line))
+    for step in query.split(" | "):
+        if step.startswith("project "):
+            named |= {c.strip() for c in step.removeprefix("project ").split(",")}
+        named |= set(re.findall(r"(\w+)\)? (?:==|in|matches regex|>) ", step))
     return named
+
+
+def test_the_column_reader_sees_every_kind_of_column_use() -> None:
+    query = 'T | where A == "x" and B > ago(1h) | where tostring(C) matches regex @"y" | project D'
+    assert _columns(query) == {"A", "B", "C", "D"}
 
 
 def test_the_log_queries_name_only_the_agent_columns() -> None:
     # TimeGenerated is every Log Analytics table's own column, not the agent's.
     logs = {"TimeGenerated", *LOG_TABLE}
-    assert _columns(container_logs.model_log_query("phi4-mini", "slm-inference")) <= logs
-    assert _columns(container_logs.node_log_query("aks-gpu-1-vmss000000")) <= logs
-    assert _columns(container_logs.namespace_log_query(("slm-edge",))) <= logs
+    for query in (
+        container_logs.model_log_query("phi4-mini", "slm-inference"),
+        container_logs.model_log_query("phi4-mini", "slm-inference", "(?i)error"),
+        container_logs.node_log_query("aks-gpu-1-vmss000000", "slm-system"),
+        container_logs.namespace_log_query("slm-edge"),
+    ):
+        assert _columns(query) <= logs, query
     events = {"TimeGenerated", *EVENT_TABLE}
-    assert _columns(container_logs.model_events_query("phi4-mini", "slm-inference")) <= events
+    assert _columns(container_logs.pod_events_query("phi4-mini-abc", "slm-inference")) <= events
 
 
 def test_a_model_query_reads_its_namespace_and_pods() -> None:
-    assert container_logs.model_log_query("phi4-mini", "slm-inference") == "\n".join(
+    assert container_logs.model_log_query("phi4-mini", "slm-inference") == " | ".join(
         [
             "ContainerLogV2",
-            "| where TimeGenerated > ago(1h)",
-            '| where PodNamespace == "slm-inference"',
-            r'| where PodName matches regex @"^phi4\-mini-(warm-[0-9a-f]+|[a-z0-9]+)-[a-z0-9]{5}$"',
-            "| project TimeGenerated, Computer, PodName, ContainerName, LogSource, LogMessage",
-            "| order by TimeGenerated desc",
+            "where TimeGenerated > ago(1h)",
+            'where PodNamespace == "slm-inference"',
+            r'where PodName matches regex @"^phi4\-mini-(warm-[0-9a-f]+|[a-z0-9]+)-[a-z0-9]{5}$"',
+            "project TimeGenerated, Computer, PodName, ContainerName, LogSource, LogMessage",
+            "order by TimeGenerated desc",
         ]
     )
 
