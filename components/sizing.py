@@ -43,7 +43,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from components.catalog import GpuSku, HourlyPrice, ModelSpec
+from components.catalog import CPU_SKUS, CpuSku, GpuSku, HourlyPrice, ModelSpec
 
 GIB = 1024**3
 # Azure bills and quotes monthly prices on 730 hours a month (8,760 hours / 12).
@@ -461,8 +461,10 @@ class EnginePlan:
     # What the model costs on this GPU beyond memory (sizing.compute_notes); () when nothing.
     notes: tuple[str, ...] = ()
     # vLLM: the capacity model's figures (components/right_sizing.ModelCapacity); None for
-    # Ollama, which the capacity model does not cover.
+    # Ollama and ONNX Runtime GenAI, which the capacity model does not cover.
     capacity: Any = None
+    # ONNX Runtime GenAI: the fit in a CPU node's memory (plan_onnx); None for other engines.
+    cpu: CpuFit | None = None
 
 
 def plan_vllm(
@@ -626,3 +628,189 @@ def cpu_memory_gib(model: ModelSpec, shape: ServingShape) -> float:
     """Memory an engine on CPU needs for weights and the KV cache of `shape` (GiB)."""
     kv = kv_cache_bytes_per_sequence(model, shape.max_model_len) * shape.max_num_seqs
     return (weight_bytes(model) + kv) / GIB
+
+
+# -- ONNX Runtime GenAI on CPU nodes ---------------------------------------------------------
+
+# What AKS keeps from every node (MicrosoftDocs/azure-aks-docs
+# @fb060abe6a8fef960d4c487b543bf7b1e97808fe, articles/aks/node-resource-reservations.md).
+# Memory, "AKS 1.29 and later": the kubelet's eviction threshold plus kube-reserved, the
+# lesser of 20 MB per pod the node supports + 50 MB and 25% of the node's memory. Every
+# Kubernetes minor the template creates on AKS is 1.33 or later (components/aks_versions.json),
+# so the older, regressive rule never applies. The page says MB; we read MiB, the larger, so
+# allocatable memory is never overstated.
+AKS_EVICTION_THRESHOLD_MIB = 100
+AKS_KUBE_RESERVED_MIB_PER_POD = 20
+AKS_KUBE_RESERVED_BASE_MIB = 50
+AKS_KUBE_RESERVED_MAX_SHARE = 0.25
+# Kube-reserved CPU in millicores by the host's cores (the same page's table).
+AKS_KUBE_RESERVED_MILLICORES = {1: 60, 2: 100, 4: 140, 8: 180, 16: 260, 32: 420, 64: 740}
+# The cluster runs Azure CNI Overlay and sets no maxPods: its default is 250 pods per node
+# (articles/aks/concepts-network-ip-address-planning.md, "Maximum pods per node").
+AKS_OVERLAY_DEFAULT_MAX_PODS = 250
+MIB = 1024**2
+KV_DTYPE_NAMES = {4: "float32", 2: "float16"}
+
+
+def aks_reserved_memory_gib(sku: CpuSku, max_pods: int = AKS_OVERLAY_DEFAULT_MAX_PODS) -> float:
+    """Memory AKS keeps from a node of `sku`: kube-reserved plus the eviction threshold."""
+    per_pods = (AKS_KUBE_RESERVED_MIB_PER_POD * max_pods + AKS_KUBE_RESERVED_BASE_MIB) * MIB
+    kube_reserved = min(per_pods, AKS_KUBE_RESERVED_MAX_SHARE * sku.ram_gib * GIB)
+    return (kube_reserved + AKS_EVICTION_THRESHOLD_MIB * MIB) / GIB
+
+
+def allocatable_memory_gib(sku: CpuSku, max_pods: int = AKS_OVERLAY_DEFAULT_MAX_PODS) -> float:
+    return sku.ram_gib - aks_reserved_memory_gib(sku, max_pods)
+
+
+def allocatable_millicores(sku: CpuSku) -> int:
+    """CPU a node of `sku` leaves to pods (KeyError: a core count the table does not give)."""
+    return sku.vcpus * 1000 - AKS_KUBE_RESERVED_MILLICORES[sku.vcpus]
+
+
+@dataclass(frozen=True)
+class CpuFit:
+    """One ONNX Runtime GenAI replica in a CPU node's memory, in GiB.
+
+    required = the ONNX files (graph + external weights, which the runtime loads into memory)
+             + the KV cache: max_num_seqs generators (--max-concurrent), each allocating its
+               cache for up to max_model_len tokens, in the checkpoint's KV dtype.
+    The runtime's own memory beyond these (ONNX Runtime's arenas, pre-packed int4 weights,
+    activations, the Python server) is NOT in `required`: no measurement of it for these
+    checkpoints on these VMs is recorded, so headroom must cover it. sku None: an existing
+    cluster's node, unknown, so nothing is checked and the container's need is reported."""
+
+    sku: CpuSku | None
+    weights_gib: float
+    kv_cache_gib: float
+    allocatable_gib: float | None
+    requested_vcpus: int | None
+
+    @property
+    def required_gib(self) -> float:
+        return self.weights_gib + self.kv_cache_gib
+
+    @property
+    def headroom_gib(self) -> float | None:
+        if self.allocatable_gib is None:
+            return None
+        return self.allocatable_gib - self.required_gib
+
+    @property
+    def fits(self) -> bool:
+        return self.headroom_gib is None or self.headroom_gib >= 0
+
+
+def onnx_weight_bytes(model: ModelSpec) -> int:
+    """The ONNX graph and its external weights: what the runtime loads (tokenizer files and
+    configs are a few MB and stay out)."""
+    return sum(size for name, size in model.files if name.endswith((".onnx", ".onnx.data")))
+
+
+def cpu_fit(model: ModelSpec, sku: CpuSku | None, shape: ServingShape) -> CpuFit:
+    kv = kv_cache_bytes_per_sequence(model, shape.max_model_len) * shape.max_num_seqs
+    return CpuFit(
+        sku=sku,
+        weights_gib=onnx_weight_bytes(model) / GIB,
+        kv_cache_gib=kv / GIB,
+        allocatable_gib=allocatable_memory_gib(sku) if sku else None,
+        # One replica per node, on every whole vCPU the node leaves to pods: ONNX Runtime
+        # sizes its thread pool to the node's cores, so a second replica would contend.
+        requested_vcpus=allocatable_millicores(sku) // 1000 if sku else None,
+    )
+
+
+def _largest_cpu(shape_for, model: ModelSpec, sku: CpuSku, upper: int) -> int:
+    """The largest n in [0, upper] whose shape fits (memory grows with n: binary search)."""
+    low, high = 0, upper
+    while low < high:
+        mid = (low + high + 1) // 2
+        if cpu_fit(model, sku, shape_for(mid)).fits:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def cpu_max_num_seqs_that_fit(model: ModelSpec, sku: CpuSku, shape: ServingShape) -> int:
+    return _largest_cpu(
+        lambda seqs: ServingShape(**{**shape.__dict__, "max_num_seqs": seqs}),
+        model,
+        sku,
+        upper=MAX_NUM_SEQS_LIMIT,
+    )
+
+
+def cpu_max_model_len_that_fits(model: ModelSpec, sku: CpuSku, shape: ServingShape) -> int:
+    steps = _largest_cpu(
+        lambda step: ServingShape(**{**shape.__dict__, "max_model_len": step * CONTEXT_STEP}),
+        model,
+        sku,
+        upper=model.max_context // CONTEXT_STEP,
+    )
+    return steps * CONTEXT_STEP
+
+
+def nearest_cpu_fits(model: ModelSpec, sku: CpuSku, shape: ServingShape) -> str:
+    """The closest changes that make the model fit: a shorter context, fewer concurrent
+    generators, or the smallest catalog CPU size that holds the shape as asked."""
+    options = []
+    if context := cpu_max_model_len_that_fits(model, sku, shape):
+        options.append(f"maxModelLen <= {context}")
+    if seqs := cpu_max_num_seqs_that_fit(model, sku, shape):
+        options.append(f"maxNumSeqs <= {seqs}")
+    others = [other for other in CPU_SKUS.values() if other.vm_size != sku.vm_size]
+    for other in sorted(others, key=lambda s: (s.ram_gib, s.vcpus, s.vm_size)):
+        if cpu_fit(model, other, shape).fits:
+            options.append(f"vmSize {other.vm_size}")
+            break
+    return ", or ".join(options) if options else "nothing in the catalog: choose a smaller model"
+
+
+def onnx_engine_args(shape: ServingShape) -> tuple[str, ...]:
+    """The server's arguments that sizing decides (images/onnxruntime-genai-server): as many
+    generators at once as the KV cache was sized for, each capped at that context."""
+    return (f"--max-concurrent={shape.max_num_seqs}", f"--max-model-len={shape.max_model_len}")
+
+
+def plan_onnx(name: str, model: ModelSpec, sku: CpuSku | None, shape: ServingShape) -> EnginePlan:
+    """ONNX Runtime GenAI on a CPU node of `sku` (None: any node of an existing cluster).
+    Raise SizingError, one line with the nearest fit, where the node cannot hold it."""
+    where = f"{name} ({model.source})"
+    if shape.max_model_len > model.max_context:
+        raise SizingError(
+            f"{where}: maxModelLen {shape.max_model_len} exceeds the model's context of "
+            f"{model.max_context} tokens"
+        )
+    if not model.files:
+        raise SizingError(
+            f"{where}: no file sizes are recorded for {model.subfolder}, so its memory cannot "
+            "be sized; record them in components/models/"
+        )
+    fit = cpu_fit(model, sku, shape)
+    if not fit.fits:
+        kv_dtype = KV_DTYPE_NAMES[model.kv_bytes_per_element]
+        raise SizingError(
+            f"{where} on {sku.vm_size} ({sku.vcpus} vCPUs, {sku.ram_gib} GiB): needs "
+            f"{fit.required_gib:.1f} GiB (weights {fit.weights_gib:.1f}, KV cache "
+            f"{fit.kv_cache_gib:.1f} for {shape.max_num_seqs} x {shape.max_model_len} tokens "
+            f"in {kv_dtype}; runtime overhead not modelled), {fit.allocatable_gib:.1f} GiB "
+            "allocatable after AKS's reservations; fits with " + nearest_cpu_fits(model, sku, shape)
+        )
+    return EnginePlan(
+        model=model,
+        sku=None,
+        shape=shape,
+        fit=None,
+        dtype=None,
+        max_num_seqs_at_context=cpu_max_num_seqs_that_fit(model, sku, shape) if sku else None,
+        max_model_len_at_num_seqs=cpu_max_model_len_that_fits(model, sku, shape) if sku else None,
+        engine_args=onnx_engine_args(shape),
+        startup_budget_seconds=startup_budget_seconds(model),
+        cpu=fit,
+    )
+
+
+def cpu_pool_monthly_cost(sku: CpuSku, min_count: int, max_count: int, spot: bool) -> PoolCost:
+    """VM hours of a CPU pool, as gpu_pool_monthly_cost: unknown where no price is recorded."""
+    return PoolCost(sku.spot if spot else sku.on_demand, min_count, max_count)
