@@ -8,6 +8,7 @@ of 128), the size pages' memory and AKS's reservation rule (components/sizing.py
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,15 @@ def test_cpu_pool_cost_is_unknown_without_a_recorded_price_and_730_hours_with_on
 def test_a_cpu_sku_gets_a_managed_os_disk_as_it_has_no_temp_disk() -> None:
     assert sizing.os_disk(D4S, None) == sizing.OsDisk(sizing.DEFAULT_OS_DISK_GIB, "Managed")
     assert isinstance(D4S, CpuSku)
+
+
+def test_the_docs_table_is_what_sizing_computes() -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "capacity.md").read_text()
+    for sku in CPU_SKUS.values():
+        millicores = sizing.allocatable_millicores(sku)
+        row = (
+            f"| {sku.vm_size} | {sku.vcpus} | {sku.ram_gib} | "
+            f"{sizing.aks_reserved_memory_gib(sku):.2f} | {sizing.allocatable_memory_gib(sku):.2f} "
+            f"| {millicores}m | {millicores // 1000} |"
+        )
+        assert row in docs, row
