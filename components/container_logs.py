@@ -70,6 +70,7 @@ COLLECTION_INTERVAL = "1m"
 # The agent reads only these namespaces' pods; the rest of the cluster costs nothing.
 NAMESPACE_FILTER = "Include"
 SKU = "PerGB2018"
+WORKSPACE_PREFIX = "log-slm-containers-"
 
 
 def addon_profile(
@@ -98,7 +99,7 @@ def collection_settings(namespaces: tuple[str, ...]) -> dict[str, Any]:
 def workspace_name(stack: str) -> str:
     """log-slm-containers-<stack>: beside the audit's log-slm-<stack> in the stack's group,
     cut to the workspace's rule (azure_names)."""
-    return azure_names.fit("log_analytics_workspace", "log-slm-containers-", stack)
+    return azure_names.fit("log_analytics_workspace", WORKSPACE_PREFIX, stack)
 
 
 def rule_name(location: str, stack: str) -> str:

@@ -49,16 +49,38 @@ def test_every_alert_has_its_runbook_section() -> None:
     assert names <= sections
 
 
-def test_every_alert_section_links_its_log_query() -> None:
-    """Each runbook section carries the LogQL components/log_queries.py builds for its
-    alert, exactly: a query that drifts from the collector's labels fails here."""
+def _runbook_sections() -> dict[str, str]:
     runbook = (ROOT / "docs" / "runbook.md").read_text()
-    sections = dict(re.findall(r"^## (\S+)\n(.*?)(?=^## |\Z)", runbook, flags=re.M | re.S))
-    queries = log_queries.runbook_queries()
-    assert set(queries) == {
+    return dict(re.findall(r"^## (\S+)\n(.*?)(?=^## |\Z)", runbook, flags=re.M | re.S))
+
+
+def _alert_names() -> set[str]:
+    return {
         r["alert"]
         for group in alerts.rule_groups(AlertThresholds(), "ns", "https://x/runbook.md")
         for r in group["rules"]
     }
+
+
+def test_every_alert_section_links_its_log_query() -> None:
+    """Each runbook section carries the LogQL components/log_queries.py builds for its
+    alert, exactly: a query that drifts from the collector's labels fails here."""
+    sections = _runbook_sections()
+    queries = log_queries.runbook_queries()
+    assert set(queries) == _alert_names()
     for alert in queries:
         assert log_queries.runbook_line(alert) in sections[alert.lower()], alert
+
+
+def test_every_alert_section_links_its_kql_for_aks_stacks() -> None:
+    """And the KQL over the stack's container-log workspace, exactly as log_queries builds
+    it from the Container Insights agent's columns (tests/test_container_logs.py)."""
+    sections = _runbook_sections()
+    queries = log_queries.runbook_kql_queries()
+    assert set(queries) == _alert_names()
+    for alert in queries:
+        line = log_queries.runbook_kql_line(alert)
+        assert line.startswith("**Logs** (AKS: ") and queries[alert].startswith(
+            ("ContainerLogV2 | ", "KubeEvents | ")
+        )
+        assert sections[alert.lower()].count(line) == 1, alert
