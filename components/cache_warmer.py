@@ -1,5 +1,7 @@
-"""The model-cache warmer: a Job per vLLM model that fills the model's cache with its pinned
-revision (images/model-cache-warmer), and what the servers add to wait for it.
+"""The model-cache warmer: a Job per vLLM or ONNX Runtime GenAI model that fills the model's
+cache with its pinned revision (images/model-cache-warmer), and what the servers add to wait
+for it. An ONNX checkpoint is one folder of its repository (the catalog's `subfolder`): the
+Job fills that folder alone, and its marker says so.
 
 Why a Job and not an init container of every server: a revision is downloaded once, by one
 pod, instead of by each replica that starts; the servers then run offline (HF_HUB_OFFLINE)
@@ -81,9 +83,17 @@ def marker_path(repo: str, revision: str, include: Iterable[str] = ()) -> str:
     return f"{MARKER_DIR}/{marker_name(repo, revision, include)}"
 
 
+def model_marker_path(model: ModelConfig) -> str:
+    return marker_path(model.source, model.revision, include_patterns(model.spec.subfolder))
+
+
 def job_name(model: ModelConfig) -> str:
-    """<model>-warm-<hash of repository and revision>: at most 40 + 6 + 10 characters."""
-    digest = hashlib.sha256(f"{model.source}@{model.revision}".encode()).hexdigest()
+    """<model>-warm-<hash of repository, revision and folder>: at most 40 + 6 + 10
+    characters. A new revision or another folder of it is a new Job; a model without a
+    folder keeps the name it always had."""
+    subfolder = model.spec.subfolder
+    filled = f"{model.source}@{model.revision}" + (f"/{subfolder}" if subfolder else "")
+    digest = hashlib.sha256(filled.encode()).hexdigest()
     return f"{model.name}-warm-{digest[:NAME_HASH_LENGTH]}"
 
 
@@ -103,6 +113,7 @@ def fill_args(model: ModelConfig, settings: CacheWarmerSettings) -> list[str]:
     ]
     if settings.source == "azure-blob":
         args.append(f"--blob-url={settings.blob_url}")
+    args += [f"--include={pattern}" for pattern in include_patterns(model.spec.subfolder)]
     return args
 
 
@@ -117,7 +128,7 @@ def wait_for_cache_container(
         "command": ["python3", WARMER_SCRIPT],
         "args": [
             "wait",
-            f"--marker={marker_path(model.source, model.revision)}",
+            f"--marker={model_marker_path(model)}",
             f"--timeout={deadline_seconds(startup_budget_seconds)}",
         ],
         # A Python loop that looks for one file.

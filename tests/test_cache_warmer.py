@@ -9,6 +9,7 @@ the cache puts a revision), the library's own code runs at the image's pinned ve
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import importlib.util
@@ -829,3 +830,71 @@ def test_snapshot_dir_is_where_huggingface_hub_finds_the_files(tmp_path: Path) -
     # And the script fills the same folder (its FillRequest.snapshot).
     request = warm_cache.FillRequest(ONNX_REPO, REVISION, hf_home)
     assert str(request.snapshot) == snapshot
+
+
+# -- the template's Job and wait for an ONNX checkpoint (the catalog's subfolder) ----------
+
+ONNX_REVISION = "a64b5309e58f6ac22cacdf9d143ab7455d8b9f5b"  # as the catalog pins it
+CATALOG_FOLDER = "cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4"
+
+
+def _onnx_model(**fields: Any) -> ModelConfig:
+    base = {"name": "phi4-mini-cpu", "engine": "onnxruntime", "source": ONNX_REPO}
+    return ModelConfig.model_validate(base | {"pool": "cpu", "revision": ONNX_REVISION} | fields)
+
+
+def _settings(**fields: Any) -> Any:
+    from components.config import CacheWarmer as CacheWarmerSettings
+
+    return CacheWarmerSettings.model_validate({"enabled": True, "image": WARMER_IMAGE} | fields)
+
+
+def test_an_onnx_checkpoint_is_filled_and_awaited_as_its_folder_alone() -> None:
+    model = _onnx_model()
+    assert model.spec.subfolder == CATALOG_FOLDER
+    assert cache_warmer.fill_args(model, _settings()) == [
+        "fill",
+        f"--repo={ONNX_REPO}",
+        f"--revision={ONNX_REVISION}",
+        "--dest=/models/huggingface",
+        "--source=huggingface",
+        f"--include={CATALOG_FOLDER}/*",
+    ]
+    mirror = _settings(source="azure-blob", blobUrl=MIRROR_URL, blobStorageAccountId=MIRROR_ACCOUNT_ID)  # fmt: skip
+    assert cache_warmer.fill_args(model, mirror)[-3:] == [
+        "--source=azure-blob",
+        f"--blob-url={MIRROR_URL}",
+        f"--include={CATALOG_FOLDER}/*",
+    ]
+    # The servers wait for the marker the script writes for exactly these arguments.
+    args = warm_cache.parser().parse_args(cache_warmer.fill_args(model, _settings()))
+    script_marker = warm_cache.fill_request(args).marker
+    wait = cache_warmer.wait_for_cache_container(WARMER_IMAGE, model, 600)
+    assert wait["args"][1] == f"--marker={script_marker}"
+    assert str(script_marker).startswith(f"/models/.slm-warm/microsoft--Phi-4-mini-instruct-onnx@{ONNX_REVISION}+")  # fmt: skip
+
+
+def test_a_model_without_a_folder_keeps_its_arguments_marker_and_job_name() -> None:
+    fields = {"name": "phi4-mini", "engine": "vllm", "source": REPO, "pool": "a100"}
+    model = ModelConfig.model_validate(fields | {"revision": REVISION})
+    assert model.spec.subfolder is None
+    assert not [a for a in cache_warmer.fill_args(model, _settings()) if a.startswith("--include")]
+    wait = cache_warmer.wait_for_cache_container(WARMER_IMAGE, model, 600)
+    assert (
+        wait["args"][1] == f"--marker=/models/.slm-warm/microsoft--Phi-4-mini-instruct@{REVISION}"
+    )
+    digest = hashlib.sha256(f"{REPO}@{REVISION}".encode()).hexdigest()
+    assert cache_warmer.job_name(model) == f"phi4-mini-warm-{digest[:10]}"
+
+
+def test_another_folder_of_the_same_revision_is_a_new_job(monkeypatch) -> None:
+    """A Job's arguments cannot change in place: another folder must be another Job (and
+    another marker, above), or the old marker would stand for the new folder."""
+    from components import catalog
+
+    model = _onnx_model()
+    digest = hashlib.sha256(f"{ONNX_REPO}@{ONNX_REVISION}/{CATALOG_FOLDER}".encode()).hexdigest()
+    assert cache_warmer.job_name(model) == f"phi4-mini-cpu-warm-{digest[:10]}"
+    moved = dataclasses.replace(model.spec, subfolder="gpu/gpu-int4-rtn-block-32")
+    monkeypatch.setitem(catalog.MODELS, ONNX_REPO, moved)  # the catalog moved to a GPU build
+    assert cache_warmer.job_name(model) != f"phi4-mini-cpu-warm-{digest[:10]}"
