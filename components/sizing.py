@@ -767,10 +767,15 @@ def nearest_cpu_fits(model: ModelSpec, sku: CpuSku, shape: ServingShape) -> str:
     return ", or ".join(options) if options else "nothing in the catalog: choose a smaller model"
 
 
-def onnx_engine_args(shape: ServingShape) -> tuple[str, ...]:
+def onnx_engine_args(shape: ServingShape, fit: CpuFit) -> tuple[str, ...]:
     """The server's arguments that sizing decides (images/onnxruntime-genai-server): as many
-    generators at once as the KV cache was sized for, each capped at that context."""
-    return (f"--max-concurrent={shape.max_num_seqs}", f"--max-model-len={shape.max_model_len}")
+    generators at once as the KV cache was sized for, each capped at that context, and on a
+    known node as many ONNX Runtime threads as the vCPUs requested (a CPU limit does not
+    narrow the cores it sizes its pool from; elsewhere its own choice stands)."""
+    args = [f"--max-concurrent={shape.max_num_seqs}", f"--max-model-len={shape.max_model_len}"]
+    if fit.requested_vcpus:
+        args.append(f"--threads={fit.requested_vcpus}")
+    return tuple(args)
 
 
 def plan_onnx(name: str, model: ModelSpec, sku: CpuSku | None, shape: ServingShape) -> EnginePlan:
@@ -805,7 +810,7 @@ def plan_onnx(name: str, model: ModelSpec, sku: CpuSku | None, shape: ServingSha
         dtype=None,
         max_num_seqs_at_context=cpu_max_num_seqs_that_fit(model, sku, shape) if sku else None,
         max_model_len_at_num_seqs=cpu_max_model_len_that_fits(model, sku, shape) if sku else None,
-        engine_args=onnx_engine_args(shape),
+        engine_args=onnx_engine_args(shape, fit),
         startup_budget_seconds=startup_budget_seconds(model),
         cpu=fit,
     )

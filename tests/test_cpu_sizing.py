@@ -7,6 +7,8 @@ of 128), the size pages' memory and AKS's reservation rule (components/sizing.py
 
 from __future__ import annotations
 
+import json
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +16,10 @@ import pytest
 
 from components import sizing
 from components.catalog import CPU_SKUS, MODELS, CpuSku, HourlyPrice
-from components.sizing import ServingShape, SizingError
+from components.sizing import KV_DTYPE_NAMES, ServingShape, SizingError
+
+# The tiny CPU int4 model test_onnx_server.py builds (once per session, shared by workers).
+from tests.test_onnx_server import ROOT, model_dir, onnx_python  # noqa: F401
 
 PHI = MODELS["microsoft/Phi-4-mini-instruct-onnx"]
 D4S = CPU_SKUS["Standard_D4s_v5"]
@@ -68,7 +73,7 @@ def test_phi4_mini_fits_a_d4s_v5_at_4096_tokens_x_4_with_its_headroom() -> None:
     assert fit.allocatable_gib == 12188 / 1024
     assert round(fit.headroom_gib, 2) == 3.33
     assert fit.fits and fit.requested_vcpus == 3
-    assert plan.engine_args == ("--max-concurrent=4", "--max-model-len=4096")
+    assert plan.engine_args == ("--max-concurrent=4", "--max-model-len=4096", "--threads=3")
     # What else the node holds: (12,188 MiB - weights) / (4,096 tokens x 0.25 MiB) = 7.x
     # generators at 4,096 tokens; at 4 generators, 7,503 MiB / 1 MiB a token in 256-token steps.
     free_mib = 12188 - WEIGHTS * 1024
@@ -153,7 +158,7 @@ def test_a_cpu_sku_gets_a_managed_os_disk_as_it_has_no_temp_disk() -> None:
 
 
 def test_the_docs_table_is_what_sizing_computes() -> None:
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "capacity.md").read_text()
+    docs = (ROOT / "docs" / "capacity.md").read_text()
     for sku in CPU_SKUS.values():
         millicores = sizing.allocatable_millicores(sku)
         row = (
@@ -162,3 +167,48 @@ def test_the_docs_table_is_what_sizing_computes() -> None:
             f"| {millicores}m | {millicores // 1000} |"
         )
         assert row in docs, row
+
+
+# -- contract: what the pinned server and model builder make of the plan ----------------------
+
+# Run in .venv-onnx (onnxruntime-genai 0.18.0, the image's): the KV-cache inputs' element type
+# of a CPU int4 graph from the pinned model builder, and the server's own parse of the plan's
+# arguments.
+CONTRACT = r"""
+import json, sys
+import onnx
+sys.path.insert(0, sys.argv[2])
+import server
+folder = sys.argv[1]
+graph = onnx.load(folder + "/model.onnx", load_external_data=False).graph
+kv = {onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name
+      for i in graph.input if i.name.startswith("past_key_values")}
+settings = server.parse_settings(
+    ["--model-dir", folder, "--served-model-name", "m", *json.loads(sys.argv[3])],
+    {"OGA_SERVER_API_KEY": "k"},
+)
+print(json.dumps({"kv": sorted(kv), "kv_inputs": sum(i.name.startswith("past_key_values")
+                  for i in graph.input), "settings": [settings.max_concurrent,
+                  settings.max_model_len, settings.threads]}))
+"""
+
+
+def test_the_pinned_builder_keeps_a_cpu_int4_kv_cache_in_float32_and_the_server_takes_the_args(
+    model_dir: Path,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """The float32 the sizing uses for the published CPU int4 checkpoint is the pinned
+    builder's choice for every CPU int4 graph (tests/onnx_fixtures.py builds one the same way);
+    and the arguments plan_onnx hands the server parse to the shape it sized."""
+    plan = sizing.plan_onnx("phi", PHI, D4S, ServingShape(max_model_len=4096, max_num_seqs=4))
+    server_dir = ROOT / "images" / "onnxruntime-genai-server"
+    result = subprocess.run(
+        [str(onnx_python()), "-c", CONTRACT, str(model_dir / "onnx"), str(server_dir),
+         json.dumps(plan.engine_args)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout)
+    # The tiny model has 2 layers: a key and a value input for each, all float32.
+    assert found["kv"] == ["float32"] and found["kv_inputs"] == 4
+    assert KV_DTYPE_NAMES[PHI.kv_bytes_per_element] == "float32"
+    assert found["settings"] == [4, 4096, 3]
