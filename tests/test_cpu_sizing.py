@@ -212,3 +212,26 @@ def test_the_pinned_builder_keeps_a_cpu_int4_kv_cache_in_float32_and_the_server_
     assert found["kv"] == ["float32"] and found["kv_inputs"] == 4
     assert KV_DTYPE_NAMES[PHI.kv_bytes_per_element] == "float32"
     assert found["settings"] == [4, 4096, 3]
+
+
+def test_the_aks_reservation_constants_are_the_ones_aks_documents() -> None:
+    """Against tests/upstream/azure-aks-docs-fb060ab-node-reservations: the CPU table, the
+    1.29+ memory rule and Azure CNI Overlay's default max pods."""
+    upstream = ROOT / "tests" / "upstream" / "azure-aks-docs-fb060ab-node-reservations"
+    reservations = json.loads((upstream / "reservations.json").read_text())
+    cpu = {int(cores): m for cores, m in reservations["kubeReservedMillicoresByCores"].items()}
+    assert cpu == sizing.AKS_KUBE_RESERVED_MILLICORES
+    since = reservations["since1.29"]
+    assert (
+        since["evictionThresholdMi"],
+        since["kubeReservedMBPerMaxPod"],
+        since["kubeReservedMBBase"],
+        since["kubeReservedMaxPercentOfMemory"],
+    ) == (
+        sizing.AKS_EVICTION_THRESHOLD_MIB,
+        sizing.AKS_KUBE_RESERVED_MIB_PER_POD,
+        sizing.AKS_KUBE_RESERVED_BASE_MIB,
+        sizing.AKS_KUBE_RESERVED_MAX_SHARE * 100,
+    )
+    max_pods = json.loads((upstream / "max-pods.json").read_text())
+    assert max_pods["Azure CNI Overlay"] == sizing.AKS_OVERLAY_DEFAULT_MAX_PODS
