@@ -66,6 +66,8 @@ AGENT_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 # enough to leave room for suffixes such as "-metrics" within the 63-character limit.
 MODEL_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 HF_REPO = re.compile(r"^[A-Za-z0-9][-\w.]*/[-\w.]+$")
+# Engines whose models come from a Hugging Face repository at a pinned commit.
+HUB_ENGINES = ("vllm", "onnxruntime")
 OLLAMA_TAG = re.compile(r"^[a-z0-9][-a-z0-9_./]*(:[-\w.]+)?$")
 AZURE_VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
 # Images, pinned by tag and digest in every environment, so dev runs the bytes prod will.
@@ -100,6 +102,12 @@ IMAGE_REFERENCE = re.compile(
 VLLM_DEFAULT_MAX_NUM_SEQS = 16
 OLLAMA_DEFAULT_CONTEXT = 4096
 OLLAMA_DEFAULT_PARALLEL = 4
+# ONNX Runtime GenAI on CPU: prompt processing on CPU cores is slow enough that long contexts
+# are outside what it serves well, so the same 4,096 tokens as Ollama; one generator at a
+# time, which gets every core (the server runs generators side by side, each with its own KV
+# cache, splitting the cores: raise maxNumSeqs for throughput at the cost of each stream).
+ONNX_DEFAULT_CONTEXT = 4096
+ONNX_DEFAULT_CONCURRENCY = 1
 GIT_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 # An Azure Blob container, optionally a prefix inside it; no query string, so no SAS token
@@ -306,6 +314,13 @@ class ExistingCluster(_Strict):
 
 # The keys of a gpuPools entry that only shape an AKS agent pool: refused on an existing
 # cluster, whose nodes already exist (their count, zones and disks are yours).
+# ModelConfig fields that only vLLM reads (a GPU engine with the capacity model behind it).
+VLLM_ONLY_MODEL_KEYS = {
+    "workload": "workload",
+    "targets": "targets",
+    "tensor_parallel_size": "tensorParallelSize",
+    "gpu_memory_utilization": "gpuMemoryUtilization",
+}
 AKS_ONLY_POOL_KEYS = {"min_count": "minCount", "zones": "zones", "os_disk_size_gb": "osDiskSizeGb"}
 
 
@@ -381,6 +396,50 @@ class GpuPool(_Strict):
         """The pool's cost as billed (spot or not), or priced the other way with `spot`."""
         billed_as_spot = self.spot if spot is None else spot
         return sizing.gpu_pool_monthly_cost(
+            self.sku, self.min_count, self.max_count, billed_as_spot
+        )
+
+
+class CpuPool(_Strict):
+    """A CPU node pool for engines that need no GPU (ONNX Runtime GenAI). On AKS the
+    template creates it as an untainted user agent pool whose nodes only the models placed on
+    it select; on an existing cluster it describes nodes that already exist, labelled
+    slm-deploy/pool=<name>, and minCount, zones and osDiskSizeGb are refused there."""
+
+    name: str = Field(pattern=AGENT_POOL_NAME.pattern)
+    # A CPU VM size from the catalog (components/catalog.py CPU_SKUS): its vCPUs, memory and
+    # price drive the fit check and the cost.
+    vm_size: str = Field(pattern=AZURE_VM_SIZE.pattern)
+    # 0 lets an idle pool cost nothing; the cluster autoscaler adds nodes on demand.
+    min_count: int = Field(0, ge=0, le=100)
+    max_count: int = Field(1, ge=1, le=100)
+    spot: bool = False
+    zones: list[Literal["1", "2", "3"]] = []
+    os_disk_size_gb: int | None = Field(None, ge=32, le=4096)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        return _meets(value_rules.pool_name_free, value)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> CpuPool:
+        _check_bounds(self.min_count, self.max_count, "minCount", "maxCount")
+        if self.vm_size not in catalog.CPU_SKUS:
+            raise _FieldError(
+                "vmSize",
+                self.vm_size,
+                "a CPU VM size from components/catalog.py: " + ", ".join(catalog.CPU_SKUS),
+            )
+        return self
+
+    @property
+    def sku(self) -> catalog.CpuSku:
+        return catalog.CPU_SKUS[self.vm_size]
+
+    def monthly_cost(self, spot: bool | None = None) -> sizing.PoolCost:
+        billed_as_spot = self.spot if spot is None else spot
+        return sizing.cpu_pool_monthly_cost(
             self.sku, self.min_count, self.max_count, billed_as_spot
         )
 
@@ -463,12 +522,13 @@ class Targets(_Strict):
 class ModelConfig(_Strict):
     # The served model name: clients send it as "model" in OpenAI requests.
     name: str = Field(pattern=MODEL_NAME.pattern)
-    engine: Literal["vllm", "ollama"]
-    # A Hugging Face repository (vllm) or an Ollama library tag (ollama).
+    engine: Literal["vllm", "ollama", "onnxruntime"]
+    # A Hugging Face repository (vllm, onnxruntime) or an Ollama library tag (ollama).
     source: str = Field(min_length=1)
     # The Hugging Face commit to serve: pinned so that a redeploy serves the same weights.
     revision: str | None = Field(None, pattern=GIT_COMMIT.pattern)
-    # The GPU pool to run on; omitted means CPU (Ollama only).
+    # Where the model runs: a gpuPools name (vLLM; Ollama on a GPU), a cpuPools name (ONNX
+    # Runtime, required). Omitted: Ollama on CPU, on any node.
     pool: str | None = None
     replicas: Replicas = Field(default_factory=Replicas)
     # Context and concurrency per replica. vLLM: the KV cache must hold max_num_seqs
@@ -479,9 +539,11 @@ class ModelConfig(_Strict):
     # (OLLAMA_NUM_PARALLEL in the source chapter).
     max_model_len: int | None = Field(None, ge=256, le=1_048_576)
     max_num_seqs: int | None = Field(None, ge=1, le=1024)
-    # KEDA's target of waiting requests per replica (vllm:num_requests_waiting). Default:
-    # the queue a replica drains within the TTFT target's slack (components/capacity.py,
-    # queue_threshold); an explicit value wins. Lower scales out sooner.
+    # KEDA's target of waiting requests per replica (vllm:num_requests_waiting, a name the
+    # ONNX Runtime server exports too). Default: vLLM, the queue a replica drains within the
+    # TTFT target's slack (components/capacity.py, queue_threshold); ONNX Runtime, its
+    # maxNumSeqs (one more round of generators waiting). An explicit value wins. Lower
+    # scales out sooner.
     queue_per_replica: int | None = Field(None, ge=1, le=1000)
     # The request shape and the service levels the capacity model sizes this model for.
     workload: Workload = Field(default_factory=Workload)
@@ -496,7 +558,7 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _source_matches_engine(self) -> ModelConfig:
-        if self.engine == "vllm" and not HF_REPO.match(self.source):
+        if self.engine in HUB_ENGINES and not HF_REPO.match(self.source):
             raise _FieldError(
                 "source",
                 self.source,
@@ -508,19 +570,8 @@ class ModelConfig(_Strict):
             raise _FieldError("pool", None, "a GPU pool name: vLLM models run on GPUs")
         if self.engine == "ollama" and self.revision is not None:
             raise _FieldError("revision", self.revision, "nothing: Ollama tags have no revision")
-        for field, key in (
-            ("workload", "workload"),
-            ("targets", "targets"),
-            ("queue_per_replica", "queuePerReplica"),
-        ):
-            if self.engine == "ollama" and field in self.model_fields_set:
-                raise _FieldError(
-                    key,
-                    "{...}" if field != "queue_per_replica" else self.queue_per_replica,
-                    "nothing for Ollama: the capacity model and the autoscaler that read it "
-                    "cover vLLM only",
-                )
-        if self.engine == "vllm" and self.variants:
+        self._check_engine_keys()
+        if self.engine != "ollama" and self.variants:
             raise _FieldError("variants", "[...]", "nothing: Modelfile variants are Ollama's")
         if self.engine == "ollama" and self.replicas.max > 1:
             raise _FieldError(
@@ -538,21 +589,56 @@ class ModelConfig(_Strict):
             )
         return self
 
+    def _check_engine_keys(self) -> None:
+        """Keys that mean something for one engine only are refused on the others, rather
+        than silently ignored."""
+        for field, key in (
+            ("workload", "workload"),
+            ("targets", "targets"),
+            ("queue_per_replica", "queuePerReplica"),
+        ):
+            if self.engine == "ollama" and field in self.model_fields_set:
+                raise _FieldError(
+                    key,
+                    "{...}" if field != "queue_per_replica" else self.queue_per_replica,
+                    "nothing for Ollama: the capacity model and the autoscaler that read it "
+                    "cover vLLM only",
+                )
+        for field, key in VLLM_ONLY_MODEL_KEYS.items():
+            if self.engine == "onnxruntime" and field in self.model_fields_set:
+                value = getattr(self, field)
+                raise _FieldError(
+                    key,
+                    value.model_dump(by_alias=True, exclude_unset=True)
+                    if isinstance(value, BaseModel)
+                    else value,
+                    "nothing for ONNX Runtime: "
+                    + (
+                        "the capacity model covers vLLM on GPUs; throughput on CPU is not modelled"
+                        if field in ("workload", "targets")
+                        else "it runs on CPU, one process per replica"
+                    ),
+                )
+
     @property
     def spec(self) -> catalog.ModelSpec:
         return catalog.MODELS[self.source]
 
     def serving_shape(self) -> sizing.ServingShape:
         vllm = self.engine == "vllm"
+        context, concurrency = {
+            "vllm": (self.spec.recommended_context, VLLM_DEFAULT_MAX_NUM_SEQS),
+            "ollama": (OLLAMA_DEFAULT_CONTEXT, OLLAMA_DEFAULT_PARALLEL),
+            "onnxruntime": (ONNX_DEFAULT_CONTEXT, ONNX_DEFAULT_CONCURRENCY),
+        }[self.engine]
         return sizing.ServingShape(
-            max_model_len=self.max_model_len
-            or (self.spec.recommended_context if vllm else OLLAMA_DEFAULT_CONTEXT),
-            max_num_seqs=self.max_num_seqs
-            or (VLLM_DEFAULT_MAX_NUM_SEQS if vllm else OLLAMA_DEFAULT_PARALLEL),
+            max_model_len=self.max_model_len or context,
+            max_num_seqs=self.max_num_seqs or concurrency,
             tensor_parallel_size=self.tensor_parallel_size,
             gpu_memory_utilization=self.gpu_memory_utilization,
             # vLLM pages its KV cache; Ollama (llama.cpp) allocates every slot's full
-            # context at load, so its worst case is what it really holds.
+            # context at load, and an ONNX Runtime generator its whole max_length, so their
+            # worst case is what they really hold.
             tokens_per_sequence=self.workload.input_tokens + self.workload.output_tokens
             if vllm
             else None,
@@ -660,6 +746,15 @@ class ServingSettings(_Strict):
     def _pinned(cls, value: str) -> str:
         return pinned_image(value)
 
+    # The image built from images/onnxruntime-genai-server: required when a model has
+    # engine onnxruntime (there is no public image of it to default to).
+    onnx_image: str | None = Field(None, pattern=IMAGE_REFERENCE.pattern)
+
+    @field_validator("onnx_image")
+    @classmethod
+    def _pinned_if_set(cls, value: str | None) -> str | None:
+        return value if value is None else pinned_image(value)
+
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
     cache_warmer: CacheWarmer = Field(default_factory=CacheWarmer)
 
@@ -760,6 +855,7 @@ class StackConfig(_Strict):
     environment: Environment
     cluster: Annotated[AksCluster | ExistingCluster, Field(discriminator="mode")]
     gpu_pools: list[GpuPool] = []
+    cpu_pools: list[CpuPool] = []
     models: list[ModelConfig] = Field(min_length=1)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     secrets: Secrets = Field(default_factory=Secrets)
@@ -781,14 +877,25 @@ class StackConfig(_Strict):
     def pool(self, name: str) -> GpuPool:
         return next(pool for pool in self.gpu_pools if pool.name == name)
 
+    def cpu_pool(self, name: str) -> CpuPool:
+        return next(pool for pool in self.cpu_pools if pool.name == name)
+
     @cached_property
     def engine_plans(self) -> dict[str, sizing.EnginePlan]:
         """Each model's memory fit, engine arguments and budgets (raises SizingProblem)."""
         return {model.name: self._plan(index, model) for index, model in enumerate(self.models)}
 
     def _plan(self, index: int, model: ModelConfig) -> sizing.EnginePlan:
-        pool = self.pool(model.pool) if model.pool else None
         try:
+            if model.engine == "onnxruntime":
+                cpu_pool = self.cpu_pool(model.pool) if model.pool else None
+                return sizing.plan_onnx(
+                    model.name,
+                    model.spec,
+                    cpu_pool.sku if cpu_pool else None,
+                    model.serving_shape(),
+                )
+            pool = self.pool(model.pool) if model.pool else None
             if model.engine == "vllm":
                 return self._plan_vllm(model, pool)
             return sizing.plan_ollama(
@@ -885,19 +992,41 @@ class StackConfig(_Strict):
     def _references(self) -> StackConfig:
         _check_kubernetes_version(self.cluster.kubernetes_version, self.is_aks)
         _check_unique([p.name for p in self.gpu_pools], "gpuPools", "name")
-        _check_unique([m.name for m in self.models], "models", "name")
-        pool_names = [p.name for p in self.gpu_pools]
-        for index, model in enumerate(self.models):
-            if model.pool is not None and model.pool not in pool_names:
-                allowed = ", ".join(pool_names) if pool_names else "none (gpuPools is empty)"
+        # Agent pools share one namespace per cluster, and nodes one pool label.
+        _check_unique([p.name for p in self.cpu_pools], "cpuPools", "name")
+        gpu_names = {p.name for p in self.gpu_pools}
+        for index, pool in enumerate(self.cpu_pools):
+            if pool.name in gpu_names:
                 raise _FieldError(
-                    f"models[{index}].pool", model.pool, f"a gpuPools name: {allowed}"
+                    f"cpuPools[{index}].name", pool.name, "a name no gpuPools entry has"
                 )
+        _check_unique([m.name for m in self.models], "models", "name")
+        for index, model in enumerate(self.models):
+            self._check_model_pool(index, model)
         if not self.is_aks:
             self._check_existing_pools()
         self._check_mig_pools()
         self._check_environment_rules()
         return self
+
+    def _check_model_pool(self, index: int, model: ModelConfig) -> None:
+        """A model runs on a pool of its kind: GPU engines on gpuPools, ONNX Runtime on
+        cpuPools, which it must name: the fit check sizes a replica to the pool's VM (and on
+        AKS the system pool is for the cluster's own pods)."""
+        on_cpu = model.engine == "onnxruntime"
+        kind, pools = ("cpuPools", self.cpu_pools) if on_cpu else ("gpuPools", self.gpu_pools)
+        names = [p.name for p in pools]
+        if on_cpu and model.pool is None:
+            allowed = ", ".join(names) if names else "none (cpuPools is empty: declare one)"
+            raise _FieldError(
+                f"models[{index}].pool",
+                None,
+                "a cpuPools name (a replica is sized to one node's CPUs and memory; on an "
+                f"existing cluster the entry describes labelled nodes): {allowed}",
+            )
+        if model.pool is not None and model.pool not in names:
+            allowed = ", ".join(names) if names else f"none ({kind} is empty)"
+            raise _FieldError(f"models[{index}].pool", model.pool, f"a {kind} name: {allowed}")
 
     def _check_mig_pools(self) -> None:
         """AKS partitions GPUs into slices only where it installs its own driver (AgentBaker's
@@ -926,11 +1055,13 @@ class StackConfig(_Strict):
     def _check_existing_pools(self) -> None:
         """On an existing cluster a pool describes nodes that exist: the keys that shape an
         AKS agent pool mean nothing there, so they are refused rather than ignored."""
-        for index, pool in enumerate(self.gpu_pools):
+        pools = [("gpuPools", i, p) for i, p in enumerate(self.gpu_pools)]
+        pools += [("cpuPools", i, p) for i, p in enumerate(self.cpu_pools)]
+        for kind, index, pool in pools:
             for field, key in AKS_ONLY_POOL_KEYS.items():
                 if field in pool.model_fields_set:
                     raise _FieldError(
-                        f"gpuPools[{index}].{key}",
+                        f"{kind}[{index}].{key}",
                         getattr(pool, field),
                         "nothing with cluster.mode existing: the nodes exist already (maxCount "
                         "says how many); minCount, zones and osDiskSizeGb shape AKS agent pools",
@@ -984,7 +1115,7 @@ class StackConfig(_Strict):
                     f"models[{index}].replicas.max",
                     model.replicas.max,
                     f"{model.replicas.min} (the minimum) while monitoring.mode is none: "
-                    "autoscaling reads vLLM's queue from Prometheus",
+                    "autoscaling reads the servers' queue from Prometheus",
                 )
             if model.replicas.min == 0 and self.environment in ("staging", "prod"):
                 raise _FieldError(
@@ -992,7 +1123,7 @@ class StackConfig(_Strict):
                     0,
                     f"at least 1 in {self.environment}: scale to zero is for dev and local",
                 )
-            if model.replicas.min == 0 and model.engine == "vllm" and not model.replicas.awake:
+            if model.replicas.min == 0 and model.engine != "ollama" and not model.replicas.awake:
                 raise _FieldError(
                     f"models[{index}].replicas.awake",
                     None,
@@ -1021,10 +1152,10 @@ class StackConfig(_Strict):
     def check_gated_models_have_a_token(self) -> None:
         """Called after the memory fit: a gated model that cannot run is fixed first."""
         warmer = self.serving.cache_warmer
-        # vLLM models filled from the Azure Blob mirror never ask the Hub for anything.
+        # Hub models (vLLM, ONNX Runtime) filled from the Azure Blob mirror never ask the Hub.
         from_mirror = warmer.enabled and warmer.source == "azure-blob"
         for index, model in enumerate(self.models):
-            if from_mirror and model.engine == "vllm":
+            if from_mirror and model.engine in HUB_ENGINES:
                 continue
             if model.spec.gated and not self.secrets.hugging_face_token:
                 raise _FieldError(
@@ -1044,6 +1175,8 @@ class StackConfig(_Strict):
         }
         if serving.cache_warmer.enabled:
             images["serving.cacheWarmer.image"] = serving.cache_warmer.image
+        if serving.onnx_image:
+            images["serving.onnxImage"] = serving.onnx_image
         if self.ingress.enabled:
             images["ingress.edgeAuthImage"] = self.ingress.edge_auth_image
         for key, image in images.items():
@@ -1053,7 +1186,7 @@ class StackConfig(_Strict):
     def _check_serving_rules(self) -> None:
         production = self.environment in ("staging", "prod")
         for index, model in enumerate(self.models):
-            if production and model.engine == "vllm" and model.revision is None:
+            if production and model.engine in HUB_ENGINES and model.revision is None:
                 raise _FieldError(
                     f"models[{index}].revision",
                     None,
@@ -1078,10 +1211,34 @@ class StackConfig(_Strict):
             )
         if ingress.tls_key_vault_certificate_uri and not self.is_aks:
             raise _FieldError("ingress.tlsKeyVaultCertificateUri", "...", "tlsSecretName off AKS")
+        self._check_onnx_serving()
         self._check_ollama_preloaded()
         self._check_open_webui()
         if self.serving.cache_warmer.enabled:
             self._check_cache_warmer()
+
+    def _check_onnx_serving(self) -> None:
+        """The ONNX Runtime server reads one variant folder of a pinned revision from the
+        model cache and never downloads: the cache warmer is how its weights arrive, and
+        its image is one the team builds (images/onnxruntime-genai-server)."""
+        onnx = [(i, m) for i, m in enumerate(self.models) if m.engine == "onnxruntime"]
+        if not onnx:
+            return
+        index = onnx[0][0]
+        if self.serving.onnx_image is None:
+            raise _FieldError(
+                "serving.onnxImage",
+                None,
+                f"the image built from images/onnxruntime-genai-server: models[{index}] has "
+                "engine onnxruntime",
+            )
+        if not self.serving.cache_warmer.enabled:
+            raise _FieldError(
+                "serving.cacheWarmer.enabled",
+                False,
+                f"true while models[{index}] has engine onnxruntime: its server reads the "
+                "weights the warmer puts in the model cache and downloads nothing itself",
+            )
 
     def _check_ollama_preloaded(self) -> None:
         """Preloaded models live read-only in the image: nothing to pull, nowhere to build."""
@@ -1140,7 +1297,7 @@ class StackConfig(_Strict):
                 "the model servers read",
             )
         for index, model in enumerate(self.models):
-            if model.engine == "vllm" and model.revision is None:
+            if model.engine in HUB_ENGINES and model.revision is None:
                 raise _FieldError(
                     f"models[{index}].revision",
                     None,
@@ -1168,6 +1325,7 @@ TOP_LEVEL_KEYS = {
     "environment": "environment",
     "cluster": "cluster",
     "gpuPools": "gpu_pools",
+    "cpuPools": "cpu_pools",
     "models": "models",
     "monitoring": "monitoring",
     "secrets": "secrets",

@@ -100,6 +100,8 @@ class MonitoringArgs:
     # AKS application routing's namespace when the stack's Ingress goes through it: its
     # NGINX counts the edge's refusals (EdgeRefusingRequests). None: nothing to scrape.
     edge_namespace: str | None = None
+    # The model servers scraped, by their app label: vLLM always, ONNX Runtime with its models.
+    model_servers: tuple[str, ...] = ("vllm",)
 
 
 def chart_values(args: MonitoringArgs) -> dict[str, Any]:
@@ -200,12 +202,13 @@ def grafana_secret_values(wiring: PodWiring) -> dict[str, Any]:
     return values
 
 
-def vllm_service_monitor(inference_namespace: str) -> dict[str, Any]:
-    """Every vLLM Service's /metrics (no API key needed: vLLM leaves /metrics open)."""
+def model_service_monitor(inference_namespace: str, server: str = "vllm") -> dict[str, Any]:
+    """Every Service of one model server (its app label: vllm, onnxruntime) on /metrics,
+    which needs no API key: vLLM leaves it open, and so does our ONNX Runtime server."""
     return {
         "selector": {
             "matchLabels": {
-                "app.kubernetes.io/name": "vllm",
+                "app.kubernetes.io/name": server,
                 "app.kubernetes.io/part-of": "slm-deploy",
             }
         },
@@ -242,12 +245,16 @@ def declare_service_monitors(
     inference_namespace: str,
     edge_namespace: str | None,
     opts: pulumi.ResourceOptions,
+    model_servers: tuple[str, ...] = ("vllm",),
 ) -> None:
     """What Prometheus scrapes beyond its chart's defaults, in the CRD group of the
     Prometheus that reads it: the vLLM servers, and the edge controller when the stack's
     Ingress goes through AKS application routing (its namespace is AKS's, so the monitor
     lives in ours)."""
-    monitors = {"vllm": ("vllm", vllm_service_monitor(inference_namespace))}
+    monitors = {
+        server: (server, model_service_monitor(inference_namespace, server))
+        for server in model_servers
+    }
     if edge_namespace is not None:
         monitors["edge"] = ("edge-controller", edge_service_monitor(edge_namespace))
     for suffix, (monitor_name, spec) in monitors.items():
@@ -294,6 +301,7 @@ class InClusterMonitoring(pulumi.ComponentResource):
             args.inference_namespace,
             args.edge_namespace,
             after_crds,
+            args.model_servers,
         )
         k8s.apiextensions.CustomResource(
             f"{name}-rules",
@@ -357,6 +365,7 @@ class AzureMonitoringArgs:
     runbook_url: str
     private_cluster: bool = False
     edge_namespace: str | None = None  # as MonitoringArgs.edge_namespace
+    model_servers: tuple[str, ...] = ("vllm",)  # as MonitoringArgs.model_servers
     # prod: the workspace (the metrics history) and Grafana (dashboards made in its UI) are
     # state: a change that would delete them stops instead (docs/backups.md).
     protect: bool = False
@@ -428,6 +437,7 @@ class AzureManagedMonitoring(pulumi.ComponentResource):
             args.inference_namespace,
             args.edge_namespace,
             child,
+            args.model_servers,
         )
         self.prometheus_url = workspace.metrics.apply(
             lambda metrics: metrics.prometheus_query_endpoint if metrics else None

@@ -23,7 +23,8 @@ from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.cache_warmer import SERVICE_ACCOUNT as CACHE_WARMER_ACCOUNT
 from components.cache_warmer import BlobReaderArgs, BlobReaderIdentity
 from components.cluster import Cluster, ClusterArgs
-from components.config import GpuPool, ModelConfig, StackConfig
+from components.config import CpuPool, GpuPool, ModelConfig, StackConfig
+from components.cpu_pool import CpuNodePool, CpuPoolArgs
 from components.edge_auth import SERVICE_ACCOUNT as EDGE_AUTH_ACCOUNT
 from components.edge_auth import EdgeAuth, EdgeAuthArgs
 from components.gpu_pool import (
@@ -74,6 +75,8 @@ from components.ollama import (
     default_chat_model,
 )
 from components.ollama import PORT as OLLAMA_PORT
+from components.onnx_runtime import PORT as ONNX_PORT
+from components.onnx_runtime import OnnxRuntimeArgs, OnnxRuntimeService
 from components.secrets import (
     API_KEY,
     API_KEYS,
@@ -112,6 +115,7 @@ class Platform(pulumi.ComponentResource):
                 config.cluster,
                 config.monitoring.mode,
                 app_routing=config.is_aks and config.ingress.enabled,
+                logs=config.monitoring.logs,
             ),
             opts=child,
         )
@@ -129,6 +133,18 @@ class Platform(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=cluster),
             )
             for pool in (config.gpu_pools if config.is_aks else [])
+        } | {
+            pool.name: CpuNodePool(
+                f"{name}-cpu-pool-{pool.name}",
+                CpuPoolArgs(
+                    pool,
+                    cluster.resource_group_name,
+                    cluster.cluster_name,
+                    cluster.network.nodes_subnet_id,
+                ),
+                opts=pulumi.ResourceOptions(parent=cluster),
+            )
+            for pool in (config.cpu_pools if config.is_aks else [])
         }
         on_cluster = pulumi.ResourceOptions(parent=self, providers={"kubernetes": cluster.provider})
         namespaces = Namespaces(
@@ -173,7 +189,7 @@ class Platform(pulumi.ComponentResource):
                 opts=_after(
                     on_cluster,
                     namespaces.namespaces[NODE_SYSTEM_NAMESPACE],
-                    *pools.values(),
+                    *(pools[pool.name] for pool in config.gpu_pools if pool.name in pools),
                     *([monitoring.release] if isinstance(monitoring, InClusterMonitoring) else []),
                 ),
             )
@@ -200,9 +216,7 @@ class Platform(pulumi.ComponentResource):
                     monitoring.keda_client_id
                     if isinstance(monitoring, AzureManagedMonitoring)
                     else None,
-                    queue_thresholds={
-                        m.name: config.engine_plans[m.name].capacity.queue_threshold for m in scaled
-                    },
+                    queue_thresholds={m.name: queue_threshold(config, m) for m in scaled},
                 ),
                 opts=_after(in_inference, *services.values()),
             )
@@ -216,7 +230,7 @@ class Platform(pulumi.ComponentResource):
             endpoints |= ingress.urls
 
         # The one shared key, while it is live (always, in a stack without consumers).
-        shared_key = bool(vllm_models(config)) and any(
+        shared_key = bool(keyed_models(config)) and any(
             key.consumer is None for key in secrets.api_keys
         )
         self.outputs = {
@@ -233,6 +247,10 @@ class Platform(pulumi.ComponentResource):
                 pool.name: pool_summary(pool, existing=not config.is_aks)
                 for pool in config.gpu_pools
             },
+            "cpuPools": {
+                pool.name: cpu_pool_summary(pool, existing=not config.is_aks)
+                for pool in config.cpu_pools
+            },
             "models": {
                 model.name: model_summary(model, config.engine_plans[model.name])
                 for model in config.models
@@ -247,7 +265,7 @@ class Platform(pulumi.ComponentResource):
             if secrets.vault_name is not None and shared_key
             else None,
             # Per consumer, how to read its current key: commands, never the keys.
-            "apiKeyCommands": _consumer_key_commands(secrets) if vllm_models(config) else {},
+            "apiKeyCommands": _consumer_key_commands(secrets) if keyed_models(config) else {},
             "autoscaledModels": [model.name for model in scaled],
             "prometheusUrl": monitoring.prometheus_url if monitoring else None,
             "grafanaUrl": monitoring.grafana_url if monitoring else None,
@@ -295,11 +313,12 @@ EDGE_AUTH = Consumer(
 
 
 def checks_keys_at_edge(config: StackConfig) -> bool:
-    """The edge checks keys wherever it publishes a vLLM model: every stack with the ingress
-    on and a vLLM model. No switch turns it off: the template's Ingress objects work only
-    with ingress-nginx (their rewrite and regex annotations are its own), which always
-    understands auth-url, and a stack that publishes a model has keys to check."""
-    return config.ingress.enabled and bool(vllm_models(config))
+    """The edge checks keys wherever it publishes a keyed model (vLLM, ONNX Runtime): every
+    stack with the ingress on and such a model. No switch turns it off: the template's
+    Ingress objects work only with ingress-nginx (their rewrite and regex annotations are its
+    own), which always understands auth-url, and a stack that publishes a model has keys to
+    check."""
+    return config.ingress.enabled and bool(keyed_models(config))
 
 
 def _edge_auth(
@@ -337,22 +356,28 @@ def _consumer_key_commands(secrets: KeyVaultSecrets | ClusterSecrets) -> pulumi.
     )
 
 
-def vllm_models(config: StackConfig) -> tuple[ModelConfig, ...]:
-    return tuple(model for model in config.models if model.engine == "vllm")
+# The engines whose servers check the stack's API keys themselves and read their models from
+# a Hugging Face repository (through the cache warmer where it runs).
+KEYED_ENGINES = ("vllm", "onnxruntime")
+
+
+def keyed_models(config: StackConfig) -> tuple[ModelConfig, ...]:
+    """Models whose servers check the API key (vLLM, ONNX Runtime); Ollama has none."""
+    return tuple(model for model in config.models if model.engine in KEYED_ENGINES)
 
 
 def secret_consumers(config: StackConfig) -> tuple[Consumer, ...]:
-    """The workloads that read secrets: vLLM servers (API key, HF token), the cache warmer
-    downloading from the Hub (HF token), Grafana."""
+    """The workloads that read secrets: the keyed servers (API key; vLLM's the HF token
+    without a warmer), the cache warmer downloading from the Hub (HF token), Grafana."""
     warmer = config.serving.cache_warmer
     consumers = []
-    if vllm_models(config):
+    if keyed_models(config):
         # With API consumers, the servers read every live key from one file (API_KEYS).
         keys = (API_KEY, API_KEYS) if config.access.consumers else (API_KEY,)
         # With a warmer, the servers run offline: the token is the warmer's alone.
         server = replace(MODEL_SERVER, items=keys if warmer.enabled else (*keys, HF_TOKEN))
         consumers.append(server)
-    if vllm_models(config) and warmer.enabled and warmer.source == "huggingface":
+    if keyed_models(config) and warmer.enabled and warmer.source == "huggingface":
         consumers.append(CACHE_WARMER)
     if config.monitoring.mode == "in-cluster":
         consumers.append(GRAFANA)
@@ -371,7 +396,7 @@ def _cache_warmer_wiring(
     """The warmer's service account: a secrets consumer (the Hub, for the token), or an
     identity that reads the Azure Blob mirror (AKS)."""
     warmer = config.serving.cache_warmer
-    if not (warmer.enabled and vllm_models(config)):
+    if not (warmer.enabled and keyed_models(config)):
         return None
     if warmer.source == "huggingface":
         return secrets.wiring(CACHE_WARMER.name)
@@ -436,6 +461,7 @@ def _monitoring(
                 grafana_secrets=secrets.wiring(GRAFANA.name),
                 node_agents_namespace=NODE_SYSTEM_NAMESPACE,
                 edge_namespace=edge_controller_namespace(config),
+                model_servers=model_servers(config),
             ),
             opts=_after(
                 on_cluster,
@@ -458,11 +484,19 @@ def _monitoring(
                 runbook_url=settings.runbook_url,
                 private_cluster=aks.private,
                 edge_namespace=edge_controller_namespace(config),
+                model_servers=model_servers(config),
                 protect=config.protect_stateful,
             ),
             opts=_after(on_cluster, namespaces.namespaces[INFERENCE_NAMESPACE]),
         )
     return None
+
+
+def model_servers(config: StackConfig) -> tuple[str, ...]:
+    """The servers Prometheus scrapes, by app label: vLLM's monitor as always, and ONNX
+    Runtime's where the stack has such a model."""
+    onnx = any(model.engine == "onnxruntime" for model in config.models)
+    return ("vllm", "onnxruntime") if onnx else ("vllm",)
 
 
 def installs_gpu_software(config: StackConfig) -> bool:
@@ -481,19 +515,29 @@ def service_monitor_api(config: StackConfig) -> str | None:
     }.get(config.monitoring.mode)
 
 
+def queue_threshold(config: StackConfig, model: ModelConfig) -> int:
+    """KEDA's target of waiting requests per replica. vLLM: the capacity model's (or the
+    stack's queuePerReplica). ONNX Runtime, whose throughput is not modelled: the stack's
+    queuePerReplica, else its generators per replica, one more round of requests waiting."""
+    plan = config.engine_plans[model.name]
+    if plan.capacity is not None:
+        return plan.capacity.queue_threshold
+    return model.queue_per_replica or plan.shape.max_num_seqs
+
+
 def queue_limits(config: StackConfig) -> dict[str, int]:
-    """Per vLLM model, the waiting requests at which every replica is at KEDA's threshold
+    """Per keyed model, the waiting requests at which every replica is at KEDA's threshold
     and replicas.max is reached: past it the autoscaler has nothing left to add."""
     return {
-        model.name: config.engine_plans[model.name].capacity.queue_threshold * model.replicas.max
-        for model in config.models
-        if model.engine == "vllm"
+        model.name: queue_threshold(config, model) * model.replicas.max
+        for model in keyed_models(config)
     }
 
 
 def autoscaled_models(config: StackConfig) -> tuple[ModelConfig, ...]:
-    """vLLM models whose replica range varies (config guarantees monitoring for them)."""
-    return tuple(m for m in config.models if m.engine == "vllm" and m.replicas.max > m.replicas.min)
+    """Keyed models (vLLM, ONNX Runtime: both export vLLM's queue metric) whose replica range
+    varies (config guarantees monitoring for them)."""
+    return tuple(m for m in keyed_models(config) if m.replicas.max > m.replicas.min)
 
 
 def _model_services(
@@ -502,15 +546,20 @@ def _model_services(
     secrets: KeyVaultSecrets | ClusterSecrets,
     warmer_wiring: PodWiring | None,
     common: pulumi.ResourceOptions,
-    pools: dict[str, GpuNodePool],
-) -> dict[str, VllmService | OllamaService]:
-    services: dict[str, VllmService | OllamaService] = {}
+    pools: dict[str, GpuNodePool | CpuNodePool],
+) -> dict[str, VllmService | OllamaService | OnnxRuntimeService]:
+    services: dict[str, VllmService | OllamaService | OnnxRuntimeService] = {}
     for model in config.models:
         plan = config.engine_plans[model.name]
-        pool = config.pool(model.pool) if model.pool else None
         cache = model_cache(config, model)
         # Each server waits for its own pool only: adding a pool leaves the others' diffs alone.
         opts = _after(common, pools[model.pool]) if model.pool in pools else common
+        if model.engine == "onnxruntime":
+            services[model.name] = _onnx_service(
+                name, config, model, secrets, warmer_wiring, cache, opts
+            )
+            continue
+        pool = config.pool(model.pool) if model.pool else None
         if model.engine == "vllm":
             args = VllmArgs(
                 model,
@@ -545,6 +594,32 @@ def _model_services(
     if config.serving.ollama.open_webui.enabled and ollama:
         _open_webui(name, config, [services[model.name] for model in ollama], common)
     return services
+
+
+def _onnx_service(
+    name: str,
+    config: StackConfig,
+    model: ModelConfig,
+    secrets: KeyVaultSecrets | ClusterSecrets,
+    warmer_wiring: PodWiring,
+    cache: ModelCache,
+    opts: pulumi.ResourceOptions,
+) -> OnnxRuntimeService:
+    args = OnnxRuntimeArgs(
+        model,
+        config.engine_plans[model.name],
+        config.cpu_pool(model.pool),
+        INFERENCE_NAMESPACE,
+        config.serving.onnx_image,
+        config.serving.max_request_seconds,
+        cache,
+        secrets.wiring(MODEL_SERVER.name),
+        warmer=config.serving.cache_warmer,
+        warmer_wiring=warmer_wiring,
+        api_key_set=access.key_set_id(secrets.api_keys) if config.access.consumers else None,
+        queue_depth=config.access.queue_depth_per_replica,
+    )
+    return OnnxRuntimeService(f"{name}-{model.name}", args, opts=opts)
 
 
 def open_webui_outputs() -> dict[str, str]:
@@ -595,16 +670,18 @@ def model_cache(config: StackConfig, model: ModelConfig) -> ModelCache:
     spec = model.spec
     serving = config.serving
     shared = serving.model_cache == "shared"
+    several_readers = model.engine in KEYED_ENGINES
     storage_class = serving.cache_storage_class or (
-        AKS_SHARED_CACHE_CLASS if config.is_aks and model.engine == "vllm" else None
+        AKS_SHARED_CACHE_CLASS if config.is_aks and several_readers else None
     )
     minimum = sizing.AZURE_FILES_PREMIUM_MIN_GIB if storage_class == AKS_SHARED_CACHE_CLASS else 0
     return ModelCache(
         shared=shared,
         size_gib=sizing.model_cache_gib(spec, minimum if shared else 0),
         storage_class=storage_class if shared else None,
-        # Ollama runs one replica; vLLM replicas on several nodes share the weights.
-        access_mode="ReadWriteMany" if model.engine == "vllm" else "ReadWriteOnce",
+        # Ollama runs one replica; vLLM and ONNX Runtime replicas on several nodes share the
+        # weights.
+        access_mode="ReadWriteMany" if several_readers else "ReadWriteOnce",
         protect=config.protect_stateful,
     )
 
@@ -613,15 +690,16 @@ def _ingress_args(
     config: StackConfig, services: dict, auth_url: str | None = None
 ) -> ModelIngressArgs:
     ingress = config.ingress
+    ports = {"vllm": VLLM_PORT, "onnxruntime": ONNX_PORT}
     exposed = tuple(
-        # The edge checks vLLM's keys; Ollama has none to check.
-        ExposedModel(model.name, VLLM_PORT, keyed=auth_url is not None)
-        if model.engine == "vllm"
+        # The edge checks the keyed servers' keys; Ollama has none to check.
+        ExposedModel(model.name, ports[model.engine], keyed=auth_url is not None)
+        if model.engine in KEYED_ENGINES
         else ExposedModel(model.name, OLLAMA_PORT)
         for model in config.models
         # Ollama has no authentication: it is reachable from outside only in local (a
         # developer's own cluster); dev is a real AKS cluster with a public address.
-        if model.engine == "vllm" or config.environment == "local"
+        if model.engine in KEYED_ENGINES or config.environment == "local"
     )
     return ModelIngressArgs(
         namespace=INFERENCE_NAMESPACE,
@@ -693,7 +771,7 @@ def served_model_names(config: StackConfig) -> dict[str, list[str]]:
     """The names clients send as "model", per endpoint (Ollama variants included)."""
     return {
         model.name: [model.name]
-        if model.engine == "vllm"
+        if model.engine in KEYED_ENGINES
         else [model.source, *(v.name for v in model.variants)]
         for model in config.models
     }
@@ -724,6 +802,33 @@ def pool_summary(pool: GpuPool, existing: bool = False) -> dict[str, Any]:
         "spot": pool.spot,
         "osDisk": f"{pool.os_disk.size_gib} GiB {pool.os_disk.kind.lower()}",
         # As the pool is billed, and priced the other way for comparison.
+        "monthlyCostUsd": cost_summary(pool.monthly_cost()),
+        "monthlyCostUsdIfSpot" if not pool.spot else "monthlyCostUsdIfOnDemand": cost_summary(
+            pool.monthly_cost(spot=not pool.spot)
+        ),
+    }
+
+
+def cpu_pool_summary(pool: CpuPool, existing: bool = False) -> dict[str, Any]:
+    """A CPU pool as the stack outputs and the plan summary show it (as pool_summary)."""
+    sku = pool.sku
+    machine = f"{sku.vcpus} vCPU, {sku.ram_gib} GiB"
+    if existing:
+        return {
+            "vmSize": pool.vm_size,
+            "machine": machine,
+            "existingNodes": True,
+            "maxCount": pool.max_count,
+            "spot": pool.spot,
+            "monthlyCostUsd": None,
+            "costNote": EXISTING_POOL_COST_NOTE,
+        }
+    return {
+        "vmSize": pool.vm_size,
+        "machine": machine,
+        "minCount": pool.min_count,
+        "maxCount": pool.max_count,
+        "spot": pool.spot,
         "monthlyCostUsd": cost_summary(pool.monthly_cost()),
         "monthlyCostUsdIfSpot" if not pool.spot else "monthlyCostUsdIfOnDemand": cost_summary(
             pool.monthly_cost(spot=not pool.spot)

@@ -53,6 +53,10 @@ class SecretItem:
     # synced Secret, which a starting pod may read before the driver has updated it.
     file: str | None = None
 
+    def env(self, name: str) -> dict[str, Any]:
+        """A container variable of this name that reads the value from its Secret."""
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": self.secret, "key": self.key}}}
+
 
 # The shared key of a stack without consumers (components/access.py), as it always was.
 API_KEY = SecretItem("vllm-api-key", "slm-api-key", "api-key")

@@ -19,7 +19,7 @@ from components import access, cache_warmer, sizing, workload
 from components.config import CacheWarmer as CacheWarmerSettings
 from components.config import GpuPool, ModelConfig
 from components.gpu_pool import POOL_LABEL, gpu_tolerations
-from components.secrets import API_KEY, HF_TOKEN, PodWiring, SecretItem
+from components.secrets import API_KEY, HF_TOKEN, PodWiring
 
 PORT = 8000
 # Endpoints leave the load balancer before the server stops taking requests.
@@ -191,7 +191,7 @@ def pod_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
             )
         ]
     elif plan.model.gated:
-        spec["containers"][0]["env"].append(_secret_env("HF_TOKEN", HF_TOKEN))
+        spec["containers"][0]["env"].append(HF_TOKEN.env("HF_TOKEN"))
     return spec
 
 
@@ -216,7 +216,7 @@ def container(args: VllmArgs) -> dict[str, Any]:
         ],
         "env": [
             # The one shared key, for a server not given the keys file.
-            *([] if args.secrets.api_keys_file else [_secret_env("VLLM_API_KEY", API_KEY)]),
+            *([] if args.secrets.api_keys_file else [API_KEY.env("VLLM_API_KEY")]),
             *(
                 {"name": key, "value": value}
                 for key, value in {
@@ -279,7 +279,3 @@ def volumes(args: VllmArgs) -> list[dict[str, Any]]:
         workload.empty_dir("dshm", f"{SHM_GIB_PER_GPU * tp}Gi", memory=True),
         *args.secrets.volumes,
     ]
-
-
-def _secret_env(name: str, item: SecretItem) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": item.secret, "key": item.key}}}

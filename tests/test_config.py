@@ -111,7 +111,7 @@ BAD_DEV_CONFIGS = [
     ),
     (
         _set("clustr", {"mode": "aks"}),
-        "slm-deploy:clustr: unknown key, allowed: environment, cluster, gpuPools, models, monitoring, secrets, serving, ingress, access",
+        "slm-deploy:clustr: unknown key, allowed: environment, cluster, gpuPools, cpuPools, models, monitoring, secrets, serving, ingress, access",
     ),
     (
         _set("cluster.mode", "gke"),
@@ -175,7 +175,7 @@ BAD_DEV_CONFIGS = [
     ),
     (
         _set("models[0].engine", "tgi"),
-        "slm-deploy:models[0].engine: \"tgi\" is not allowed; expected one of 'vllm' or 'ollama'",
+        "slm-deploy:models[0].engine: \"tgi\" is not allowed; expected one of 'vllm', 'ollama' or 'onnxruntime'",
     ),
     (
         _set("models[0].replicas", {"min": 3, "max": 1}),
@@ -294,7 +294,7 @@ BAD_DEV_CONFIGS = [
     ),
     (
         _set("monitoring", {"mode": "none"}),
-        "slm-deploy:models[0].replicas.max: 2 is not allowed; expected 0 (the minimum) while monitoring.mode is none: autoscaling reads vLLM's queue from Prometheus",
+        "slm-deploy:models[0].replicas.max: 2 is not allowed; expected 0 (the minimum) while monitoring.mode is none: autoscaling reads the servers' queue from Prometheus",
     ),
     (
         _set("models[0].queuePerReplica", 0),

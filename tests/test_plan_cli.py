@@ -45,8 +45,9 @@ def test_plan_writes_the_contract_files_and_is_byte_identical(
     assert result.returncode == 0, result.stderr
     resources = json.loads((first / "dev" / "resources.json").read_text())
     azure = sum(r["type"].startswith("azure-native:") for r in resources)
-    # cluster, VNet, Key Vault, identities and a role per secret read: test_aks, test_secrets
-    assert azure == 27
+    # cluster, VNet, Key Vault, identities and a role per secret read: test_aks, test_secrets;
+    # the container logs' workspace, collection rule and its association: test_container_logs
+    assert azure == 30
     assert result.stdout.startswith(f"plan dev: {len(resources)} resources ({azure} azure-native, ")
     assert (
         "  phi4-mini: fits t4spot, 9.08 of 12.75 GiB per GPU (3.67 spare); 0.23 req/s, 46 tok/s"

@@ -1,0 +1,88 @@
+"""CPU node pools: one AKS AgentPool per configured CPU pool, for the engines that need no GPU
+(ONNX Runtime GenAI). On an existing cluster the pools describe nodes that exist, and nothing
+here creates them.
+
+Like the GPU pools, each is a separate AgentPool resource (never inline in the cluster), and a
+VM size change replaces the pool and its nodes. The nodes carry a taint that only the models
+placed on the pool tolerate: the fit check (components/sizing.py) sizes replicas against a
+node's allocatable memory and CPUs, which the cluster's own pods must not take, and a node
+that nothing else uses is one the autoscaler can remove when its model scales in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import containerservice
+
+from components.config import CpuPool
+from components.gpu_pool import POOL_LABEL, SPOT_TAINT, SPOT_TAINT_KEY
+
+CPU_POOL_TAINT_KEY = "slm-deploy/cpu-inference"
+CPU_POOL_TAINT = f"{CPU_POOL_TAINT_KEY}=true:NoSchedule"
+
+
+def cpu_pool_tolerations(spot: bool) -> list[dict[str, str]]:
+    """What a model's pods need to land on a CPU pool's nodes."""
+    tolerations = [
+        {"key": CPU_POOL_TAINT_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    ]
+    if spot:
+        tolerations.append(
+            {"key": SPOT_TAINT_KEY, "operator": "Equal", "value": "spot", "effect": "NoSchedule"}
+        )
+    return tolerations
+
+
+@dataclass(frozen=True)
+class CpuPoolArgs:
+    pool: CpuPool
+    resource_group_name: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    # The cluster's node subnet: every pool joins the same VNet.
+    subnet_id: pulumi.Input[str]
+
+
+class CpuNodePool(pulumi.ComponentResource):
+    """One autoscaled, tainted CPU agent pool."""
+
+    def __init__(self, name: str, args: CpuPoolArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm:cpu_pool:CpuNodePool", name, None, opts)
+        pool = args.pool
+        spot = (
+            {
+                "scale_set_priority": "Spot",
+                # As the GPU pools: evicted nodes free their quota at once, and the price cap
+                # is the on-demand price rather than an eviction on price.
+                "scale_set_eviction_policy": "Delete",
+                "spot_max_price": -1,
+            }
+            if pool.spot
+            else {"scale_set_priority": "Regular"}
+        )
+        self.agent_pool = containerservice.AgentPool(
+            name,
+            agent_pool_name=pool.name,
+            resource_group_name=args.resource_group_name,
+            resource_name_=args.cluster_name,
+            mode="User",
+            os_type="Linux",
+            os_sku="Ubuntu",
+            vm_size=pool.vm_size,
+            count=pool.min_count,
+            min_count=pool.min_count,
+            max_count=pool.max_count,
+            enable_auto_scaling=True,
+            availability_zones=pool.zones or None,
+            # None: AKS's default disk for the size (ephemeral where the VM's cache holds it).
+            os_disk_size_gb=pool.os_disk_size_gb,
+            node_labels={POOL_LABEL: pool.name},
+            node_taints=[CPU_POOL_TAINT, SPOT_TAINT] if pool.spot else [CPU_POOL_TAINT],
+            vnet_subnet_id=args.subnet_id,
+            **spot,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs(
+            {"vmSize": pool.vm_size, "minCount": pool.min_count, "maxCount": pool.max_count}
+        )
