@@ -1149,6 +1149,21 @@ class StackConfig(_Strict):
                     + f" ({gpus_needed} {unit}, {pool.sku.gpus} per {pool.vm_size} node)",
                 )
 
+    def check_cpu_pool_capacity(self) -> None:
+        """A CPU replica takes every whole CPU its node leaves to pods (sizing.cpu_fit): a
+        CPU pool needs a node for each replica its models may scale to."""
+        for index, pool in enumerate(self.cpu_pools):
+            models = [m for m in self.models if m.pool == pool.name]
+            nodes_needed = sum(m.replicas.max for m in models)
+            if nodes_needed > pool.max_count:
+                raise _FieldError(
+                    f"cpuPools[{index}].maxCount",
+                    pool.max_count,
+                    f"at least {nodes_needed}: its models may scale to "
+                    + ", ".join(f"{m.replicas.max} x {m.name}" for m in models)
+                    + f", one replica per {pool.vm_size} node",
+                )
+
     def check_gated_models_have_a_token(self) -> None:
         """Called after the memory fit: a gated model that cannot run is fixed first."""
         warmer = self.serving.cache_warmer
@@ -1380,6 +1395,7 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
         config.engine_plans  # noqa: B018 (computed for its checks; cached for the platform)
         # After the fit: a model that cannot run on its pool is the first thing to fix.
         config.check_pool_capacity()
+        config.check_cpu_pool_capacity()
         config.check_gated_models_have_a_token()
     except ValidationError as err:
         raise ConfigError(redaction.redact(_describe(err, raw))) from None

@@ -876,6 +876,15 @@ def model_summary(model: ModelConfig, plan: sizing.EnginePlan) -> dict[str, Any]
             "maxNumSeqsAtContext": plan.max_num_seqs_at_context,
             "maxModelLenAtNumSeqs": plan.max_model_len_at_num_seqs,
         }
+    elif plan.cpu:
+        summary |= {
+            "cpuRequiredGiB": round(plan.cpu.required_gib, 2),
+            "cpuAllocatableGiB": round(plan.cpu.allocatable_gib, 2),
+            "cpuHeadroomGiB": round(plan.cpu.headroom_gib, 2),
+            "vcpus": plan.cpu.requested_vcpus,
+            "maxNumSeqsAtContext": plan.max_num_seqs_at_context,
+            "maxModelLenAtNumSeqs": plan.max_model_len_at_num_seqs,
+        }
     else:
         summary["cpuMemoryGiB"] = round(sizing.cpu_memory_gib(spec, plan.shape), 2)
     if plan.engine_args:

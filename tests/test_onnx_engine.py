@@ -241,6 +241,11 @@ def refusal(root: Path, **changes: Any) -> str:
             "entry has",
         ),
         (
+            {"model": {"replicas": {"min": 1, "max": 3}}},
+            "slm-deploy:cpuPools[0].maxCount: 2 is not allowed; expected at least 3: its models "
+            "may scale to 3 x phi4-mini-cpu, one replica per Standard_D4s_v5 node",
+        ),
+        (
             {"model": {"revision": None}},
             "slm-deploy:models[1].revision: null is not allowed; expected a pinned commit in "
             "staging: the weights must not change unseen",
@@ -255,6 +260,7 @@ def refusal(root: Path, **changes: Any) -> str:
         "tensor-parallel",
         "gpu-vm-size",
         "pool-name-clash",
+        "pool-too-small",
         "no-revision",
     ],
 )

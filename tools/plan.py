@@ -304,6 +304,8 @@ def summary_markdown(plan: dict[str, Any]) -> str:
     counts = Counter(r["type"] for r in plan["resources"])
     lines += [f"| `{kind}` | {count} |" for kind, count in sorted(counts.items())]
     lines += ["", "## GPU pools", ""] + _pool_lines(outputs.get("gpuPools") or {})
+    if outputs.get("cpuPools"):
+        lines += ["", "## CPU pools", ""] + _cpu_pool_lines(outputs["cpuPools"])
     lines += ["", "## Models", ""] + _model_lines(outputs.get("models") or {})
     lines += ["", "## Capacity and cost", ""] + _capacity_lines(outputs.get("models") or {})
     lines += ["", "## Policies", ""] + _policy_lines(plan["violations"])
@@ -363,6 +365,31 @@ def _pool_lines(pools: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _cpu_pool_lines(pools: dict[str, Any]) -> list[str]:
+    lines = [
+        "| pool | VM size | machine | nodes | spot | USD/month at min | at max | price |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, pool in sorted(pools.items()):
+        if pool.get("existingNodes"):
+            lines.append(
+                f"| {name} | {pool['vmSize']} | {pool['machine']} | {pool['maxCount']} existing"
+                f" | {pool['spot']} | - | - | {pool['costNote']} |"
+            )
+            continue
+        cost = pool["monthlyCostUsd"]
+        lines.append(
+            f"| {name} | {pool['vmSize']} | {pool['machine']} | {pool['minCount']}-"
+            f"{pool['maxCount']} | {pool['spot']} | {_money(cost['min'])} | {_money(cost['max'])}"
+            f" | {_price(cost)} |"
+        )
+    return lines + [
+        "",
+        "ONNX Runtime GenAI models run here, one replica per node on every whole vCPU the node"
+        " leaves to pods (components/sizing.py cpu_fit).",
+    ]
+
+
 def _model_lines(models: dict[str, Any]) -> list[str]:
     lines = [
         "| model | engine | source | tier | pool | context x seqs | needs GiB | usable GiB"
@@ -376,6 +403,12 @@ def _model_lines(models: dict[str, Any]) -> list[str]:
                 f"{model['requiredGiB']} | {model['usableGiB']} | {model['headroomGiB']}"
                 f" | {model['maxNumSeqsAtContext']} | {model['maxModelLenAtNumSeqs']}"
             )
+        elif "cpuRequiredGiB" in model:
+            memory = (
+                f"{model['cpuRequiredGiB']} (CPU RAM) | {model['cpuAllocatableGiB']} |"
+                f" {model['cpuHeadroomGiB']} | {model['maxNumSeqsAtContext']} |"
+                f" {model['maxModelLenAtNumSeqs']}"
+            )
         else:
             memory = f"{model['cpuMemoryGiB']} (CPU RAM) | - | - | - | -"
         lines.append(
@@ -386,7 +419,9 @@ def _model_lines(models: dict[str, Any]) -> list[str]:
         "",
         "Memory per GPU for vLLM, as components/sizing.py computes it: the KV cache holds"
         " maxNumSeqs sequences of the workload's length (vLLM pages it), and never less than"
-        " one of maxModelLen; Ollama holds every slot's full context.",
+        " one of maxModelLen; Ollama holds every slot's full context. ONNX Runtime on CPU:"
+        " its files and a full-context KV cache per generator, against the node's allocatable"
+        " memory (its runtime's own memory is not modelled).",
     ]
     # What the engine gives up on this GPU (FP8 weights without FP8 compute, ...).
     notes = [f"- {n}: {note}" for n, m in sorted(models.items()) for note in m.get("notes", [])]
@@ -479,12 +514,20 @@ def console_summary(plan: dict[str, Any], target: Path, elapsed: float) -> str:
                 f"{model['usableGiB']} GiB per GPU ({model['headroomGiB']} spare)"
                 + _console_capacity(model["capacity"])
             )
+        elif "cpuRequiredGiB" in model:
+            lines.append(
+                f"  {name}: fits {model['pool']}, {model['cpuRequiredGiB']} of"
+                f" {model['cpuAllocatableGiB']} GiB of node memory"
+                f" ({model['cpuHeadroomGiB']} spare)"
+            )
         else:
             lines.append(f"  {name}: CPU, {model['cpuMemoryGiB']} GiB of memory")
-    for name, pool in sorted((plan["outputs"].get("gpuPools") or {}).items()):
+    pools = (plan["outputs"].get("gpuPools") or {}) | (plan["outputs"].get("cpuPools") or {})
+    for name, pool in sorted(pools.items()):
         cost = pool["monthlyCostUsd"]
         if pool.get("existingNodes"):
-            estimate = f"{pool['maxCount']} existing {pool['gpu']} nodes, no cost estimate"
+            machine = pool.get("gpu") or pool["machine"]
+            estimate = f"{pool['maxCount']} existing {machine} nodes, no cost estimate"
         elif cost["hourlyUsd"] is not None:
             estimate = f"{_money(cost['min'])}-{_money(cost['max'])} USD/month"
         else:
