@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -755,22 +756,23 @@ def test_include_patterns_for_a_subfolder(subfolder: str | None, patterns: tuple
 
 # -- huggingface_hub at the warmer's pinned version, run (in .venv-onnx, which pins the same)
 
-HUB_VERSION = "2.4.0"
-
 
 def _pinned_hub_python() -> Path:
-    """.venv-onnx holds huggingface_hub at the version the warmer image pins: its Python runs
-    the library's own code below."""
+    """.venv-onnx's Python, which runs huggingface_hub's own code below: its version must be
+    the one the warmer image pins (requirements.in), or these checks prove nothing."""
     from tests.test_onnx_server import onnx_python
 
-    pinned = (SCRIPT.parent / "requirements.in").read_text()
-    assert f"huggingface_hub=={HUB_VERSION}\n" in pinned
+    requirements = (SCRIPT.parent / "requirements.in").read_text()
+    (pinned,) = re.findall(r"^huggingface_hub==(\S+)$", requirements, re.MULTILINE)
     python = onnx_python()
-    version = subprocess.run(
+    installed = subprocess.run(
         [str(python), "-c", "import huggingface_hub; print(huggingface_hub.__version__)"],
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout.strip()  # fmt: skip
-    assert version == HUB_VERSION
+    assert installed == pinned, (
+        f"the warmer pins huggingface_hub {pinned}, .venv-onnx has {installed}: lock "
+        "the same version in tests/onnx_server/requirements.txt"
+    )
     return python
 
 
