@@ -7,7 +7,9 @@ variants and top-level files, filled by the cache warmer's script with the templ
 --include for that folder (cache_warmer.include_patterns), and served from
 cache_warmer.snapshot_dir, the --model-dir the template gives the server. The Hub's download
 is stood in for by a copy that selects files with warm_cache.included, which
-tests/test_cache_warmer.py checks against huggingface_hub's own selection.
+tests/test_cache_warmer.py checks against huggingface_hub's own selection. The snapshot holds
+that folder alone, so the server's loader (onnxruntime-genai 0.18.0) is seen to need no file
+of the repository outside it.
 """
 
 from __future__ import annotations
