@@ -90,6 +90,8 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "gated": ("none", "gemma"),  # a second vLLM model that needs a Hugging Face token
     "tensorParallel": ("1", "2"),
     "spot": ("on-demand", "spot"),
+    # A third engine: an ONNX Runtime GenAI model on a CPU pool (switches.yaml onnxModel).
+    "onnx": ("none", "cpu"),
 }
 
 SINGLE_GPU = ("T4", "A10", "H100")
@@ -183,6 +185,12 @@ REFUSALS: tuple[Refusal, ...] = (
         ("environment", ("staging", "prod")),
         r"models\[0\]\.replicas\.min",
         "scale to zero is for dev and local: the first request after idle waits for a GPU node",
+    ),
+    Refusal(
+        ("onnx", ("cpu",)),
+        ("cacheWarmer", ("off",)),
+        r"serving\.cacheWarmer\.enabled",
+        "the ONNX Runtime server reads the weights the warmer puts in the cache, never the Hub",
     ),
     Refusal(
         ("replicas", ("range", "zero-awake")),
@@ -338,6 +346,8 @@ def stack_document(case: Mapping[str, str]) -> dict[str, Any]:
     models = model_configs(case)
     config[f"{P}models"] = models
     config[f"{P}gpuPools"] = [gpu_pool(case, models)]
+    if case["onnx"] == "cpu":
+        config[f"{P}cpuPools"] = [copy.deepcopy(SWITCHES["cpuPool"])]
     config[f"{P}monitoring"] = {"mode": case["monitoring"]}
     config[f"{P}serving"] = serving_config(case)
     if case["ingress"] != "off":
@@ -384,6 +394,8 @@ def model_configs(case: Mapping[str, str]) -> list[dict[str, Any]]:
     models.append(local)
     if case["ollamaModels"] == "two":
         models.append(copy.deepcopy(SWITCHES["secondOllamaModel"]))
+    if case["onnx"] == "cpu":
+        models.append(copy.deepcopy(SWITCHES["onnxModel"]))
     return models
 
 
@@ -422,6 +434,8 @@ def serving_config(case: Mapping[str, str]) -> dict[str, Any]:
         ollama["openWebUi"] = {"enabled": True}
     if ollama:
         serving["ollama"] = ollama
+    if case["onnx"] == "cpu":
+        serving["onnxImage"] = SWITCHES["onnxImage"]
     return serving
 
 
