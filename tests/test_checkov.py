@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from tests.arm_templates import arm_template
-from tests.conftest import STACKS
-from tools.plan import ROOT, kubernetes_manifests
+from tests.conftest import STACKS, copy_config_root
+from tests.test_onnx_engine import onnx_stack
+from tools.plan import ROOT, build_plan, kubernetes_manifests
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 # Workload checks that must have PASSED, not merely not failed: checkov silently leaves out
@@ -42,8 +43,13 @@ def checkov_report(plans, tmp_path_factory) -> dict:
     if not CHECKOV.exists():
         pytest.fail(f"checkov is not installed at {CHECKOV}: run `make test`, which installs it")
     root: Path = tmp_path_factory.mktemp("manifests")
-    for stack in STACKS:
-        for relative, manifest in kubernetes_manifests(plans[stack]["resources"]).items():
+    # The fixture stacks, and staging with an ONNX Runtime model on a CPU pool: the one
+    # engine no fixture stack serves.
+    config_root = copy_config_root(tmp_path_factory.mktemp("onnx"))
+    checked = {stack: plans[stack] for stack in STACKS}
+    checked["cpu"] = build_plan(onnx_stack(config_root), config_root=config_root)
+    for stack, plan in checked.items():
+        for relative, manifest in kubernetes_manifests(plan["resources"]).items():
             path = root / stack / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump(manifest, sort_keys=False))
@@ -75,6 +81,7 @@ def test_workload_checks_that_matter_passed_for_every_workload(checkov_report) -
         if kind in ("Deployment", "StatefulSet", "DaemonSet"):
             passed[check["file_path"] + check["resource"]].add(check["check_id"])
     assert len(passed) >= 5  # the vLLM and Ollama Deployments across the stacks
+    assert any(r.startswith("/cpu/") and "phi4-mini-cpu" in r for r in passed), sorted(passed)
     for resource, checks in passed.items():
         missing = {c: n for c, n in REQUIRED_WORKLOAD_CHECKS.items() if c not in checks}
         assert missing == {}, resource
