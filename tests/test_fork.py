@@ -147,6 +147,7 @@ def test_every_yaml_example_of_the_guide_is_planned() -> None:
         ("merge", "dev"),
         ("merge", "dev"),
         ("merge", "dev"),
+        ("merge", "staging"),
         ("whole", "mycluster"),
     ]
 
@@ -166,6 +167,10 @@ def test_the_fork_holds_what_the_guide_added(fork: Path) -> None:
         "phi4-mini": "t4spot",
         "qwen3-4b": "a10",
     }
+    staging = build_plan("staging", config_root=fork)
+    cpu_model = staging["outputs"]["models"]["phi4-mini-cpu"]
+    assert (cpu_model["engine"], cpu_model["pool"]) == ("onnxruntime", "cpu")
+    assert staging["outputs"]["cpuPools"]["cpu"]["vmSize"] == "Standard_D4s_v5"
     assert sorted(p.name for p in (fork / "stacks").glob("*.yaml")) == [
         "Pulumi.dev.yaml",
         "Pulumi.local.yaml",
