@@ -75,6 +75,8 @@ def test_refresh_records_region_date_and_source_and_skips_unsold_skus() -> None:
     assert spot["usd"] == 0.25 and spot["region"] == "eastus" and spot["taken"] == "2026-11-23"
     assert spot["source"].startswith("Azure Retail Prices API: https://prices.azure.com/")
     assert "Standard_NC24ads_A100_v4: none" in lines
+    # The CPU sizes of ONNX Runtime pools are priced the same way.
+    assert "Standard_D4s_v5: none" in lines and "Standard_E16s_v5: none" in lines
 
 
 def test_bad_region_exits_2() -> None:

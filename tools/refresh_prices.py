@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from components.catalog import GPU_SKUS, PRICES_FILE
+from components.catalog import CPU_SKUS, GPU_SKUS, PRICES_FILE
 
 API = "https://prices.azure.com/api/retail/prices"
 API_VERSION = "2023-01-01-preview"
@@ -83,7 +83,7 @@ def refresh(
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     prices: dict[str, Any] = {}
-    for vm_size in sorted(GPU_SKUS):
+    for vm_size in sorted(GPU_SKUS | CPU_SKUS):
         url = query_url(region, vm_size)
         found = linux_prices(fetch(url))
         progress(f"{vm_size}: " + (", ".join(f"{k} {v}" for k, v in found.items()) or "none"))
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refresh_prices: {err}; nothing written", file=sys.stderr)
         return 1
     PRICES_FILE.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {PRICES_FILE.name}: {len(document['prices'])} of {len(GPU_SKUS)} SKUs priced")
+    print(f"wrote {PRICES_FILE.name}: {len(document['prices'])} of {len(GPU_SKUS) + len(CPU_SKUS)} SKUs priced")
     return 0
 
 
