@@ -9,7 +9,7 @@ provider, and with it every Kubernetes resource, in a diff.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -65,7 +65,7 @@ class ClusterArgs:
     # The AKS application routing add-on (managed NGINX) serves the model ingress.
     app_routing: bool = False
     # monitoring.logs: how long the AKS container logs' workspace keeps them.
-    logs: Logs = Logs()
+    logs: Logs = field(kw_only=True)
 
 
 class Cluster(pulumi.ComponentResource):

@@ -7,6 +7,8 @@ import base64
 import yaml
 
 from components.cluster import AKS_AAD_SERVER_APP_ID, kubelogin_kubeconfig
+from tests.conftest import read_stack, write_stack
+from tools.plan import build_plan
 
 USER_KUBECONFIG = {
     "apiVersion": "v1",
@@ -119,3 +121,12 @@ def test_the_cluster_is_declared_after_its_log_workspace_and_names_it(plans) -> 
 
 def test_an_existing_cluster_declares_no_workspace_for_container_logs(plans) -> None:
     assert [r for r in plans["local"]["resources"] if r["type"] == WORKSPACE] == []
+
+
+def test_the_workspace_keeps_the_stacks_monitoring_logs_retention(config_root) -> None:
+    document = read_stack(config_root, "dev")
+    document["config"]["slm-deploy:monitoring"]["logs"] = {"retentionDays": 60}
+    write_stack(config_root, "dev", document)
+    plan = build_plan("dev", config_root=config_root)
+    workspace = _resource(plan, WORKSPACE, "slm-cluster-logs-workspace")
+    assert workspace["inputs"]["retentionInDays"] == 60
