@@ -18,7 +18,7 @@ from typing import Any
 
 import pulumi
 
-from components import access, right_sizing, sizing
+from components import access, container_logs, right_sizing, sizing
 from components.autoscaling import Autoscaling, AutoscalingArgs
 from components.cache_warmer import SERVICE_ACCOUNT as CACHE_WARMER_ACCOUNT
 from components.cache_warmer import BlobReaderArgs, BlobReaderIdentity
@@ -267,6 +267,7 @@ class Platform(pulumi.ComponentResource):
             # Per consumer, how to read its current key: commands, never the keys.
             "apiKeyCommands": _consumer_key_commands(secrets) if keyed_models(config) else {},
             "autoscaledModels": [model.name for model in scaled],
+            "logs": logs_summary(config),
             "prometheusUrl": monitoring.prometheus_url if monitoring else None,
             "grafanaUrl": monitoring.grafana_url if monitoring else None,
         }
@@ -807,6 +808,15 @@ def pool_summary(pool: GpuPool, existing: bool = False) -> dict[str, Any]:
             pool.monthly_cost(spot=not pool.spot)
         ),
     }
+
+
+def logs_summary(config: StackConfig) -> dict[str, Any]:
+    """Where container logs go, for how long, at what price, and whether prompts are in them."""
+    logs = config.monitoring.logs
+    summary = container_logs.logs_summary(
+        config.stack, config.is_aks, config.monitoring.mode, logs.retention_days
+    )
+    return summary | {"requestLogging": logs.request_logging}
 
 
 def cpu_pool_summary(pool: CpuPool, existing: bool = False) -> dict[str, Any]:

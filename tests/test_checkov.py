@@ -124,10 +124,6 @@ EXPECTED_AZURE_FINDINGS = {
         AKS_STACKS,
         "encryption at host needs a per-subscription feature registration that a template cannot assume",
     ),
-    "CKV_AZURE_4": (
-        AKS_STACKS,
-        "Container Insights (container logs to Log Analytics) is not declared: metrics come from Prometheus; the vault's audit logs do go to Log Analytics",
-    ),
     "CKV_AZURE_8": (
         AKS_STACKS,
         "the Kubernetes dashboard add-on no longer exists in AKS: nothing to disable",

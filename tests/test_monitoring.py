@@ -307,7 +307,12 @@ def test_azure_managed_sends_metrics_to_a_workspace(managed_plan) -> None:
     assert cluster["inputs"]["azureMonitorProfile"] == {"metrics": {"enabled": True}}
     (workspace,) = resources_of(managed_plan, "azure-native:monitor:AzureMonitorWorkspace")
     assert workspace["inputs"]["azureMonitorWorkspaceName"] == "amw-slm-staging"
-    (rule,) = resources_of(managed_plan, "azure-native:monitor:DataCollectionRule")
+    # The metrics rule; the container logs have their own (tests/test_container_logs.py).
+    (rule,) = [
+        r
+        for r in resources_of(managed_plan, "azure-native:monitor:DataCollectionRule")
+        if r["name"] == "slm-monitoring-dcr"
+    ]
     inputs = rule["inputs"]
     assert inputs["dataCollectionRuleName"] == "MSProm-eastus-aks-slm-staging"
     assert inputs["dataSources"]["prometheusForwarder"][0]["streams"] == [
@@ -316,9 +321,11 @@ def test_azure_managed_sends_metrics_to_a_workspace(managed_plan) -> None:
     assert inputs["dataFlows"] == [
         {"destinations": ["MonitoringAccount1"], "streams": ["Microsoft-PrometheusMetrics"]}
     ]
-    (association,) = resources_of(
-        managed_plan, "azure-native:monitor:DataCollectionRuleAssociation"
-    )
+    (association,) = [
+        r
+        for r in resources_of(managed_plan, "azure-native:monitor:DataCollectionRuleAssociation")
+        if r["inputs"]["dataCollectionRuleId"] == "slm-monitoring-dcr-id"
+    ]
     assert association["inputs"]["resourceUri"] == "slm-cluster-aks-id"
     assert association["inputs"]["dataCollectionRuleId"] == "slm-monitoring-dcr-id"
     assert resources_of(managed_plan, "kubernetes:helm.sh/v3:Release") == []

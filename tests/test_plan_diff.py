@@ -476,6 +476,7 @@ def test_the_fixture_prods_stateful_resources() -> None:
         ("AgentPool", "slm-pool-a100"),
         ("ManagedCluster", "slm-cluster-aks"),
         ("Vault", "slm-secrets-vault"),
+        ("Workspace", "slm-cluster-logs-workspace"),
         ("Workspace", "slm-secrets-logs"),
         ("PersistentVolumeClaim", "slm-phi4-mini-models"),
         ("PersistentVolumeClaim", "slm-qwen3-8b-models"),

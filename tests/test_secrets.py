@@ -134,7 +134,9 @@ def test_only_prod_protects_the_vault(plans, stack: str) -> None:
 
 @pytest.mark.parametrize(("stack", "days"), [("dev", 30), ("staging", 30), ("prod", 90)])
 def test_vault_audit_logs_go_to_log_analytics(plans, stack: str, days: int) -> None:
-    workspace = _one(plans[stack], "azure-native:operationalinsights:Workspace")["inputs"]
+    # The vault's own workspace, not the container logs' (components/container_logs.py).
+    workspace = _one(plans[stack], "azure-native:operationalinsights:Workspace", "slm-secrets-logs")
+    workspace = workspace["inputs"]
     assert workspace["retentionInDays"] == days
     assert workspace["sku"] == {"name": "PerGB2018"}
     setting = _one(plans[stack], "azure-native:monitor:DiagnosticSetting")["inputs"]

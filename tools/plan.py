@@ -308,9 +308,29 @@ def summary_markdown(plan: dict[str, Any]) -> str:
         lines += ["", "## CPU pools", ""] + _cpu_pool_lines(outputs["cpuPools"])
     lines += ["", "## Models", ""] + _model_lines(outputs.get("models") or {})
     lines += ["", "## Capacity and cost", ""] + _capacity_lines(outputs.get("models") or {})
+    lines += ["", "## Logs", ""] + _logs_lines(outputs.get("logs"))
     lines += ["", "## Policies", ""] + _policy_lines(plan["violations"])
     lines += ["", "## Stack outputs", "", "```json", _dumps(outputs), "```", ""]
     return "\n".join(lines)
+
+
+def _logs_lines(logs: dict[str, Any] | None) -> list[str]:
+    """Where the containers' logs go, how long they stay and what that costs (no volume is
+    estimated: it depends on what the models log)."""
+    if not logs or not logs["destinations"]:
+        return [(logs or {}).get("note") or "No container logs are declared."]
+    lines = []
+    for where in logs["destinations"]:
+        price = ""
+        if "price" in where:
+            usd = where["usdPerGbIngested"]
+            price = f"; {where['price'] if usd is None else f'{usd} USD per GB ingested'}"
+        lines.append(
+            f"- {where['store']}, through {where['through']}: kept {where['retentionDays']}"
+            f" days{price}"
+        )
+    prompts = "on: prompts are in the logs" if logs["requestLogging"] else "off"
+    return lines + ["", f"Request logging (monitoring.logs.requestLogging): {prompts}."]
 
 
 def _policy_lines(violations: list[str]) -> list[str]:
