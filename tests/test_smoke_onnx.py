@@ -90,6 +90,11 @@ def base_url(cached_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         str(onnx_python()), str(SERVER), "--model-dir", str(cached_model),
         "--served-model-name", MODEL, "--host", "127.0.0.1", "--port", str(port),
         "--api-keys-file", str(keys_file),
+        # Not the default one generator: the server at this commit can keep a generator's
+        # slot when a client hangs up right after a stream's [DONE], as the SDK does (found
+        # by this test; the fix is reported for the server's owner). Two smoke runs stream
+        # once each, so a third slot keeps the next request from waiting for ever.
+        "--max-concurrent", "3",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
