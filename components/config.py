@@ -818,6 +818,12 @@ class AlertThresholds(_Strict):
     error_ratio: float = Field(0.05, gt=0, lt=1)
 
 
+# What a Log Analytics workspace keeps logs for, in days (the PerGB2018 tier): the container
+# logs' workspace on AKS takes monitoring.logs.retentionDays. terraform-provider-azurerm
+# v4.81.0 transcribes the service's bounds (tests/upstream/azure-terraform-azurerm-v4.81.0).
+LOG_ANALYTICS_RETENTION_DAYS = (30, 730)
+
+
 class Logs(_Strict):
     """Container logs next to the metrics: on AKS the stack's Log Analytics workspace (the
     AKS monitoring add-on), and with in-cluster monitoring Loki, which Grafana reads."""
@@ -1095,6 +1101,15 @@ class StackConfig(_Strict):
                     raise _FieldError(f"cluster.authorizedIpRanges[{index}]", cidr, allowed)
         if self.monitoring.mode == "azure-managed" and not self.is_aks:
             raise _FieldError("monitoring.mode", "azure-managed", "in-cluster or none off AKS")
+        low, high = LOG_ANALYTICS_RETENTION_DAYS
+        retention = self.monitoring.logs.retention_days
+        if self.is_aks and not low <= retention <= high:
+            raise _FieldError(
+                "monitoring.logs.retentionDays",
+                retention,
+                f"{low} to {high} on AKS: the container logs' Log Analytics workspace keeps "
+                "them that long, and Azure refuses other values",
+            )
         self._check_serving_rules()
         self._check_autoscaling()
 

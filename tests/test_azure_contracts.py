@@ -25,6 +25,7 @@ from pulumi import _types
 from pulumi_azure_native import monitor
 
 from components import azure_names
+from components.config import LOG_ANALYTICS_RETENTION_DAYS
 from tests.conftest import STACKS, copy_config_root, read_stack, write_stack
 from tools.mock_engine import (
     SECRET,
@@ -414,6 +415,13 @@ def azurerm_rules() -> dict[str, tuple[list[str], tuple[int, int] | None]]:
             tuple(rules["name_argument"]["length_between"]),
         ),
     }
+
+
+def test_log_retention_bounds_are_the_providers() -> None:
+    """The container logs' workspace retention the config allows on AKS is the range
+    terraform-provider-azurerm v4.81.0 validates a Log Analytics workspace's with."""
+    workspace = _json(AZURERM / "loganalytics-log_analytics_workspace_resource.json")
+    assert workspace["int_between"]["retention_in_days"] == list(LOG_ANALYTICS_RETENTION_DAYS)
 
 
 def naming_tool_rules() -> dict[str, dict[str, Any]]:

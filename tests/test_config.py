@@ -293,6 +293,12 @@ BAD_DEV_CONFIGS = [
         "0-6 (0 is Sunday), single days or ranges low-high such as 1-5, separated by commas",
     ),
     (
+        _set("monitoring.logs", {"retentionDays": 7}),
+        "slm-deploy:monitoring.logs.retentionDays: 7 is not allowed; expected 30 to 730 on AKS: "
+        "the container logs' Log Analytics workspace keeps them that long, and Azure refuses "
+        "other values",
+    ),
+    (
         _set("monitoring", {"mode": "none"}),
         "slm-deploy:models[0].replicas.max: 2 is not allowed; expected 0 (the minimum) while monitoring.mode is none: autoscaling reads the servers' queue from Prometheus",
     ),

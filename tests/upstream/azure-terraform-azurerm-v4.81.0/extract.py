@@ -4,8 +4,11 @@ the regular expressions and StringLenBetween limits of the resource's `"name"` a
 
 The provider's validators transcribe limits that Azure's API enforces but its swagger does
 not declare (an AKS dnsPrefix, a private endpoint's name, Managed Grafana's length).
-Output: JSON {"functions": {name: [regex, ...]}, "name_argument": {...}}; Go's regular
-expression syntax is kept as written."""
+Also the whole-number bounds (validation.IntBetween) of the resource's arguments, where the
+provider transcribes a service limit (a Log Analytics workspace's retention in days).
+Output: JSON {"functions": {name: [regex, ...]}, "name_argument": {...}, "int_between":
+{argument: [low, high]} (only where found)}; Go's regular expression syntax is kept as
+written."""
 
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ FUNCTION = re.compile(r"^func (?:\([^)]*\) )?(\w+)\(", re.MULTILINE)
 REGEX = re.compile(r"(?:regexp\.MustCompile|validate\.RegExHelper)\([^`]*`([^`]*)`")
 LENGTH = re.compile(r"validation\.StringLenBetween\((\d+), (\d+)\)")
 NAME_ARGUMENT = re.compile(r'\n(\t+)"name": \{\n(.*?)\n\1\},', re.DOTALL)
+# An argument's schema block, and a whole-number bound in it: "<argument>": { ... IntBetween
+ARGUMENT = re.compile(r'\n(\t+)"(\w+)": \{\n(.*?)\n\1\},', re.DOTALL)
+INT_BETWEEN = re.compile(r"ValidateFunc: +validation\.IntBetween\((\d+), (\d+)\),")
 
 
 def functions(text: str) -> dict[str, list[str]]:
@@ -41,6 +47,18 @@ def name_argument(text: str) -> dict:
     return found
 
 
+def int_arguments(text: str) -> dict[str, list[int]]:
+    found = {}
+    for block in ARGUMENT.finditer(text):
+        bound = INT_BETWEEN.search(block.group(3))
+        if bound and "{" not in block.group(3):  # the argument's own, not a nested block's
+            found[block.group(2)] = [int(bound.group(1)), int(bound.group(2))]
+    return found
+
+
 def extract(local_name: str, text: str) -> str:
     facts = {"functions": functions(text), "name_argument": name_argument(text)}
+    # Only where the file has them, so that the other extracts stay as they were.
+    if bounds := int_arguments(text):
+        facts["int_between"] = bounds
     return json.dumps(facts, indent=1, sort_keys=True) + "\n"
