@@ -334,6 +334,14 @@ BAD_REQUESTS = [
     ("stop-empty", GOOD | {"stop": [""]}, 400, "stop", "non-empty"),
     ("stream-not-bool", GOOD | {"stream": "yes"}, 400, "stream", "true or false"),
     ("n-two", GOOD | {"n": 2}, 400, "n", "1"),
+    (
+        "tools",
+        GOOD | {"tools": [{"type": "function", "function": {"name": "f"}}]},
+        400,
+        "tools",
+        "does not call tools",
+    ),
+    ("tool-choice", GOOD | {"tool_choice": "required"}, 400, "tool_choice", "does not call tools"),
     ("body-a-list", [GOOD], 400, None, "JSON object"),
 ]
 
@@ -442,6 +450,42 @@ def test_the_vllm_named_metrics_have_vllms_kinds_and_labels(server: Server) -> N
         # Histogram buckets add Prometheus' own `le` to the declared labels.
         labels = {frozenset(re.findall(r'(\w+)="', s)) - {"le"} for s in samples}
         assert labels == {frozenset(upstream[family]["labels"])}, family
+
+
+def _hang_up_after_the_first_event(server: Server, max_tokens: int) -> None:
+    """A streamed chat whose client closes the connection once the first event arrives."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    body = json.dumps(
+        {"model": MODEL, "messages": MESSAGES, "temperature": 0, "stream": True}
+        | {"max_tokens": max_tokens}
+    ).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {KEYS[0]}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(head + body)
+        received = b""
+        while b"data: " not in received:
+            chunk = connection.recv(4096)
+            assert chunk, received
+            received += chunk
+
+
+def test_a_client_that_hangs_up_mid_stream_frees_its_generator(server: Server) -> None:
+    room = CONTEXT_LENGTH - server.expected_prompt_tokens
+    running = series("vllm:num_requests_running")
+    for hang_up in range(5):
+        _hang_up_after_the_first_event(server, room)
+        deadline = time.monotonic() + 10
+        while scrape(server)[running] != 0:
+            assert time.monotonic() < deadline, f"hang-up {hang_up} left its generator held"
+            time.sleep(0.1)
+    # Every slot is free: requests up to the generators' count are served at once.
+    with ThreadPoolExecutor(MAX_CONCURRENT) as pool:
+        answers = list(pool.map(lambda _: chat(server, max_tokens=4), range(MAX_CONCURRENT)))
+    assert [a.status for a in answers] == [200] * MAX_CONCURRENT
 
 
 def test_a_full_queue_answers_503_at_once(full_server: Server) -> None:

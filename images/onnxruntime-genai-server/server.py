@@ -247,6 +247,14 @@ def parse_chat(body: Any, served_model_name: str) -> ChatRequest:
         raise ApiError(400, "'messages' is required: a list of messages", "messages")
     if not messages:
         raise ApiError(400, "'messages' must hold at least one message", "messages")
+    # No tool calling here: an answer in plain text to a request for tools would look like
+    # a model that chose not to call one, so the request is refused instead.
+    if _typed(body, "tools", (list,), "a list"):
+        raise ApiError(400, "'tools' is not supported: this server does not call tools", "tools")
+    if _typed(body, "tool_choice", (str, dict), "a string or an object") not in (None, "none"):
+        raise ApiError(
+            400, "'tool_choice' must be \"none\": this server does not call tools", "tool_choice"
+        )
     if _typed(body, "n", (int,), "an integer") not in (None, 1):
         raise ApiError(400, "'n' must be 1: one choice per request", "n")
     max_tokens = _typed(body, "max_completion_tokens", (int,), "an integer")
@@ -537,9 +545,14 @@ class Engine:
                 yield item
         finally:
             cancelled.set()
-            await worker  # the slot is free only once its generator has stopped
-            self.metrics.running.dec()
-            self.slots.release()
+            # The slot is free only once its generator has stopped, and never later: a
+            # callback rather than `await worker`, which a client hanging up cancels (the
+            # slot would then stay taken for good, and the server stop answering).
+            worker.add_done_callback(lambda _: self._free_slot())
+
+    def _free_slot(self) -> None:
+        self.metrics.running.dec()
+        self.slots.release()
 
     def _record(self, outcome: Outcome, started: float) -> None:
         self.metrics.prompt_tokens.inc(outcome.prompt_tokens)
