@@ -276,6 +276,15 @@ def test_bad_arguments_are_one_line_and_status_2(
     assert message in err
 
 
+def test_an_onnx_runtime_model_skips_the_tool_check_and_the_others_keep_it() -> None:
+    outputs = two_models() | {
+        "models": {"phi4-mini": {"engine": "vllm"}, "qwen3-8b": {"engine": "onnxruntime"}}
+    }
+    kubectl, smoke = FakeKubectl({"phi4-mini": 1, "qwen3-8b": 1}), FakeSmoke()
+    assert smoke_stack(outputs, kubectl, smoke, 600, ["--json"]) == 0
+    assert [run[3] for run in smoke.runs] == [["--json"], ["--json", "--skip-tools"]]
+
+
 def test_smoke_args_after_a_double_dash_reach_smoke(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,8 @@ stdin). Each model in `endpoints` is tested with tools/smoke.py, asked for by it
 kubectl reads KUBECONFIG. The API key is SLM_API_KEY when set, else what the stack's
 `apiKeyCommand` prints, fetched only once a model is ready (the Kubernetes Secret it reads is
 synced while a model pod runs) and passed to smoke.py in its environment, never on a command
-line. SMOKE_ARGS go to smoke.py unchanged (e.g. `-- --skip-tools`).
+line. SMOKE_ARGS go to smoke.py unchanged (e.g. `-- --skip-tools`), plus `--skip-tools` for an
+ONNX Runtime model (`models.<name>.engine`), whose server calls no tools.
 
 Exit status: 0 every model passed or was skipped; 1 a model failed; 2 bad arguments or outputs
 without endpoints (one line on stderr).
@@ -73,6 +74,8 @@ class Target:
     url: str  # the OpenAI-compatible base URL, ending in /v1
     served_name: str | None
     service: Service | None  # set when the model answers only inside the cluster
+    # Engines without tool calling (ONNX Runtime's server refuses `tools`) skip that check.
+    calls_tools: bool = True
 
 
 def targets(outputs: dict[str, Any]) -> list[Target]:
@@ -80,13 +83,34 @@ def targets(outputs: dict[str, Any]) -> list[Target]:
     if not isinstance(endpoints, dict) or not endpoints:
         raise UsageError("the outputs list no endpoints (`pulumi stack output --json` expected)")
     served = outputs.get("servedModelNames") or {}
+    models = outputs.get("models") or {}
     found = []
     for model, url in endpoints.items():
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise UsageError(f"endpoint of {model!r} is not an http(s) URL: {url!r}")
         names = served.get(model) or []
-        found.append(Target(model, openai_base_url(url), names[0] if names else None, service(url)))
+        engine = (models.get(model) or {}).get("engine")
+        found.append(
+            Target(
+                model,
+                openai_base_url(url),
+                names[0] if names else None,
+                service(url),
+                calls_tools=engine not in ENGINES_WITHOUT_TOOLS,
+            )
+        )
     return found
+
+
+# The stack outputs' models.<name>.engine values whose servers have no tool calling.
+ENGINES_WITHOUT_TOOLS = ("onnxruntime",)
+
+
+def smoke_args(target: Target, extra: list[str]) -> list[str]:
+    """SMOKE_ARGS, with --skip-tools for a model whose engine calls no tools."""
+    if target.calls_tools or "--skip-tools" in extra:
+        return extra
+    return [*extra, "--skip-tools"]
 
 
 def openai_base_url(url: str) -> str:
@@ -252,7 +276,7 @@ def smoke_one(
 ) -> str:
     if target.service is None:
         print(f"smoke_stack: {target.model}: {target.url}", flush=True)
-        code = smoke(target.url, target.served_name, api_key.get(), extra)
+        code = smoke(target.url, target.served_name, api_key.get(), smoke_args(target, extra))
         return "passed" if code == 0 else "failed"
     svc = target.service
     if kubectl.desired_replicas(svc) == 0:
@@ -270,7 +294,7 @@ def smoke_one(
             f"smoke_stack: {target.model}: service/{svc.name} port {svc.port} at {local}",
             flush=True,
         )
-        code = smoke(local, target.served_name, key, extra)
+        code = smoke(local, target.served_name, key, smoke_args(target, extra))
     return "passed" if code == 0 else "failed"
 
 
