@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import containerservice
 
 from components.config import CpuPool
-from components.gpu_pool import POOL_LABEL, SPOT_TAINT, SPOT_TAINT_KEY
+from components.gpu_pool import POOL_LABEL, SPOT_TAINT_KEY, autoscaled_user_pool
 
 CPU_POOL_TAINT_KEY = "slm-deploy/cpu-inference"
 CPU_POOL_TAINT = f"{CPU_POOL_TAINT_KEY}=true:NoSchedule"
@@ -50,38 +49,15 @@ class CpuNodePool(pulumi.ComponentResource):
     def __init__(self, name: str, args: CpuPoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm:cpu_pool:CpuNodePool", name, None, opts)
         pool = args.pool
-        spot = (
-            {
-                "scale_set_priority": "Spot",
-                # As the GPU pools: evicted nodes free their quota at once, and the price cap
-                # is the on-demand price rather than an eviction on price.
-                "scale_set_eviction_policy": "Delete",
-                "spot_max_price": -1,
-            }
-            if pool.spot
-            else {"scale_set_priority": "Regular"}
-        )
-        self.agent_pool = containerservice.AgentPool(
+        self.agent_pool = autoscaled_user_pool(
             name,
-            agent_pool_name=pool.name,
-            resource_group_name=args.resource_group_name,
-            resource_name_=args.cluster_name,
-            mode="User",
-            os_type="Linux",
-            os_sku="Ubuntu",
-            vm_size=pool.vm_size,
-            count=pool.min_count,
-            min_count=pool.min_count,
-            max_count=pool.max_count,
-            enable_auto_scaling=True,
-            availability_zones=pool.zones or None,
+            pool,
+            args,
+            self,
+            node_labels={POOL_LABEL: pool.name},
+            node_taint=CPU_POOL_TAINT,
             # None: AKS's default disk for the size (ephemeral where the VM's cache holds it).
             os_disk_size_gb=pool.os_disk_size_gb,
-            node_labels={POOL_LABEL: pool.name},
-            node_taints=[CPU_POOL_TAINT, SPOT_TAINT] if pool.spot else [CPU_POOL_TAINT],
-            vnet_subnet_id=args.subnet_id,
-            **spot,
-            opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs(
             {"vmSize": pool.vm_size, "minCount": pool.min_count, "maxCount": pool.max_count}

@@ -9,12 +9,13 @@ place; a change replaces the pool (and its nodes).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import containerservice
 
-from components.config import GpuPool
+from components.config import CpuPool, GpuPool
 
 # Every GPU node carries this taint so that only pods that ask for a GPU land there. AKS has
 # no ExtendedResourceToleration admission, so GPU workloads tolerate it explicitly.
@@ -49,42 +50,77 @@ class GpuPoolArgs:
     gpu_driver: str = "aks"
 
 
+class PoolPlace(Protocol):
+    """Where a pool goes: its cluster and the cluster's node subnet (GpuPoolArgs, CpuPoolArgs)."""
+
+    resource_group_name: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+
+
+def spot_settings(spot: bool) -> dict[str, Any]:
+    """An agent pool's pricing: spot, or regular VMs."""
+    if not spot:
+        return {"scale_set_priority": "Regular"}
+    return {
+        "scale_set_priority": "Spot",
+        # Delete (not Deallocate): evicted spot nodes free their quota at once.
+        "scale_set_eviction_policy": "Delete",
+        # -1: pay up to the on-demand price rather than be evicted on price.
+        "spot_max_price": -1,
+    }
+
+
+def autoscaled_user_pool(
+    name: str,
+    pool: GpuPool | CpuPool,
+    args: PoolPlace,
+    parent: pulumi.Resource,
+    node_labels: dict[str, str],
+    node_taint: str,
+    **settings: Any,
+) -> containerservice.AgentPool:
+    """An autoscaled Linux user pool of the cluster, tainted, in its node subnet: what every
+    model pool shares (GPU or CPU; `settings` holds what differs, the disk and the GPU)."""
+    return containerservice.AgentPool(
+        name,
+        agent_pool_name=pool.name,
+        resource_group_name=args.resource_group_name,
+        resource_name_=args.cluster_name,
+        mode="User",
+        os_type="Linux",
+        os_sku="Ubuntu",
+        vm_size=pool.vm_size,
+        count=pool.min_count,
+        min_count=pool.min_count,
+        max_count=pool.max_count,
+        enable_auto_scaling=True,
+        availability_zones=pool.zones or None,
+        node_labels=node_labels,
+        # AKS adds the spot taint itself; declaring it keeps refresh and diff quiet.
+        node_taints=[node_taint, SPOT_TAINT] if pool.spot else [node_taint],
+        vnet_subnet_id=args.subnet_id,
+        **settings,
+        **spot_settings(pool.spot),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 class GpuNodePool(pulumi.ComponentResource):
     """One autoscaled, tainted GPU agent pool."""
 
     def __init__(self, name: str, args: GpuPoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm:gpu_pool:GpuNodePool", name, None, opts)
         pool = args.pool
-        spot = (
-            {
-                "scale_set_priority": "Spot",
-                # Delete (not Deallocate): evicted spot nodes free their quota at once.
-                "scale_set_eviction_policy": "Delete",
-                # -1: pay up to the on-demand price rather than be evicted on price.
-                "spot_max_price": -1,
-            }
-            if pool.spot
-            else {"scale_set_priority": "Regular"}
-        )
-        self.agent_pool = containerservice.AgentPool(
+        self.agent_pool = autoscaled_user_pool(
             name,
-            agent_pool_name=pool.name,
-            resource_group_name=args.resource_group_name,
-            resource_name_=args.cluster_name,
-            mode="User",
-            os_type="Linux",
-            os_sku="Ubuntu",
-            vm_size=pool.vm_size,
-            count=pool.min_count,
-            min_count=pool.min_count,
-            max_count=pool.max_count,
-            enable_auto_scaling=True,
-            availability_zones=pool.zones or None,
+            pool,
+            args,
+            self,
+            node_labels={POOL_LABEL: pool.name, GPU_NODE_LABEL: "nvidia"},
+            node_taint=GPU_TAINT,
             os_disk_size_gb=pool.os_disk.size_gib,
             os_disk_type=pool.os_disk.kind,
-            node_labels={POOL_LABEL: pool.name, GPU_NODE_LABEL: "nvidia"},
-            # AKS adds the spot taint itself; declaring it keeps refresh and diff quiet.
-            node_taints=[GPU_TAINT, SPOT_TAINT] if pool.spot else [GPU_TAINT],
             gpu_profile=containerservice.GPUProfileArgs(
                 driver="Install" if args.gpu_driver == "aks" else "None"
             ),
@@ -92,9 +128,6 @@ class GpuNodePool(pulumi.ComponentResource):
             # provisions the node, after installing its own driver (so only with driver
             # Install); the profile cannot change on an existing pool.
             gpu_instance_profile=pool.gpu_instance_profile,
-            vnet_subnet_id=args.subnet_id,
-            **spot,
-            opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs(
             {"vmSize": pool.vm_size, "minCount": pool.min_count, "maxCount": pool.max_count}
