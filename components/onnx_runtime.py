@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import cache_warmer, sizing, workload
 from components.config import CacheWarmer as CacheWarmerSettings
@@ -110,7 +109,6 @@ class OnnxRuntimeService(pulumi.ComponentResource):
         super().__init__("slm:onnx_runtime:OnnxRuntimeService", name, None, opts)
         model = args.model
         selector = workload.labels("onnxruntime", model.name, "inference")
-        autoscaled = model.replicas.max > model.replicas.min
         claim = workload.declare_model_cache(name, model.name, args.namespace, args.cache, self)
         warmer = cache_warmer.CacheWarmer(
             f"{name}-cache-warmer",
@@ -125,28 +123,17 @@ class OnnxRuntimeService(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        metadata = {"name": model.name, "namespace": args.namespace, "labels": selector}
-        self.deployment = k8s.apps.v1.Deployment(
+        served = workload.declare_served_model(
             name,
-            metadata=metadata,
-            spec=deployment_spec(args, selector),
-            # The autoscaler owns the replica count once it varies; a new revision rolls
-            # out once the warmer has it in the cache.
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                ignore_changes=["spec.replicas"] if autoscaled else None,
-                depends_on=[warmer.job],
-            ),
+            self,
+            model,
+            args.namespace,
+            selector,
+            deployment_spec(args, selector),
+            PORT,
+            depends_on=[warmer.job],
         )
-        self.service = workload.http_service(name, metadata, selector, PORT, self)
-        if model.replicas.max > 1:
-            k8s.policy.v1.PodDisruptionBudget(
-                name,
-                metadata=metadata,
-                spec=workload.pod_disruption_budget_spec(selector),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-        self.url = f"http://{model.name}.{args.namespace}.svc.cluster.local:{PORT}/v1"
+        self.deployment, self.service, self.url = served.deployment, served.service, served.url
         self.register_outputs({"url": self.url})
 
 

@@ -185,3 +185,50 @@ def http_service(
         },
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What an inference server's component declares in front of its pods."""
+
+    deployment: k8s.apps.v1.Deployment
+    service: k8s.core.v1.Service
+    url: str  # the in-cluster OpenAI base URL
+
+
+def declare_served_model(
+    name: str,
+    parent: pulumi.Resource,
+    model: Any,
+    namespace: str,
+    selector: dict[str, str],
+    deployment_spec: dict[str, Any],
+    port: int,
+    depends_on: list[pulumi.Resource],
+) -> ServedModel:
+    """A model server's Deployment, its Service and, when it may run more than one replica, a
+    PodDisruptionBudget, all named after the model. The autoscaler owns the replica count once
+    it varies (components/autoscaling.py); `depends_on` holds the rollout back (the warmer's
+    Job: a new revision rolls out once it is in the cache)."""
+    metadata = {"name": model.name, "namespace": namespace, "labels": selector}
+    autoscaled = model.replicas.max > model.replicas.min
+    deployment = k8s.apps.v1.Deployment(
+        name,
+        metadata=metadata,
+        spec=deployment_spec,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            ignore_changes=["spec.replicas"] if autoscaled else None,
+            depends_on=depends_on,
+        ),
+    )
+    service = http_service(name, metadata, selector, port, parent)
+    if model.replicas.max > 1:
+        k8s.policy.v1.PodDisruptionBudget(
+            name,
+            metadata=metadata,
+            spec=pod_disruption_budget_spec(selector),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+    url = f"http://{model.name}.{namespace}.svc.cluster.local:{port}/v1"
+    return ServedModel(deployment, service, url)
