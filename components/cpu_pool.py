@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.config import CpuPool
-from components.gpu_pool import POOL_LABEL, SPOT_TAINT_KEY, autoscaled_user_pool
+from components.gpu_pool import POOL_LABEL, SPOT_TOLERATION, autoscaled_user_pool
 
 CPU_POOL_TAINT_KEY = "slm-deploy/cpu-inference"
 CPU_POOL_TAINT = f"{CPU_POOL_TAINT_KEY}=true:NoSchedule"
@@ -24,14 +24,8 @@ CPU_POOL_TAINT = f"{CPU_POOL_TAINT_KEY}=true:NoSchedule"
 
 def cpu_pool_tolerations(spot: bool) -> list[dict[str, str]]:
     """What a model's pods need to land on a CPU pool's nodes."""
-    tolerations = [
-        {"key": CPU_POOL_TAINT_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
-    ]
-    if spot:
-        tolerations.append(
-            {"key": SPOT_TAINT_KEY, "operator": "Equal", "value": "spot", "effect": "NoSchedule"}
-        )
-    return tolerations
+    cpu = {"key": CPU_POOL_TAINT_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    return [cpu, SPOT_TOLERATION] if spot else [cpu]
 
 
 @dataclass(frozen=True)

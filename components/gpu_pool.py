@@ -29,14 +29,18 @@ SPOT_TAINT_KEY = "kubernetes.azure.com/scalesetpriority"
 SPOT_TAINT = f"{SPOT_TAINT_KEY}=spot:NoSchedule"
 
 
+SPOT_TOLERATION = {
+    "key": SPOT_TAINT_KEY,
+    "operator": "Equal",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
+
+
 def gpu_tolerations(spot: bool) -> list[dict[str, str]]:
     """What a pod needs to land on a GPU pool's nodes (AKS adds no toleration by itself)."""
-    tolerations = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    if spot:
-        tolerations.append(
-            {"key": SPOT_TAINT_KEY, "operator": "Equal", "value": "spot", "effect": "NoSchedule"}
-        )
-    return tolerations
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    return [gpu, SPOT_TOLERATION] if spot else [gpu]
 
 
 @dataclass(frozen=True)
