@@ -87,12 +87,24 @@ def model_marker_path(model: ModelConfig) -> str:
     return marker_path(model.source, model.revision, include_patterns(model.spec.subfolder))
 
 
+def adapter_marker_paths(model: ModelConfig) -> list[str]:
+    """One marker per LoRA adapter: each is a whole repository at its pinned revision."""
+    return [marker_path(a.source, a.revision) for a in model.adapters]
+
+
+def adapter_dir(adapter: Any) -> str:
+    """Where vLLM reads a warmed adapter (--lora-modules name=<this>)."""
+    return snapshot_dir(workload.HF_HOME, adapter.source, adapter.revision)
+
+
 def job_name(model: ModelConfig) -> str:
     """<model>-warm-<hash of repository, revision and folder>: at most 40 + 6 + 10
     characters. A new revision or another folder of it is a new Job; a model without a
-    folder keeps the name it always had."""
+    folder or adapters keeps the name it always had; each adapter's repository and
+    revision join the hash, so a new adapter revision is a new Job too."""
     subfolder = model.spec.subfolder
     filled = f"{model.source}@{model.revision}" + (f"/{subfolder}" if subfolder else "")
+    filled += "".join(f"+{a.source}@{a.revision}" for a in model.adapters)
     digest = hashlib.sha256(filled.encode()).hexdigest()
     return f"{model.name}-warm-{digest[:NAME_HASH_LENGTH]}"
 
@@ -104,31 +116,60 @@ def deadline_seconds(startup_budget_seconds: int) -> int:
 
 
 def fill_args(model: ModelConfig, settings: CacheWarmerSettings) -> list[str]:
+    return repo_fill_args(
+        model.source, model.revision, settings, include_patterns(model.spec.subfolder)
+    )
+
+
+def repo_fill_args(
+    repo: str, revision: str, settings: CacheWarmerSettings, include: Iterable[str] = ()
+) -> list[str]:
     args = [
         "fill",
-        f"--repo={model.source}",
-        f"--revision={model.revision}",
+        f"--repo={repo}",
+        f"--revision={revision}",
         f"--dest={workload.HF_HOME}",
         f"--source={settings.source}",
     ]
     if settings.source == "azure-blob":
         args.append(f"--blob-url={settings.blob_url}")
-    args += [f"--include={pattern}" for pattern in include_patterns(model.spec.subfolder)]
+    args += [f"--include={pattern}" for pattern in include]
     return args
+
+
+def wait_for_cache_containers(
+    image: str, model: ModelConfig, startup_budget_seconds: int
+) -> list[dict[str, Any]]:
+    """The servers' init containers, one per filled repository (the model, then each LoRA
+    adapter): init containers run in turn, so the server starts once every one is there."""
+    return [
+        wait_for_cache_container(image, model, startup_budget_seconds),
+        *(
+            wait_for_marker(image, marker, startup_budget_seconds, f"adapter-{index}")
+            for index, marker in enumerate(adapter_marker_paths(model))
+        ),
+    ]
 
 
 def wait_for_cache_container(
     image: str, model: ModelConfig, startup_budget_seconds: int
 ) -> dict[str, Any]:
-    """The servers' init container: start only when the revision is in the cache."""
+    """The servers' init container: start only when the model's revision is in the cache."""
+    return wait_for_marker(image, model_marker_path(model), startup_budget_seconds, "cache")
+
+
+def wait_for_marker(
+    image: str, marker: str, startup_budget_seconds: int, what: str
+) -> dict[str, Any]:
+    """An init container that returns once `marker` (a filled revision) exists."""
     return {
-        "name": "wait-for-cache",
+        "name": f"wait-for-{what}",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["python3", WARMER_SCRIPT],
         "args": [
             "wait",
-            f"--marker={model_marker_path(model)}",
+            f"--marker={marker}",
             f"--timeout={deadline_seconds(startup_budget_seconds)}",
         ],
         # A Python loop that looks for one file.
@@ -183,26 +224,14 @@ def warmer_env(args: CacheWarmerArgs) -> list[dict[str, Any]]:
 
 def job_spec(args: CacheWarmerArgs) -> dict[str, Any]:
     model = args.model
-    container = {
-        "name": "warm-cache",
-        "image": args.settings.image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["python3", WARMER_SCRIPT],
-        "args": fill_args(model, args.settings),
-        "env": warmer_env(args),
-        # A download streams to disk: network-bound, little CPU or memory.
-        "resources": {
-            "requests": {"cpu": "250m", "memory": "512Mi"},
-            "limits": {"cpu": "2", "memory": "2Gi"},
-        },
-        "securityContext": workload.container_security_context(),
-        "volumeMounts": [
-            {"name": "models", "mountPath": "/models"},
-            {"name": "scratch", "mountPath": "/scratch"},
-            {"name": "tmp", "mountPath": "/tmp"},
-            *args.wiring.volume_mounts,
-        ],
-    }
+    # One container per repository, side by side in the Job's pod: each fills and marks
+    # its own revision, and the Job completes when all have.
+    adapters = [
+        fill_container(
+            args, f"warm-adapter-{index}", repo_fill_args(a.source, a.revision, args.settings)
+        )
+        for index, a in enumerate(model.adapters)
+    ]
     return {
         "backoffLimit": BACKOFF_LIMIT,
         "activeDeadlineSeconds": deadline_seconds(args.startup_budget_seconds),
@@ -216,7 +245,10 @@ def job_spec(args: CacheWarmerArgs) -> dict[str, Any]:
                 "securityContext": workload.pod_security_context(),
                 # A download needs no GPU: the system pool takes it.
                 "tolerations": workload.SYSTEM_POOL_TOLERATIONS,
-                "containers": [container],
+                "containers": [
+                    fill_container(args, "warm-cache", fill_args(model, args.settings)),
+                    *adapters,
+                ],
                 "volumes": [
                     workload.model_cache_volume(model.name, args.cache),
                     workload.empty_dir("scratch", "1Gi"),
@@ -225,6 +257,29 @@ def job_spec(args: CacheWarmerArgs) -> dict[str, Any]:
                 ],
             },
         },
+    }
+
+
+def fill_container(args: CacheWarmerArgs, name: str, fill: list[str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": args.settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", WARMER_SCRIPT],
+        "args": fill,
+        "env": warmer_env(args),
+        # A download streams to disk: network-bound, little CPU or memory.
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "512Mi"},
+            "limits": {"cpu": "2", "memory": "2Gi"},
+        },
+        "securityContext": workload.container_security_context(),
+        "volumeMounts": [
+            {"name": "models", "mountPath": "/models"},
+            {"name": "scratch", "mountPath": "/scratch"},
+            {"name": "tmp", "mountPath": "/tmp"},
+            *args.wiring.volume_mounts,
+        ],
     }
 
 

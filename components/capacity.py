@@ -32,7 +32,7 @@ from pathlib import Path
 
 from components import sizing
 from components.catalog import GPU_SKUS, MODELS, GpuSku, ModelSpec, linear_parameter_count
-from components.sizing import GIB, ServingShape
+from components.sizing import GIB, LoraSlots, ServingShape
 
 SPECS_FILE = Path(__file__).with_name("gpu_specs.json")
 MEASUREMENTS_DIR = Path(__file__).with_name("capacity_measurements")
@@ -239,7 +239,10 @@ def held_tokens(workload: Workload) -> int:
 
 def _free_kv_bytes(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> float:
     fit = sizing.memory_fit(model, sku, shape)
-    free_gib = fit.usable_gib - fit.weights_gib - fit.activations_gib - fit.overhead_gib
+    # vLLM's profiling counts the LoRA slots in the model load, so the cache gets the rest.
+    free_gib = (
+        fit.usable_gib - fit.weights_gib - fit.activations_gib - fit.overhead_gib - fit.lora_gib
+    )
     return max(0.0, free_gib * GIB)
 
 
@@ -458,6 +461,7 @@ def shape_choice(
     tensor_parallel_size: int = 1,
     profile: str | None = None,
     gpu_memory_utilization: float | None = None,
+    lora: LoraSlots | None = None,
 ) -> Choice | None:
     """What one engine shape serves within the targets: the highest throughput at which the
     targets hold and the requests in flight fit `max_num_seqs` and the KV cache; None when
@@ -471,6 +475,7 @@ def shape_choice(
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization,
         max_num_batched_tokens=max_num_batched_tokens,
+        lora=lora,
     )
     if kv_capacity_tokens(model, memory_sku, shape) < max_model_len:
         return None
@@ -497,6 +502,7 @@ def best_shape(
     tensor_parallel_size: int = 1,
     profile: str | None = None,
     gpu_memory_utilization: float | None = None,
+    lora: LoraSlots | None = None,
 ) -> Choice | None:
     """max_num_seqs and max_num_batched_tokens that maximise a replica's throughput within
     the targets and its KV cache (ties: the smaller token budget, less activation memory);
@@ -516,6 +522,7 @@ def best_shape(
             tensor_parallel_size,
             profile,
             gpu_memory_utilization,
+            lora,
         )
         if choice is None:
             continue

@@ -125,6 +125,7 @@ PATTERN_MEANINGS = {
     MODEL_NAME.pattern: "a DNS label of at most 40 characters: lowercase letters, digits, '-'",
     AZURE_VM_SIZE.pattern: "an Azure VM size such as Standard_NC24ads_A100_v4",
     GIT_COMMIT.pattern: "a full 40-character commit hash of the model repository",
+    HF_REPO.pattern: "a Hugging Face repository such as org/name",
     TIME_OF_DAY.pattern: "a time of day as HH:MM (24-hour clock)",
     IMAGE_REFERENCE.pattern: "an image reference: repository[:tag][@sha256:digest]",
     BLOB_URL.pattern: "a container URL https://<account>.blob.core.windows.net/<container>"
@@ -519,6 +520,23 @@ class Targets(_Strict):
     peak_requests_per_second: float | None = Field(None, gt=0, le=100_000)
 
 
+class LoraAdapter(_Strict):
+    """A LoRA adapter vLLM serves beside its base model, under its own model name."""
+
+    # The served name: clients send it as "model". A DNS label, so it has no '=' or ',',
+    # which vLLM's --lora-modules parser reads as name=path or JSON.
+    name: str = Field(pattern=MODEL_NAME.pattern)
+    # The adapter's Hugging Face repository (a PEFT adapter_config.json and its weights).
+    source: str = Field(pattern=HF_REPO.pattern)
+    # Always pinned: vLLM would download the newest revision of a repository id itself
+    # (lora/utils.py get_adapter_absolute_path), so the cache warmer fetches this one.
+    revision: str = Field(pattern=GIT_COMMIT.pattern)
+    # The adapter's r (adapter_config.json): nothing at plan time reads the adapter, and
+    # vLLM's --max-lora-rank and its preallocated memory follow from it. vLLM's ranks go to
+    # 512; the warmer checks the file against this value.
+    rank: int = Field(ge=1, le=sizing.MAX_LORA_RANKS[-1])
+
+
 class ModelConfig(_Strict):
     # The served model name: clients send it as "model" in OpenAI requests.
     name: str = Field(pattern=MODEL_NAME.pattern)
@@ -550,6 +568,8 @@ class ModelConfig(_Strict):
     targets: Targets = Field(default_factory=Targets)
     # Ollama only: custom variants built from Modelfiles, served beside the base model.
     variants: list[OllamaVariant] = []
+    # vLLM only: LoRA adapters of this model, each served under its own name.
+    adapters: list[LoraAdapter] = []
     # GPUs one replica spans (vLLM tensor parallelism); must divide the node's GPUs.
     tensor_parallel_size: int = Field(1, ge=1, le=8)
     # vLLM's share of each GPU's memory; default from components/sizing.py (0.90, or 0.85 on
@@ -573,6 +593,8 @@ class ModelConfig(_Strict):
         self._check_engine_keys()
         if self.engine != "ollama" and self.variants:
             raise _FieldError("variants", "[...]", "nothing: Modelfile variants are Ollama's")
+        if self.engine != "vllm" and self.adapters:
+            raise _FieldError("adapters", "[...]", "nothing: LoRA adapters are served by vLLM")
         if self.engine == "ollama" and self.replicas.max > 1:
             raise _FieldError(
                 "replicas.max",
@@ -586,6 +608,14 @@ class ModelConfig(_Strict):
                 self.source,
                 f"a {self.engine} model of the catalog (components/models/; add one with "
                 "tools/add_model.py): " + ", ".join(catalog_for_engine),
+            )
+        if self.adapters and self.spec.family not in sizing.LORA_LAYOUTS:
+            raise _FieldError(
+                "adapters",
+                "[...]",
+                f"nothing for {self.source}: vLLM's LoRA layout, which sizes the adapters' "
+                "memory, is recorded for these families only: "
+                + ", ".join(sorted(sizing.LORA_LAYOUTS)),
             )
         return self
 
@@ -642,6 +672,18 @@ class ModelConfig(_Strict):
             tokens_per_sequence=self.workload.input_tokens + self.workload.output_tokens
             if vllm
             else None,
+            lora=self.lora_slots,
+        )
+
+    @property
+    def lora_slots(self) -> sizing.LoraSlots | None:
+        """One GPU slot per adapter, so every adapter stays resident, at the smallest rank
+        vLLM accepts that holds the largest r."""
+        if not self.adapters:
+            return None
+        return sizing.LoraSlots(
+            max_loras=len(self.adapters),
+            max_lora_rank=sizing.max_lora_rank([a.rank for a in self.adapters]),
         )
 
 
@@ -985,6 +1027,7 @@ class StackConfig(_Strict):
             queue_per_replica=model.queue_per_replica,
             alternatives=tuple(alternatives),
             skus=tuple(skus),
+            lora=model.lora_slots,
         )
 
     @field_validator("environment", mode="before")
@@ -1224,8 +1267,8 @@ class StackConfig(_Strict):
                 )
         if self.environment == "prod":
             self._check_images_pinned_by_digest()
-        names = [m.name for m in self.models] + [v.name for m in self.models for v in m.variants]
-        _check_unique(names, "models", "name (variants included)")
+        self._check_served_names_unique()
+        self._check_adapters()
         ingress = self.ingress
         if ingress.enabled and not ingress.host:
             raise _FieldError("ingress.host", None, "a DNS name when the ingress is enabled")
@@ -1246,6 +1289,39 @@ class StackConfig(_Strict):
         self._check_open_webui()
         if self.serving.cache_warmer.enabled:
             self._check_cache_warmer()
+
+    def _check_served_names_unique(self) -> None:
+        """Clients pick a model, an Ollama variant or a LoRA adapter by name alone."""
+        named = [(f"models[{i}].name", m.name) for i, m in enumerate(self.models)]
+        for i, model in enumerate(self.models):
+            named += [
+                (f"models[{i}].variants[{j}].name", v.name) for j, v in enumerate(model.variants)
+            ]
+            named += [
+                (f"models[{i}].adapters[{j}].name", a.name) for j, a in enumerate(model.adapters)
+            ]
+        seen: dict[str, str] = {}
+        for path, name in named:
+            if name in seen:
+                raise _FieldError(
+                    path,
+                    name,
+                    f"a name no other model, variant or adapter has ({seen[name]} has it)",
+                )
+            seen[name] = path
+
+    def _check_adapters(self) -> None:
+        """vLLM resolves a repository id in --lora-modules by downloading its newest
+        revision (lora/utils.py get_adapter_absolute_path, v0.31.0): only the warmer's
+        snapshot of the pinned revision serves what the stack names."""
+        for index, model in enumerate(self.models):
+            if model.adapters and not self.serving.cache_warmer.enabled:
+                raise _FieldError(
+                    "serving.cacheWarmer.enabled",
+                    self.serving.cache_warmer.enabled,
+                    f"true while models[{index}] has adapters: vLLM would download each "
+                    "adapter's newest revision itself, the warmer fetches the pinned one",
+                )
 
     def _check_onnx_serving(self) -> None:
         """The ONNX Runtime server reads one variant folder of a pinned revision from the

@@ -769,9 +769,10 @@ def network_policies_args(config: StackConfig, namespaces: Namespaces) -> Networ
 
 
 def served_model_names(config: StackConfig) -> dict[str, list[str]]:
-    """The names clients send as "model", per endpoint (Ollama variants included)."""
+    """The names clients send as "model", per endpoint (Ollama variants and vLLM's LoRA
+    adapters included)."""
     return {
-        model.name: [model.name]
+        model.name: [model.name, *(a.name for a in model.adapters)]
         if model.engine in KEYED_ENGINES
         else [model.source, *(v.name for v in model.variants)]
         for model in config.models
@@ -886,6 +887,13 @@ def model_summary(model: ModelConfig, plan: sizing.EnginePlan) -> dict[str, Any]
             "maxNumSeqsAtContext": plan.max_num_seqs_at_context,
             "maxModelLenAtNumSeqs": plan.max_model_len_at_num_seqs,
         }
+        if model.adapters:
+            # The adapter slots' share of requiredGiB (sizing.lora_bytes), and what they serve.
+            summary["loraGiB"] = round(plan.fit.lora_gib, 3)
+            summary["adapters"] = [
+                {"name": a.name, "source": a.source, "revision": a.revision, "rank": a.rank}
+                for a in model.adapters
+            ]
     elif plan.cpu:
         summary |= {
             "cpuRequiredGiB": round(plan.cpu.required_gib, 2),

@@ -123,6 +123,7 @@ def best_shape(
     targets: capacity.Targets,
     max_model_len: int,
     gpu_memory_utilization: float | None = None,
+    lora: sizing.LoraSlots | None = None,
 ) -> capacity.Choice | None:
     """capacity.best_shape for a placement; cached, since the cheapest-option search and
     every plan of the same stack ask the same questions."""
@@ -142,6 +143,7 @@ def best_shape(
         placement.tensor_parallel_size,
         placement.gpu_instance_profile,
         gpu_memory_utilization,
+        lora,
     )
 
 
@@ -177,6 +179,7 @@ def cheapest_option(
     workload: capacity.Workload,
     targets: capacity.Targets,
     max_model_len: int,
+    lora: sizing.LoraSlots | None = None,
 ) -> Option | None:
     """The lowest on-demand USD per million output tokens over the checkpoints and catalog
     placements that meet the targets. Each candidate's floor price (its replica-hour over its
@@ -193,7 +196,7 @@ def cheapest_option(
     for floor, _, model, placement in floors:
         if best and floor >= best.usd_per_mtok:
             break
-        choice = best_shape(model, placement, workload, targets, max_model_len)
+        choice = best_shape(model, placement, workload, targets, max_model_len, lora=lora)
         if choice is None:
             continue
         tokens_per_s = choice.performance.output_tokens_per_s
@@ -228,6 +231,8 @@ class Request:
     queue_per_replica: int | None  # explicit KEDA threshold
     alternatives: tuple[ModelSpec, ...]  # the same model's other checkpoints
     skus: tuple[GpuSku, ...]  # the catalog's VM sizes
+    # The LoRA adapter slots vLLM preallocates (they come out of the KV cache); None: none.
+    lora: sizing.LoraSlots | None = None
 
 
 def decide(request: Request) -> ModelCapacity:
@@ -238,6 +243,7 @@ def decide(request: Request) -> ModelCapacity:
         request.workload,
         request.targets,
         request.max_model_len,
+        request.lora,
     )
     choice = _choice(request, cheapest)
     performance = choice.performance
@@ -284,6 +290,7 @@ def _choice(request: Request, cheapest: Option | None) -> capacity.Choice:
             request.targets,
             request.max_model_len,
             request.gpu_memory_utilization,
+            request.lora,
         )
     else:
         seqs = request.max_num_seqs
@@ -299,6 +306,7 @@ def _choice(request: Request, cheapest: Option | None) -> capacity.Choice:
             placement.tensor_parallel_size,
             placement.gpu_instance_profile,
             request.gpu_memory_utilization,
+            request.lora,
         )
     if choice is None:
         single = _performance(request, 1, sizing.DEFAULT_MAX_NUM_BATCHED_TOKENS)

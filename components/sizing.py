@@ -11,6 +11,7 @@ given), with tensor-parallel size `tp`:
                     kv_cache(max_model_len))                       (vLLM's start-up check)
               + activations(max_num_batched_tokens, max_num_seqs)  (one engine step)
               + CALIBRATION.non_torch_gib + CUDA_GRAPH_ALLOWANCE_GIB
+              + lora (the adapter slots vLLM preallocates with --enable-lora; lora_bytes)
     usable    = GPU memory * gpu_memory_utilization
 
     weights   = parameters * bytes per weight (2 for bf16/fp16, 1 for fp8, ~0.5 for 4-bit
@@ -113,6 +114,79 @@ class Calibration:
 CALIBRATION = Calibration(hidden_factor=3.18, intermediate_factor=3.47, non_torch_gib=0.69)
 
 
+# vLLM's accepted --max-lora-rank values (MaxLoRARanks, vllm/config/lora.py at v0.31.0).
+MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+@dataclass(frozen=True)
+class LoraSlots:
+    """What `--max-loras` and `--max-lora-rank` ask vLLM to preallocate."""
+
+    max_loras: int
+    max_lora_rank: int
+
+
+def max_lora_rank(ranks: list[int]) -> int:
+    """The smallest rank vLLM accepts that holds every adapter's r (vLLM refuses an adapter
+    whose r exceeds --max-lora-rank, and a rank outside its list)."""
+    return min(choice for choice in MAX_LORA_RANKS if choice >= max(ranks))
+
+
+@dataclass(frozen=True)
+class LoraLayout:
+    """How vLLM 0.31.0 wraps one model class with LoRA: the packed_modules_mapping list
+    lengths of qkv_proj and gate_up_proj (one LoRA slice per packed part), and whether the
+    class lists embed_tokens and lm_head in embedding_modules (then the input embedding and
+    the logits processor get adapter slots too)."""
+
+    qkv_slices: int
+    gate_up_slices: int
+    embeddings: bool
+
+
+# Per catalog family, the vLLM class that serves it (vllm/model_executor/models/ at v0.31.0):
+# Phi3ForCausalLM maps qkv_proj and gate_up_proj to themselves (phi3.py) and inherits
+# Llama's embedding_modules; Qwen3ForCausalLM packs [q, k, v] and [gate, up] and lists both
+# embeddings (qwen3.py). Gemma 3 is left out: its multimodal class differs and its
+# 262,144-token vocabulary exceeds the 258,048 LogitsProcessorWithLoRA accepts.
+LORA_LAYOUTS = {
+    "phi-4-mini": LoraLayout(qkv_slices=1, gate_up_slices=1, embeddings=True),
+    **{
+        family: LoraLayout(qkv_slices=3, gate_up_slices=2, embeddings=True)
+        for family in ("qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b", "qwen3-14b")
+    },
+}
+# LoRA weights take the model's dtype (--lora-dtype auto); dtype_for picks a 16-bit one.
+LORA_BYTES_PER_ELEMENT = 2
+
+
+def lora_bytes(model: ModelSpec, slots: LoraSlots, tp: int = 1) -> float:
+    """GPU bytes vLLM preallocates for the adapter slots, per GPU: zero tensors of
+    max_loras x max_lora_rank for every wrapped module (lora/layers/base_linear.py
+    create_lora_weights; vocab_parallel_embedding.py; logits_processor.py). Per linear
+    slice lora_a is rank x input and lora_b output x rank, the input or output divided by
+    tp where the layer is sharded (column-parallel: output; row-parallel: input)."""
+    arch = model.architecture
+    layout = LORA_LAYOUTS[model.family]
+    h, i, vocab = arch.hidden, arch.intermediate, arch.vocab
+    q, kv = arch.heads * arch.head_dim, arch.kv_heads * arch.head_dim
+    per_layer = (
+        layout.qkv_slices * h
+        + (q + 2 * kv) / tp  # qkv_proj, column-parallel
+        + q / tp
+        + h  # o_proj, row-parallel
+        + layout.gate_up_slices * h
+        + 2 * i / tp  # gate_up_proj, column-parallel
+        + i / tp
+        + h  # down_proj, row-parallel
+    )
+    # The input embedding (vocab x rank, hidden x rank) and the logits processor (rank x
+    # hidden, vocab x rank), unsharded.
+    embeddings = 2 * vocab + 2 * h if layout.embeddings else 0
+    elements = arch.layers * per_layer + embeddings
+    return slots.max_loras * slots.max_lora_rank * LORA_BYTES_PER_ELEMENT * elements
+
+
 @dataclass(frozen=True)
 class ServingShape:
     """What the stack asks of one model on one pool."""
@@ -127,6 +201,8 @@ class ServingShape:
     # length must fit at once, and one sequence of max_model_len (vLLM refuses to start
     # otherwise). None: every sequence at max_model_len, the worst case.
     tokens_per_sequence: int | None = None
+    # vLLM with LoRA adapters: the GPU slots it preallocates; None without adapters.
+    lora: LoraSlots | None = None
 
     @property
     def tokens_held(self) -> int:
@@ -147,10 +223,18 @@ class MemoryFit:
     overhead_gib: float
     usable_gib: float
     gpu_memory_utilization: float
+    # The LoRA adapter slots vLLM preallocates at model load (0 without adapters).
+    lora_gib: float = 0.0
 
     @property
     def required_gib(self) -> float:
-        return self.weights_gib + self.kv_cache_gib + self.activations_gib + self.overhead_gib
+        return (
+            self.weights_gib
+            + self.kv_cache_gib
+            + self.activations_gib
+            + self.overhead_gib
+            + self.lora_gib
+        )
 
     @property
     def headroom_gib(self) -> float:
@@ -237,6 +321,7 @@ def memory_fit(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> MemoryFit:
         overhead_gib=CALIBRATION.non_torch_gib + CUDA_GRAPH_ALLOWANCE_GIB,
         usable_gib=sku.gpu_memory_gib * utilization,
         gpu_memory_utilization=utilization,
+        lora_gib=lora_bytes(model, shape.lora, tp) / GIB if shape.lora else 0.0,
     )
 
 
@@ -490,7 +575,9 @@ def plan_vllm(
         raise SizingError(
             f"{where}: needs {fit.required_gib:.1f} GiB per GPU (weights {fit.weights_gib:.1f}, "
             f"KV cache {fit.kv_cache_gib:.1f} for {kv_cache_use(model, shape)}, "
-            f"runtime {fit.activations_gib + fit.overhead_gib:.1f}), "
+            f"runtime {fit.activations_gib + fit.overhead_gib:.1f}"
+            + (f", LoRA slots {fit.lora_gib:.2f}" if fit.lora_gib else "")
+            + "), "
             f"{fit.usable_gib:.1f} GiB usable at gpu_memory_utilization "
             f"{fit.gpu_memory_utilization:.2f}; fits with "
             + nearest_fits(model, sku, shape, alternatives, skus, slices=slices)
@@ -582,6 +669,15 @@ def vllm_engine_args(
     ]
     if revision:
         args.append(f"--revision={revision}")
+    if shape.lora:
+        # Every adapter resident in its own slot (no swapping between GPU and host); the
+        # adapters themselves are --lora-modules, added where their paths are known
+        # (components/vllm.py).
+        args += [
+            "--enable-lora",
+            f"--max-loras={shape.lora.max_loras}",
+            f"--max-lora-rank={shape.lora.max_lora_rank}",
+        ]
     if model.quantization:
         args.append(f"--quantization={model.quantization}")
     if model.tool_call_parser:

@@ -54,6 +54,16 @@ def request_log_args(args: VllmArgs) -> list[str]:
     return ["--enable-log-requests"] if args.log_requests else []
 
 
+def lora_module_args(args: VllmArgs) -> list[str]:
+    """Each adapter as name=path, the path the warmer's snapshot of its pinned revision
+    (config refuses adapters without the warmer: vLLM would download a repository id's
+    newest revision). One value per adapter after a single flag: the flag's nargs list."""
+    adapters = args.model.adapters
+    if not adapters:
+        return []
+    return ["--lora-modules", *(f"{a.name}={cache_warmer.adapter_dir(a)}" for a in adapters)]
+
+
 def key_args(secrets: PodWiring) -> list[str]:
     """Several keys (one per consumer, two while one rotates) come from a file: vLLM's
     `--config <file>.yaml` turns its `api-key: [...]` into `--api-key k1 k2` inside the
@@ -185,11 +195,9 @@ def pod_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
     if model.replicas.max > 1:
         spec["topologySpreadConstraints"] = workload.spread_over_nodes_and_zones(selector)
     if args.warmer:
-        spec["initContainers"] = [
-            cache_warmer.wait_for_cache_container(
-                args.warmer.image, model, plan.startup_budget_seconds
-            )
-        ]
+        spec["initContainers"] = cache_warmer.wait_for_cache_containers(
+            args.warmer.image, model, plan.startup_budget_seconds
+        )
     elif plan.model.gated:
         spec["containers"][0]["env"].append(HF_TOKEN.env("HF_TOKEN"))
     return spec
@@ -209,6 +217,7 @@ def container(args: VllmArgs) -> dict[str, Any]:
         "command": SERVE_COMMAND,
         "args": [
             *plan.engine_args,
+            *lora_module_args(args),
             *queue_args(args),
             *request_log_args(args),
             *SERVER_ARGS,

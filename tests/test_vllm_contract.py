@@ -26,7 +26,15 @@ import pytest
 
 from components import sizing
 from components.catalog import GPU_SKUS, MODELS, ModelSpec
-from tests.conftest import FIXTURE_STACKS, STACKS, fixture_root, read_stack, write_stack
+from tests.conftest import (
+    FIXTURE_STACKS,
+    STACKS,
+    copy_config_root,
+    fixture_root,
+    read_stack,
+    write_stack,
+)
+from tests.test_lora import lora_stack
 from tools.plan import ROOT, build_plan, kubernetes_manifests, summary_markdown
 
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
@@ -200,10 +208,18 @@ def variant(tmp_path_factory) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
+def lora_variant(tmp_path_factory) -> tuple[dict[str, Any], dict[str, Any]]:
+    """prod with LoRA adapters on both models (tests/test_lora.py's lora_stack)."""
+    root = copy_config_root(tmp_path_factory.mktemp("lora"))
+    document = lora_stack(root)
+    return build_plan("prod", config_root=root), document
+
+
+@pytest.fixture(scope="module")
 def checked(
-    plans, variant, tmp_path_factory
+    plans, variant, lora_variant, tmp_path_factory
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Every vLLM container of every shipped stack and of the variant, plus a misspelt flag,
+    """Every vLLM container of every shipped stack and of the variants, plus a misspelt flag,
     checked in one run of vLLM (its imports dominate the time)."""
     cases = [
         case
@@ -212,6 +228,8 @@ def checked(
     ]
     plan, document = variant
     cases += vllm_cases(plan, document, "variant")
+    plan, document = lora_variant
+    cases += vllm_cases(plan, document, "lora")
     results = run_check(tmp_path_factory.mktemp("hf"), [*cases, *broken(cases)])
     return cases, results
 
@@ -232,6 +250,15 @@ def broken(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ),
         edited("variant/qwen3-4b-awq", "awq-fp32", "--dtype=float16", "--dtype=float32"),
         edited("variant/qwen3-4b-awq", "too-long", "--max-model-len=4096", "--max-model-len=65536"),
+        # LoRA: a rank vLLM has no slot size for, a name its --lora-modules parser reads as
+        # JSON, and fewer host slots than GPU slots (LoRAConfig's own check).
+        edited("lora/qwen3-8b", "lora-rank-24", "--max-lora-rank=64", "--max-lora-rank=24"),
+        edited("lora/phi4-mini", "lora-comma", "phi4-mini-support=", "phi4,mini-support="),
+        dict(
+            by_name["lora/qwen3-8b"],
+            name="lora-cpu-slots",
+            argv=[*by_name["lora/qwen3-8b"]["argv"], "--max-cpu-loras=1"],
+        ),
         # The entry point this project ran before v0.31.0 deprecated it.
         dict(
             by_name["dev/phi4-mini"],
@@ -275,12 +302,41 @@ def test_every_rendered_vllm_command_line_passes_vllms_own_checks(checked) -> No
         ),
         ("too-long", "ValidationError: Value error, User-specified max_model_len (65536)"),
         ("module-entry-point", "the command is ['python3'], not the `vllm` CLI"),
+        (
+            "lora-rank-24",
+            "check_args.py serve: error: argument --max-lora-rank: invalid choice: 24 (choose from "
+            "1, 8, 16, 32, 64, 128, 256, 320, 512)",
+        ),
+        ("lora-comma", "check_args.py serve: error: Invalid JSON format for --lora-modules"),
+        (
+            "lora-cpu-slots",
+            "ValidationError: Value error, max_cpu_loras (1) must be >= max_loras (2)",
+        ),
     ],
 )
 def test_each_kind_of_mistake_is_refused(checked, case, error) -> None:
     _, results = checked
     (message,) = results[case]["errors"]
     assert message.startswith(error)
+
+
+def test_vllm_reads_the_adapters_and_slots_the_plan_renders(checked) -> None:
+    """vLLM's parser takes each --lora-modules value as name=path, and the LoRAConfig it
+    builds has the slots sizing counted (tests/test_lora.py asserts the memory)."""
+    _, results = checked
+    phi, qwen = results["lora/phi4-mini"], results["lora/qwen3-8b"]
+    assert phi["lora"] == {"max_loras": 1, "max_lora_rank": 16}
+    assert phi["lora_modules"] == [
+        {
+            "name": "phi4-mini-support",
+            "path": "/models/huggingface/hub/models--example-org--phi4-mini-support-lora"
+            "/snapshots/" + "1" * 40,
+        }
+    ]
+    assert qwen["lora"] == {"max_loras": 2, "max_lora_rank": 64}
+    assert [m["name"] for m in qwen["lora_modules"]] == ["qwen3-8b-sql", "qwen3-8b-legal"]
+    assert results["prod/phi4-mini"]["lora"] is None
+    assert results["prod/phi4-mini"]["lora_modules"] is None
 
 
 def test_awq_with_bfloat16_is_accepted_by_vllm(checked) -> None:

@@ -15,7 +15,9 @@ and writes one JSON document on stdout:
      "results": [{"name": ..., "errors": [...], "docs_disabled": true,
                   "quantization": "auto_awq" | null,
                   "dtype": "torch.float16", "min_capability": 75 | null,
-                  "act_dtypes": ["torch.float16", ...] | null}]}
+                  "act_dtypes": ["torch.float16", ...] | null,
+                  "lora": {"max_loras": 1, "max_lora_rank": 16} | null,
+                  "lora_modules": [{"name": ..., "path": ...}] | null}]}
 
 This machine has no GPU, so vLLM is given a stand-in platform (`TargetGpu`): vLLM's base
 Platform marked as CUDA, with the case's compute capability and no device code. vLLM's
@@ -32,7 +34,9 @@ For each case, in the order `vllm serve` runs them at start-up, as far as that a
    quantization method against it, then the tensor-parallel size against its heads;
 4. the quantization config vLLM builds from that (VllmConfig.get_quantization_config), which
    refuses a dtype the method's kernels do not take; its minimum compute capability and
-   activation dtypes are reported for the caller to compare with the target GPU.
+   activation dtypes are reported for the caller to compare with the target GPU;
+5. with --enable-lora, the LoRAConfig the engine builds (max_loras, max_lora_rank,
+   max_cpu_loras) and its check against the model config; the slots are reported.
 
 Exit status: 0 when every case was checked (each result lists its own errors), 2 for bad
 input. Nothing here downloads: HF_HUB_OFFLINE is set before vLLM is imported.
@@ -160,6 +164,7 @@ def validate_engine(args) -> tuple[dict[str, Any], list[str]]:
         "dtype": None,
         "min_capability": None,
         "act_dtypes": None,
+        "lora": None,
     }
     try:
         engine_args = AsyncEngineArgs.from_cli_args(args)
@@ -168,12 +173,34 @@ def validate_engine(args) -> tuple[dict[str, Any], list[str]]:
         found["quantization"] = model_config.quantization
         quant = VllmConfig.get_quantization_config(model_config, engine_args.create_load_config())
         model_config.verify_with_parallel_config(parallel_config(engine_args))
+        lora = lora_config(engine_args)
+        if lora is not None:
+            lora.verify_with_model_config(model_config)
+            found["lora"] = {"max_loras": lora.max_loras, "max_lora_rank": lora.max_lora_rank}
     except Exception as err:  # vLLM raises ValueError, pydantic's ValidationError, OSError...
         return found, [f"{type(err).__name__}: {_first_line(err)}"]
     if quant is not None:
         found["min_capability"] = quant.get_min_capability()
         found["act_dtypes"] = [str(dtype) for dtype in quant.get_supported_act_dtypes()]
     return found, []
+
+
+def lora_config(engine_args):
+    """The LoRAConfig create_engine_config builds when --enable-lora is given (its
+    adapter-slot fields, as engine/arg_utils.py passes them: a max_cpu_loras of 0 or less
+    means unset), so its validator's errors surface here; None without --enable-lora."""
+    from vllm.config import LoRAConfig
+
+    if not engine_args.enable_lora:
+        return None
+    cpu_loras = engine_args.max_cpu_loras
+    return LoRAConfig(
+        max_lora_rank=engine_args.max_lora_rank,
+        max_loras=engine_args.max_loras,
+        fully_sharded_loras=engine_args.fully_sharded_loras,
+        lora_dtype=engine_args.lora_dtype,
+        max_cpu_loras=cpu_loras if cpu_loras and cpu_loras > 0 else None,
+    )
 
 
 def parallel_config(engine_args):
@@ -203,6 +230,11 @@ def check(parser, case: dict[str, Any]) -> dict[str, Any]:
     if not errors:
         # FastAPI's /docs, /redoc and /openapi.json (entrypoints/launchers/app.py).
         result["docs_disabled"] = args.disable_fastapi_docs
+        # --lora-modules as vLLM's LoRAParserAction parsed them (LoRAModulePath).
+        modules = args.lora_modules
+        result["lora_modules"] = (
+            [{"name": m.name, "path": m.path} for m in modules] if modules else None
+        )
         errors = validate_serve(args)
     if not errors:
         found, errors = validate_engine(args)
