@@ -13,6 +13,7 @@ import pytest
 
 from components import capacity, catalog, sizing
 from tests.conftest import copy_config_root, read_stack, write_stack
+from tools import smoke_stack
 from tools.plan import PlanConfigError, build_plan, kubernetes_manifests
 
 WARMER_IMAGE = "registry.example.com/slm/model-cache-warmer:0.1.0@sha256:" + "0" * 64
@@ -136,6 +137,11 @@ def test_outputs_list_adapters_as_served_names_with_their_memory(lora_plan) -> N
     # sizing.lora_bytes for Phi-4-mini, 1 slot at rank 16: 59,138,048 bytes.
     assert phi["loraGiB"] == round(59_138_048 / 2**30, 3)
     assert phi["adapters"] == [SUPPORT]
+
+
+def test_smoke_stack_tests_each_models_first_adapter_from_the_outputs(lora_plan) -> None:
+    adapters = {t.model: t.adapter for t in smoke_stack.targets(lora_plan["outputs"])}
+    assert adapters == {"phi4-mini": "phi4-mini-support", "qwen3-8b": "qwen3-8b-sql"}
 
 
 def test_phi4_mini_lora_slots_are_what_vllm_allocates() -> None:

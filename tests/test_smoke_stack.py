@@ -306,3 +306,27 @@ def test_with_consumers_and_no_shared_key_the_first_consumers_key_is_used() -> N
     smoke = FakeSmoke()
     assert smoke_stack(outputs, FakeKubectl({"phi4-mini": 1, "qwen3-8b": 1}), smoke) == 0
     assert [run[2] for run in smoke.runs] == ["search-key", "search-key"]
+
+
+def test_a_models_first_adapter_is_smoked_by_its_name_through_the_same_forward(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    adapters = [{"name": "qwen3-8b-sql"}, {"name": "qwen3-8b-legal"}]
+    outputs = two_models() | {"models": {"qwen3-8b": {"engine": "vllm", "adapters": adapters}}}
+    kubectl, smoke = FakeKubectl({"phi4-mini": 1, "qwen3-8b": 1}), FakeSmoke()
+    assert smoke_stack(outputs, kubectl, smoke) == 0
+    assert [(run[0], run[1]) for run in smoke.runs] == [
+        ("http://127.0.0.1:40003/v1", "phi4-mini"),
+        ("http://127.0.0.1:40007/v1", "qwen3-8b"),
+        ("http://127.0.0.1:40007/v1", "qwen3-8b-sql"),
+    ]
+    assert "smoke_stack: qwen3-8b: adapter qwen3-8b-sql\n" in capsys.readouterr().out
+
+
+def test_a_failing_adapter_fails_its_model(capsys: pytest.CaptureFixture[str]) -> None:
+    outputs = two_models() | {
+        "models": {"qwen3-8b": {"engine": "vllm", "adapters": [{"name": "qwen3-8b-sql"}]}}
+    }
+    kubectl, smoke = FakeKubectl({"phi4-mini": 1, "qwen3-8b": 1}), FakeSmoke({"qwen3-8b-sql"})
+    assert smoke_stack(outputs, kubectl, smoke) == 1
+    assert capsys.readouterr().out.endswith("models 1 passed, 1 failed, 0 skipped\n")

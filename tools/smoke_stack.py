@@ -19,7 +19,8 @@ kubectl reads KUBECONFIG. The API key is SLM_API_KEY when set, else what the sta
 `apiKeyCommand` prints, fetched only once a model is ready (the Kubernetes Secret it reads is
 synced while a model pod runs) and passed to smoke.py in its environment, never on a command
 line. SMOKE_ARGS go to smoke.py unchanged (e.g. `-- --skip-tools`), plus `--skip-tools` for an
-ONNX Runtime model (`models.<name>.engine`), whose server calls no tools.
+ONNX Runtime model (`models.<name>.engine`), whose server calls no tools. A vLLM model with
+LoRA adapters (`models.<name>.adapters`) is tested once more under its first adapter's name.
 
 Exit status: 0 every model passed or was skipped; 1 a model failed; 2 bad arguments or outputs
 without endpoints (one line on stderr).
@@ -76,6 +77,13 @@ class Target:
     service: Service | None  # set when the model answers only inside the cluster
     # Engines without tool calling (ONNX Runtime's server refuses `tools`) skip that check.
     calls_tools: bool = True
+    # A vLLM model's first LoRA adapter (models.<name>.adapters), smoke-tested once more by
+    # its own served name at the same address.
+    adapter: str | None = None
+
+    @property
+    def names(self) -> list[str | None]:
+        return [self.served_name, *([self.adapter] if self.adapter else [])]
 
 
 def targets(outputs: dict[str, Any]) -> list[Target]:
@@ -90,6 +98,7 @@ def targets(outputs: dict[str, Any]) -> list[Target]:
             raise UsageError(f"endpoint of {model!r} is not an http(s) URL: {url!r}")
         names = served.get(model) or []
         engine = (models.get(model) or {}).get("engine")
+        adapters = (models.get(model) or {}).get("adapters") or []
         found.append(
             Target(
                 model,
@@ -97,6 +106,7 @@ def targets(outputs: dict[str, Any]) -> list[Target]:
                 names[0] if names else None,
                 service(url),
                 calls_tools=engine not in ENGINES_WITHOUT_TOOLS,
+                adapter=adapters[0]["name"] if adapters else None,
             )
         )
     return found
@@ -276,8 +286,7 @@ def smoke_one(
 ) -> str:
     if target.service is None:
         print(f"smoke_stack: {target.model}: {target.url}", flush=True)
-        code = smoke(target.url, target.served_name, api_key.get(), smoke_args(target, extra))
-        return "passed" if code == 0 else "failed"
+        return smoke_names(target, target.url, api_key.get(), smoke, extra)
     svc = target.service
     if kubectl.desired_replicas(svc) == 0:
         note = f"{target.model}: scaled to zero (outside its awake hours?): not smoke-tested"
@@ -294,8 +303,17 @@ def smoke_one(
             f"smoke_stack: {target.model}: service/{svc.name} port {svc.port} at {local}",
             flush=True,
         )
-        code = smoke(local, target.served_name, key, smoke_args(target, extra))
-    return "passed" if code == 0 else "failed"
+        return smoke_names(target, local, key, smoke, extra)
+
+
+def smoke_names(target: Target, url: str, key: str, smoke: SmokeRunner, extra: list[str]) -> str:
+    """smoke.py for the model, then for its first adapter: each must pass."""
+    codes = []
+    for name in target.names:
+        if name != target.served_name:
+            print(f"smoke_stack: {target.model}: adapter {name}", flush=True)
+        codes.append(smoke(url, name, key, smoke_args(target, extra)))
+    return "passed" if not any(codes) else "failed"
 
 
 def _positive_int(text: str) -> int:
