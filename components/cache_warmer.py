@@ -228,7 +228,10 @@ def job_spec(args: CacheWarmerArgs) -> dict[str, Any]:
     # its own revision, and the Job completes when all have.
     adapters = [
         fill_container(
-            args, f"warm-adapter-{index}", repo_fill_args(a.source, a.revision, args.settings)
+            args,
+            f"warm-adapter-{index}",
+            # The warmer checks the adapter against its declared rank before marking it.
+            [*repo_fill_args(a.source, a.revision, args.settings), f"--lora-rank={a.rank}"],
         )
         for index, a in enumerate(model.adapters)
     ]

@@ -166,6 +166,39 @@ def test_the_command_line_runs_fill_in_process(tmp_path: Path) -> None:
     assert (dest / SNAPSHOT / "config.json").exists() and backend.calls == 1
 
 
+# -- LoRA adapters: adapter_config.json against the declared rank -------------------------
+
+ADAPTER = {"r": 16, "bias": "none", "use_dora": False, "lora_alpha": 32}
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [
+        (None, "no adapter_config.json in "),
+        (ADAPTER | {"r": 8}, "adapter_config.json has r 8, the stack says 16"),
+        (ADAPTER | {"bias": "all"}, "adapter_config.json has bias 'all': vLLM takes none"),
+        (ADAPTER | {"use_dora": True}, "adapter_config.json has use_dora true: vLLM serves no"),
+    ],
+)
+def test_an_adapter_that_vllm_would_refuse_is_not_marked(tmp_path: Path, config, reason) -> None:
+    files = {"adapter_model.safetensors": b"weights"}
+    if config is not None:
+        files["adapter_config.json"] = json.dumps(config).encode()
+    request, lines = _request(tmp_path, lora_rank=16), []
+    assert _fill(request, Recorder(files), lines) == 1
+    assert lines[-1].startswith(f"failed: RuntimeError: {reason}")
+    assert not request.marker.exists()
+
+
+def test_the_command_line_checks_an_adapter_at_its_rank_then_marks_it(tmp_path: Path) -> None:
+    dest = tmp_path / "huggingface"
+    argv = ["fill", f"--repo={REPO}", f"--revision={REVISION}", f"--dest={dest}", "--lora-rank=16"]
+    backend = Recorder({"adapter_config.json": json.dumps(ADAPTER).encode()})
+    assert warm_cache.main(argv, {"huggingface": backend}) == 0
+    assert warm_cache.main([*argv[:-1], "--lora-rank=0"], {"huggingface": backend}) == 2
+    assert (tmp_path / ".slm-warm" / f"microsoft--Phi-4-mini-instruct@{REVISION}").exists()
+
+
 # -- the Azure Blob mirror ----------------------------------------------------------------
 
 

@@ -122,6 +122,14 @@ def test_the_server_waits_for_every_adapter_and_the_job_fills_each(lora_plan) ->
         ("warm-adapter-0", ["--repo=example-org/qwen3-8b-sql-lora", "--revision=" + "2" * 40]),
         ("warm-adapter-1", ["--repo=example-org/qwen3-8b-legal-lora", "--revision=" + "3" * 40]),
     ]
+    assert _container(job, "warm-adapter-1")["args"] == [
+        "fill",
+        "--repo=example-org/qwen3-8b-legal-lora",
+        "--revision=" + "3" * 40,
+        "--dest=/models/huggingface",
+        "--source=huggingface",
+        "--lora-rank=64",  # checked against adapter_config.json before the marker
+    ]
 
 
 QWEN_REVISION = "b968826d9c46dd6066d109eabc6255188de91218"

@@ -2,7 +2,7 @@
 
     warm_cache.py fill --repo ORG/NAME --revision SHA --dest /models/huggingface
                        [--include PATTERN ...] [--source huggingface|azure-blob] [--blob-url URL]
-                       [--marker-dir DIR] [--lock-timeout SECONDS]
+                       [--marker-dir DIR] [--lock-timeout SECONDS] [--lora-rank R]
     warm_cache.py wait --marker PATH --timeout SECONDS
 
 `fill` puts the revision where vLLM (HF_HOME=<dest>, HF_HUB_OFFLINE=1, --revision=SHA)
@@ -21,6 +21,10 @@ The marker's name then ends in +<hash of the patterns>, so a different folder of
 revision is a different fill, and at least one file must match. A lock beside the marker keeps
 two warmers from downloading the same revision at once; the second waits, then finds the
 marker. `wait` returns once a marker exists: the model servers' init container.
+
+--lora-rank R: the revision is a LoRA adapter the stack declares with rank R. Its
+adapter_config.json must then say r == R, bias "none" and no use_dora (what vLLM's PEFT
+check refuses at start-up, where the server would exit), or no marker is written.
 
 Exit status: 0 done (or already there), 2 bad arguments (one line on stderr), 1 failure.
 Progress goes to stderr. The download libraries are imported only by the backend that needs
@@ -76,6 +80,7 @@ class FillRequest:
     marker_dir: Path | None = None  # default: dest/../.slm-warm
     lock_timeout: float | None = None  # None: as long as the other warmer takes
     include: tuple[str, ...] = ()  # () : HUB_PATTERNS from the Hub, every blob of a mirror
+    lora_rank: int | None = None  # a LoRA adapter's declared rank: check adapter_config.json
 
     @property
     def hub_cache(self) -> Path:
@@ -142,6 +147,8 @@ def fill(
             say(f"filling {request.snapshot} from {request.source}")
             backends[request.source](request, say)
             check_snapshot(request)
+            if request.lora_rank is not None:
+                check_adapter(request.snapshot, request.lora_rank)
             write_marker(request)
     except Exception as err:  # any failure: one line, exit status 1, and the Job retries
         say(f"failed: {type(err).__name__}: {err}")
@@ -188,6 +195,22 @@ def check_snapshot(request: FillRequest) -> None:
     ):
         patterns = " ".join(request.include)
         raise RuntimeError(f"no file of {request.repo}@{request.revision} matches {patterns}")
+
+
+def check_adapter(snapshot: Path, rank: int) -> None:
+    """A PEFT LoRA adapter that vLLM 0.31.0 loads at the declared rank: its PEFTHelper
+    refuses a bias other than "none" and DoRA, and an r above --max-lora-rank, which the
+    template derives from the declared rank (so r must be that rank)."""
+    path = snapshot / "adapter_config.json"
+    if not path.is_file():
+        raise RuntimeError(f"no adapter_config.json in {snapshot}: not a PEFT adapter")
+    config = json.loads(path.read_text())
+    if config.get("r") != rank:
+        raise RuntimeError(f"adapter_config.json has r {config.get('r')!r}, the stack says {rank}")
+    if config.get("bias", "none") != "none":
+        raise RuntimeError(f"adapter_config.json has bias {config['bias']!r}: vLLM takes none")
+    if config.get("use_dora"):
+        raise RuntimeError("adapter_config.json has use_dora true: vLLM serves no DoRA")
 
 
 def write_marker(request: FillRequest) -> None:
@@ -352,6 +375,7 @@ def parser() -> argparse.ArgumentParser:
     fill_cmd.add_argument("--blob-url", help="https://<account>.blob.core.windows.net/<c>[/p]")
     fill_cmd.add_argument("--marker-dir", type=Path, help="default: <dest>/../.slm-warm")
     fill_cmd.add_argument("--lock-timeout", type=float, help="seconds; default: no limit")
+    fill_cmd.add_argument("--lora-rank", type=int, help="a LoRA adapter's declared rank")
     wait_cmd = commands.add_parser("wait", help="wait until a revision is in the cache")
     wait_cmd.add_argument("--marker", required=True, type=Path)
     wait_cmd.add_argument("--timeout", required=True, type=float, help="seconds")
@@ -368,6 +392,8 @@ def fill_request(args: argparse.Namespace) -> FillRequest:
             raise UsageError(
                 f"--include {pattern!r}: expected a pattern of paths inside the repository"
             )
+    if args.lora_rank is not None and args.lora_rank < 1:
+        raise UsageError(f"--lora-rank {args.lora_rank}: expected a rank of 1 or more")
     if args.source == "azure-blob" and not args.blob_url:
         raise UsageError("--blob-url is required with --source azure-blob")
     if args.blob_url and not BLOB_URL.match(args.blob_url):
@@ -385,6 +411,7 @@ def fill_request(args: argparse.Namespace) -> FillRequest:
         marker_dir=args.marker_dir,
         lock_timeout=args.lock_timeout,
         include=tuple(args.include),
+        lora_rank=args.lora_rank,
     )
 
 
