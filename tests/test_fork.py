@@ -72,12 +72,25 @@ def planned_examples() -> list[tuple[str, str, str]]:
 
 
 def merge(target: Any, fragment: Any) -> None:
-    """The fragment written into the target: mappings key by key, list items appended."""
+    """The fragment written into the target: mappings key by key, list items appended, or
+    merged into the item of the same `name` (an entry the guide adds keys to)."""
     for key, value in fragment.items():
         if key in target and hasattr(value, "items"):
             merge(target[key], value)
         elif key in target and isinstance(value, list):
-            target[key].extend(value)
+            for item in value:
+                named = [
+                    old
+                    for old in target[key]
+                    if hasattr(item, "items")
+                    and hasattr(old, "items")
+                    and "name" in item
+                    and old.get("name") == item["name"]
+                ]
+                if named:
+                    merge(named[0], item)
+                else:
+                    target[key].append(item)
         else:
             target[key] = value
 
@@ -148,6 +161,7 @@ def test_every_yaml_example_of_the_guide_is_planned() -> None:
         ("merge", "dev"),
         ("merge", "dev"),
         ("merge", "staging"),
+        ("merge", "staging"),
         ("whole", "mycluster"),
     ]
 
@@ -171,6 +185,9 @@ def test_the_fork_holds_what_the_guide_added(fork: Path) -> None:
     cpu_model = staging["outputs"]["models"]["phi4-mini-cpu"]
     assert (cpu_model["engine"], cpu_model["pool"]) == ("onnxruntime", "cpu")
     assert staging["outputs"]["cpuPools"]["cpu"]["vmSize"] == "Standard_D4s_v5"
+    # The adapter joined the existing phi4-mini entry and is served under its name.
+    assert staging["outputs"]["servedModelNames"]["phi4-mini"] == ["phi4-mini", "phi4-mini-support"]
+    assert staging["outputs"]["models"]["phi4-mini"]["loraGiB"] == round(59_138_048 / 2**30, 3)
     assert sorted(p.name for p in (fork / "stacks").glob("*.yaml")) == [
         "Pulumi.dev.yaml",
         "Pulumi.local.yaml",
