@@ -406,6 +406,13 @@ PRELOADED_OLLAMA_IMAGE = "registry.example.com/slm/ollama-preloaded:0.1.0@sha256
             'slm-deploy:models[0].variants: "[...]" is not allowed; expected nothing while serving.ollama.preloaded is true: variants are built at deploy time into a writable model store, the preloaded one is read-only',
         ),
         (
+            # The path names the variant itself (it used to name models[1], an index into
+            # a list of models and variants together that the stack file does not have).
+            _set("models[0].variants", [{"name": "qwen3-tiny", "system": "You write Python."}]),
+            'slm-deploy:models[0].variants[0].name: "qwen3-tiny" is not allowed; expected a '
+            "name no other model, variant or adapter has (models[0].name has it)",
+        ),
+        (
             _set(
                 "serving.cacheWarmer",
                 {

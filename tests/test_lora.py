@@ -280,3 +280,14 @@ def _adapter(**change):
 )
 def test_bad_adapters_are_refused_with_one_line(config_root, edit, line) -> None:
     assert _refusal(config_root, edit) == line
+
+
+def test_a_model_that_does_not_fit_names_the_lora_slots_in_its_line() -> None:
+    phi = catalog.MODELS["microsoft/Phi-4-mini-instruct"]
+    t4 = catalog.GPU_SKUS["Standard_NC4as_T4_v3"]
+    shape = sizing.ServingShape(131072, 8, lora=sizing.LoraSlots(1, 16))
+    with pytest.raises(sizing.SizingError) as err:
+        sizing.plan_vllm("phi4-mini", phi, t4, "t4", shape, None, [], [])
+    assert "(weights 7.1, KV cache 128.0 for 8 x 131072 tokens, runtime 1.4, LoRA slots 0.06)" in (
+        str(err.value)
+    )
