@@ -320,6 +320,13 @@ def test_each_kind_of_mistake_is_refused(checked, case, error) -> None:
     assert message.startswith(error)
 
 
+def test_the_lora_ranks_sizing_chooses_from_are_vllms(checked) -> None:
+    # vLLM's parser lists MaxLoRARanks (vllm/config/lora.py) when it refuses a rank.
+    _, results = checked
+    (message,) = results["lora-rank-24"]["errors"]
+    assert message.endswith(f"(choose from {', '.join(map(str, sizing.MAX_LORA_RANKS))})")
+
+
 def test_vllm_reads_the_adapters_and_slots_the_plan_renders(checked) -> None:
     """vLLM's parser takes each --lora-modules value as name=path, and the LoRAConfig it
     builds has the slots sizing counted (tests/test_lora.py asserts the memory)."""
