@@ -14,7 +14,7 @@ import pytest
 from components import capacity, catalog, sizing
 from tests.conftest import copy_config_root, read_stack, write_stack
 from tools import smoke_stack
-from tools.plan import PlanConfigError, build_plan, kubernetes_manifests
+from tools.plan import PlanConfigError, build_plan, kubernetes_manifests, summary_markdown
 
 WARMER_IMAGE = "registry.example.com/slm/model-cache-warmer:0.1.0@sha256:" + "0" * 64
 SUPPORT = {
@@ -145,6 +145,14 @@ def test_outputs_list_adapters_as_served_names_with_their_memory(lora_plan) -> N
     # sizing.lora_bytes for Phi-4-mini, 1 slot at rank 16: 59,138,048 bytes.
     assert phi["loraGiB"] == round(59_138_048 / 2**30, 3)
     assert phi["adapters"] == [SUPPORT]
+
+
+def test_the_summary_names_each_models_adapters_and_their_slots(lora_plan) -> None:
+    lines = summary_markdown(lora_plan).splitlines()
+    assert (
+        "- phi4-mini: LoRA adapters phi4-mini-support: 0.055 GiB of adapter slots in the needs"
+        in lines
+    )
 
 
 def test_smoke_stack_tests_each_models_first_adapter_from_the_outputs(lora_plan) -> None:

@@ -443,6 +443,16 @@ def _model_lines(models: dict[str, Any]) -> list[str]:
         " its files and a full-context KV cache per generator, against the node's allocatable"
         " memory (its runtime's own memory is not modelled).",
     ]
+    # LoRA adapters: their preallocated slots are part of "needs GiB".
+    lora = [
+        f"- {n}: LoRA adapters {', '.join(a['name'] for a in m['adapters'])}:"
+        f" {m['loraGiB']} GiB of adapter slots"
+        " in the needs"
+        for n, m in sorted(models.items())
+        if m.get("adapters")
+    ]
+    if lora:
+        lines += ["", *lora]
     # What the engine gives up on this GPU (FP8 weights without FP8 compute, ...).
     notes = [f"- {n}: {note}" for n, m in sorted(models.items()) for note in m.get("notes", [])]
     if notes:
