@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import access, cache_warmer, sizing, workload
 from components.config import CacheWarmer as CacheWarmerSettings
@@ -100,39 +99,20 @@ class VllmService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: VllmArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm:vllm:VllmService", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         model = args.model
         selector = workload.labels("vllm", model.name, "inference")
-        autoscaled = model.replicas.max > model.replicas.min
         claim = workload.declare_model_cache(name, model.name, args.namespace, args.cache, self)
-        warmed = self._warm_cache(name, args, claim)
-        self.deployment = k8s.apps.v1.Deployment(
+        served = workload.declare_served_model(
             name,
-            metadata={"name": model.name, "namespace": args.namespace, "labels": selector},
-            spec=deployment_spec(args, selector),
-            # The autoscaler owns the replica count once it varies (components/autoscaling);
-            # a new revision rolls out once the warmer has it in the cache.
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                ignore_changes=["spec.replicas"] if autoscaled else None,
-                depends_on=warmed,
-            ),
-        )
-        self.service = workload.http_service(
-            name,
-            {"name": model.name, "namespace": args.namespace, "labels": selector},
-            selector,
-            PORT,
             self,
+            model,
+            args.namespace,
+            selector,
+            deployment_spec(args, selector),
+            PORT,
+            depends_on=self._warm_cache(name, args, claim),
         )
-        if model.replicas.max > 1:
-            k8s.policy.v1.PodDisruptionBudget(
-                name,
-                metadata={"name": model.name, "namespace": args.namespace, "labels": selector},
-                spec=workload.pod_disruption_budget_spec(selector),
-                opts=child,
-            )
-        self.url = f"http://{model.name}.{args.namespace}.svc.cluster.local:{PORT}/v1"
+        self.deployment, self.service, self.url = served.deployment, served.service, served.url
         self.register_outputs({"url": self.url})
 
     def _warm_cache(self, name, args: VllmArgs, claim) -> list[pulumi.Resource]:
