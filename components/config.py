@@ -325,24 +325,45 @@ VLLM_ONLY_MODEL_KEYS = {
 AKS_ONLY_POOL_KEYS = {"min_count": "minCount", "zones": "zones", "os_disk_size_gb": "osDiskSizeGb"}
 
 
-class GpuPool(_Strict):
+class _NodePool(_Strict):
+    """What GPU and CPU pools share: an autoscaled AKS agent pool of one VM size (or, on an
+    existing cluster, labelled nodes that exist)."""
+
+    name: str = Field(pattern=AGENT_POOL_NAME.pattern)
+    # A catalog VM size (the subclass says which catalog): it drives the checks and the cost.
+    vm_size: str = Field(pattern=AZURE_VM_SIZE.pattern)
+    # 0 lets an idle pool cost nothing; the cluster autoscaler adds nodes on demand.
+    min_count: int = Field(0, ge=0, le=100)
+    max_count: int = Field(1, ge=1, le=100)
+    spot: bool = False
+    zones: list[Literal["1", "2", "3"]] = []
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        return _meets(value_rules.pool_name_free, value)
+
+    def _check_vm_size(self, catalog_skus: dict[str, Any], what: str) -> None:
+        _check_bounds(self.min_count, self.max_count, "minCount", "maxCount")
+        if self.vm_size not in catalog_skus:
+            raise _FieldError(
+                "vmSize",
+                self.vm_size,
+                f"{what} from components/catalog.py: " + ", ".join(catalog_skus),
+            )
+
+
+class GpuPool(_NodePool):
     """A GPU node pool. On AKS the template creates it as an agent pool. On an existing
     cluster it describes nodes that already exist: they carry the label
     slm-deploy/pool=<name> (gpu_pool.POOL_LABEL), vmSize names their GPU, maxCount says how
     many there are, spot adds the spot toleration; minCount, zones and osDiskSizeGb are
     AKS's only and refused there."""
 
-    name: str = Field(pattern=AGENT_POOL_NAME.pattern)
-    # A GPU SKU from components/catalog.py (its GPUs, memory and price drive the checks).
-    # On an existing cluster, nodes outside Azure included: the catalog SKU with the same GPU
-    # model and GPU count per node (e.g. Standard_NV36ads_A10_v5 for one A10 per node), so
-    # the memory and capacity checks use the right GPU; its price is not shown.
-    vm_size: str = Field(pattern=AZURE_VM_SIZE.pattern)
-    # 0 lets an idle GPU pool cost nothing; the cluster autoscaler adds nodes on demand.
-    min_count: int = Field(0, ge=0, le=100)
-    max_count: int = Field(1, ge=1, le=100)
-    spot: bool = False
-    zones: list[Literal["1", "2", "3"]] = []
+    # vmSize: a GPU SKU from components/catalog.py (its GPUs, memory and price drive the
+    # checks). On an existing cluster, nodes outside Azure included: the catalog SKU with the
+    # same GPU model and GPU count per node (e.g. Standard_NV36ads_A10_v5 for one A10 per
+    # node), so the memory and capacity checks use the right GPU; its price is not shown.
     # OS disk size; default: sizing.os_disk() (ephemeral on the temp disk where it fits).
     os_disk_size_gb: int | None = Field(None, ge=64, le=4096)
     # Split each GPU into MIG slices (A100 and H100 only; AKS's AgentPool gpuInstanceProfile):
@@ -350,20 +371,9 @@ class GpuPool(_Strict):
     # several small-model replicas share one physical GPU. None: whole GPUs.
     gpu_instance_profile: Literal["MIG1g", "MIG2g", "MIG3g", "MIG4g", "MIG7g"] | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, value: str) -> str:
-        return _meets(value_rules.pool_name_free, value)
-
     @model_validator(mode="after")
     def _bounds(self) -> GpuPool:
-        _check_bounds(self.min_count, self.max_count, "minCount", "maxCount")
-        if self.vm_size not in catalog.GPU_SKUS:
-            raise _FieldError(
-                "vmSize",
-                self.vm_size,
-                "a GPU SKU from components/catalog.py: " + ", ".join(catalog.GPU_SKUS),
-            )
+        self._check_vm_size(catalog.GPU_SKUS, "a GPU SKU")
         profiles = capacity.mig_profiles(self.vm_sku)
         if self.gpu_instance_profile and self.gpu_instance_profile not in profiles:
             raise _FieldError(
@@ -401,37 +411,19 @@ class GpuPool(_Strict):
         )
 
 
-class CpuPool(_Strict):
+class CpuPool(_NodePool):
     """A CPU node pool for engines that need no GPU (ONNX Runtime GenAI). On AKS the
     template creates it as an untainted user agent pool whose nodes only the models placed on
     it select; on an existing cluster it describes nodes that already exist, labelled
     slm-deploy/pool=<name>, and minCount, zones and osDiskSizeGb are refused there."""
 
-    name: str = Field(pattern=AGENT_POOL_NAME.pattern)
-    # A CPU VM size from the catalog (components/catalog.py CPU_SKUS): its vCPUs, memory and
-    # price drive the fit check and the cost.
-    vm_size: str = Field(pattern=AZURE_VM_SIZE.pattern)
-    # 0 lets an idle pool cost nothing; the cluster autoscaler adds nodes on demand.
-    min_count: int = Field(0, ge=0, le=100)
-    max_count: int = Field(1, ge=1, le=100)
-    spot: bool = False
-    zones: list[Literal["1", "2", "3"]] = []
+    # vmSize: a CPU VM size from the catalog (components/catalog.py CPU_SKUS): its vCPUs,
+    # memory and price drive the fit check and the cost.
     os_disk_size_gb: int | None = Field(None, ge=32, le=4096)
-
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, value: str) -> str:
-        return _meets(value_rules.pool_name_free, value)
 
     @model_validator(mode="after")
     def _bounds(self) -> CpuPool:
-        _check_bounds(self.min_count, self.max_count, "minCount", "maxCount")
-        if self.vm_size not in catalog.CPU_SKUS:
-            raise _FieldError(
-                "vmSize",
-                self.vm_size,
-                "a CPU VM size from components/catalog.py: " + ", ".join(catalog.CPU_SKUS),
-            )
+        self._check_vm_size(catalog.CPU_SKUS, "a CPU VM size")
         return self
 
     @property
