@@ -34,7 +34,6 @@ PROBE_PERIOD_SECONDS = sizing.STARTUP_PROBE_PERIOD_SECONDS
 SERVER_COMMAND = ["python3", "/app/server.py"]
 # The server's key variable when it is not given the consumers' keys file.
 API_KEY_ENV = "OGA_SERVER_API_KEY"
-API_KEY_SET_ANNOTATION = "slm-deploy/api-keys"
 # The server process with no model in it: Python, ONNX Runtime GenAI and the web stack. Measured
 # as the peak resident set (VmHWM) of images/onnxruntime-genai-server/server.py serving the
 # tests' tiny model (tests/onnx_fixtures.py, 0.2 MB of weights) through one chat request,
@@ -138,28 +137,17 @@ class OnnxRuntimeService(pulumi.ComponentResource):
 
 
 def deployment_spec(args: OnnxRuntimeArgs, selector: dict[str, str]) -> dict[str, Any]:
-    return {
-        "replicas": args.model.replicas.min,
-        "selector": {"matchLabels": selector},
+    return workload.rolling_deployment_spec(
+        args.model.replicas.min,
+        selector,
         # CPU nodes are cheap and quick to add: a new replica starts before an old one
         # stops, so a rollout never lowers capacity.
-        "strategy": {
-            "type": "RollingUpdate",
-            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-        },
-        "template": {
-            # The server downloads nothing (the warmer does).
-            "metadata": {
-                "labels": workload.pod_labels(selector, downloads_models=False),
-                **(
-                    {"annotations": {API_KEY_SET_ANNOTATION: args.api_key_set}}
-                    if args.api_key_set
-                    else {}
-                ),
-            },
-            "spec": pod_spec(args, selector),
-        },
-    }
+        {"maxSurge": 1, "maxUnavailable": 0},
+        # The server downloads nothing (the warmer does).
+        downloads_models=False,
+        api_key_set=args.api_key_set,
+        pod=pod_spec(args, selector),
+    )
 
 
 def pod_spec(args: OnnxRuntimeArgs, selector: dict[str, str]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ SERVE_COMMAND = ["vllm", "serve"]
 # /openapi.json, which VLLM_API_KEY does not guard (it guards /v1 only) and nothing here
 # uses: in every stack, since dev relaxes cost, never security.
 SERVER_ARGS = ["--host=0.0.0.0", f"--port={PORT}", "--disable-fastapi-docs"]
-API_KEY_SET_ANNOTATION = "slm-deploy/api-keys"
+API_KEY_SET_ANNOTATION = workload.API_KEY_SET_ANNOTATION
 
 
 def queue_args(args: VllmArgs) -> list[str]:
@@ -136,27 +136,16 @@ class VllmService(pulumi.ComponentResource):
 
 def deployment_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
     model = args.model
-    return {
-        "replicas": model.replicas.min,
-        "selector": {"matchLabels": selector},
+    return workload.rolling_deployment_spec(
+        model.replicas.min,
+        selector,
         # GPUs are scarce: replace one replica at a time instead of asking for a spare node.
-        "strategy": {
-            "type": "RollingUpdate",
-            "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
-        },
-        "template": {
-            # Without a warmer, each server downloads its weights itself.
-            "metadata": {
-                "labels": workload.pod_labels(selector, args.warmer is None),
-                **(
-                    {"annotations": {API_KEY_SET_ANNOTATION: args.api_key_set}}
-                    if args.api_key_set
-                    else {}
-                ),
-            },
-            "spec": pod_spec(args, selector),
-        },
-    }
+        {"maxSurge": 0, "maxUnavailable": 1},
+        # Without a warmer, each server downloads its weights itself.
+        downloads_models=args.warmer is None,
+        api_key_set=args.api_key_set,
+        pod=pod_spec(args, selector),
+    )
 
 
 def pod_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:

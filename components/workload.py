@@ -232,3 +232,29 @@ def declare_served_model(
         )
     url = f"http://{model.name}.{namespace}.svc.cluster.local:{port}/v1"
     return ServedModel(deployment, service, url)
+
+
+# Which API keys are live (access.key_set_id), on a keyed server's pods: a change rolls them,
+# since the servers read their keys once, at start.
+API_KEY_SET_ANNOTATION = "slm-deploy/api-keys"
+
+
+def rolling_deployment_spec(
+    replicas: int,
+    selector: dict[str, str],
+    rolling_update: dict[str, int],
+    downloads_models: bool,
+    api_key_set: str | None,
+    pod: dict[str, Any],
+) -> dict[str, Any]:
+    """A model server's Deployment spec: its pods' labels (and download egress), the live
+    key set's annotation, and how a rollout replaces them."""
+    metadata: dict[str, Any] = {"labels": pod_labels(selector, downloads_models)}
+    if api_key_set:
+        metadata["annotations"] = {API_KEY_SET_ANNOTATION: api_key_set}
+    return {
+        "replicas": replicas,
+        "selector": {"matchLabels": selector},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": rolling_update},
+        "template": {"metadata": metadata, "spec": pod},
+    }
