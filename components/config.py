@@ -413,9 +413,10 @@ class GpuPool(_NodePool):
 
 class CpuPool(_NodePool):
     """A CPU node pool for engines that need no GPU (ONNX Runtime GenAI). On AKS the
-    template creates it as an untainted user agent pool whose nodes only the models placed on
-    it select; on an existing cluster it describes nodes that already exist, labelled
-    slm-deploy/pool=<name>, and minCount, zones and osDiskSizeGb are refused there."""
+    template creates it as a user agent pool tainted so that only the models placed on it
+    land there (components/cpu_pool.py); on an existing cluster it describes nodes that
+    already exist, labelled slm-deploy/pool=<name>, and minCount, zones and osDiskSizeGb are
+    refused there."""
 
     # vmSize: a CPU VM size from the catalog (components/catalog.py CPU_SKUS): its vCPUs,
     # memory and price drive the fit check and the cost.
@@ -928,12 +929,9 @@ class StackConfig(_Strict):
     def _plan(self, index: int, model: ModelConfig) -> sizing.EnginePlan:
         try:
             if model.engine == "onnxruntime":
-                cpu_pool = self.cpu_pool(model.pool) if model.pool else None
+                # config requires the pool (_check_model_pool): a replica fits one node.
                 return sizing.plan_onnx(
-                    model.name,
-                    model.spec,
-                    cpu_pool.sku if cpu_pool else None,
-                    model.serving_shape(),
+                    model.name, model.spec, self.cpu_pool(model.pool).sku, model.serving_shape()
                 )
             pool = self.pool(model.pool) if model.pool else None
             if model.engine == "vllm":

@@ -34,11 +34,6 @@ PROBE_PERIOD_SECONDS = sizing.STARTUP_PROBE_PERIOD_SECONDS
 SERVER_COMMAND = ["python3", "/app/server.py"]
 # The server's key variable when it is not given the consumers' keys file.
 API_KEY_ENV = "OGA_SERVER_API_KEY"
-# The server process with no model in it: Python, ONNX Runtime GenAI and the web stack. Measured
-# as the peak resident set (VmHWM) of images/onnxruntime-genai-server/server.py serving the
-# tests' tiny model (tests/onnx_fixtures.py, 0.2 MB of weights) through one chat request,
-# in .venv-onnx (onnxruntime-genai 0.18.0, onnxruntime 1.32.0) on x86-64 Linux: 88,952 kB.
-SERVER_PROCESS_MIB = 87
 
 
 @dataclass(frozen=True)
@@ -88,8 +83,9 @@ def replica_cpus(plan: sizing.EnginePlan) -> int:
 
 
 def memory_request_mib(plan: sizing.EnginePlan) -> int:
-    """What the fit check counted (weights and KV cache) plus the server process itself."""
-    return math.ceil(plan.cpu.required_gib * 1024 + SERVER_PROCESS_MIB)
+    """What the fit check counted: weights, KV cache and the server process
+    (sizing.CpuFit), which is never more than the node's allocatable memory."""
+    return math.ceil(plan.cpu.required_gib * 1024)
 
 
 def memory_limit_mib(plan: sizing.EnginePlan) -> int:

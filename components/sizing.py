@@ -770,31 +770,42 @@ class CpuFit:
 
     required = the ONNX files (graph + external weights, which the runtime loads into memory)
              + the KV cache: max_num_seqs generators (--max-concurrent), each allocating its
-               cache for up to max_model_len tokens, in the checkpoint's KV dtype.
+               cache for up to max_model_len tokens, in the checkpoint's KV dtype
+             + the server process itself (SERVER_PROCESS_MIB, measured).
     The runtime's own memory beyond these (ONNX Runtime's arenas, pre-packed int4 weights,
-    activations, the Python server) is NOT in `required`: no measurement of it for these
-    checkpoints on these VMs is recorded, so headroom must cover it. sku None: an existing
-    cluster's node, unknown, so nothing is checked and the container's need is reported."""
+    activations) is NOT in `required`: no measurement of it for these checkpoints on these
+    VMs is recorded, so headroom must cover it (the container's limit is the node's
+    allocatable memory for that reason). Nor are the DaemonSets' requests on the node."""
 
-    sku: CpuSku | None
+    sku: CpuSku
     weights_gib: float
     kv_cache_gib: float
-    allocatable_gib: float | None
-    requested_vcpus: int | None
+    allocatable_gib: float
+    requested_vcpus: int
+
+    @property
+    def server_gib(self) -> float:
+        return SERVER_PROCESS_MIB / 1024
 
     @property
     def required_gib(self) -> float:
-        return self.weights_gib + self.kv_cache_gib
+        return self.weights_gib + self.kv_cache_gib + self.server_gib
 
     @property
-    def headroom_gib(self) -> float | None:
-        if self.allocatable_gib is None:
-            return None
+    def headroom_gib(self) -> float:
         return self.allocatable_gib - self.required_gib
 
     @property
     def fits(self) -> bool:
-        return self.headroom_gib is None or self.headroom_gib >= 0
+        return self.headroom_gib >= 0
+
+
+# The ONNX Runtime server process with no model in it: Python, ONNX Runtime GenAI and the web
+# stack. Measured as the peak resident set (VmHWM) of images/onnxruntime-genai-server/server.py
+# serving the tests' tiny model (tests/onnx_fixtures.py, 0.2 MB of weights) through one chat
+# request, in .venv-onnx (onnxruntime-genai 0.18.0, onnxruntime 1.32.0) on x86-64 Linux:
+# 88,952 kB, and 88,820 kB when measured again; tests/test_onnx_server.py re-measures it.
+SERVER_PROCESS_MIB = 87
 
 
 def onnx_weight_bytes(model: ModelSpec) -> int:
@@ -803,16 +814,16 @@ def onnx_weight_bytes(model: ModelSpec) -> int:
     return sum(size for name, size in model.files if name.endswith((".onnx", ".onnx.data")))
 
 
-def cpu_fit(model: ModelSpec, sku: CpuSku | None, shape: ServingShape) -> CpuFit:
+def cpu_fit(model: ModelSpec, sku: CpuSku, shape: ServingShape) -> CpuFit:
     kv = kv_cache_bytes_per_sequence(model, shape.max_model_len) * shape.max_num_seqs
     return CpuFit(
         sku=sku,
         weights_gib=onnx_weight_bytes(model) / GIB,
         kv_cache_gib=kv / GIB,
-        allocatable_gib=allocatable_memory_gib(sku) if sku else None,
+        allocatable_gib=allocatable_memory_gib(sku),
         # One replica per node, on every whole vCPU the node leaves to pods: ONNX Runtime
         # sizes its thread pool to the node's cores, so a second replica would contend.
-        requested_vcpus=allocatable_millicores(sku) // 1000 if sku else None,
+        requested_vcpus=allocatable_millicores(sku) // 1000,
     )
 
 
@@ -865,18 +876,20 @@ def nearest_cpu_fits(model: ModelSpec, sku: CpuSku, shape: ServingShape) -> str:
 
 def onnx_engine_args(shape: ServingShape, fit: CpuFit) -> tuple[str, ...]:
     """The server's arguments that sizing decides (images/onnxruntime-genai-server): as many
-    generators at once as the KV cache was sized for, each capped at that context, and on a
-    known node as many ONNX Runtime threads as the vCPUs requested (a CPU limit does not
-    narrow the cores it sizes its pool from; elsewhere its own choice stands)."""
-    args = [f"--max-concurrent={shape.max_num_seqs}", f"--max-model-len={shape.max_model_len}"]
-    if fit.requested_vcpus:
-        args.append(f"--threads={fit.requested_vcpus}")
-    return tuple(args)
+    generators at once as the KV cache was sized for, each capped at that context, and as
+    many ONNX Runtime threads as the vCPUs requested (a CPU limit does not narrow the cores
+    it sizes its pool from)."""
+    return (
+        f"--max-concurrent={shape.max_num_seqs}",
+        f"--max-model-len={shape.max_model_len}",
+        f"--threads={fit.requested_vcpus}",
+    )
 
 
-def plan_onnx(name: str, model: ModelSpec, sku: CpuSku | None, shape: ServingShape) -> EnginePlan:
-    """ONNX Runtime GenAI on a CPU node of `sku` (None: any node of an existing cluster).
-    Raise SizingError, one line with the nearest fit, where the node cannot hold it."""
+def plan_onnx(name: str, model: ModelSpec, sku: CpuSku, shape: ServingShape) -> EnginePlan:
+    """ONNX Runtime GenAI on a CPU node of `sku` (config requires every ONNX model to name a
+    CPU pool, on an existing cluster too). Raise SizingError, one line with the nearest fit,
+    where the node cannot hold it."""
     where = f"{name} ({model.source})"
     if shape.max_model_len > model.max_context:
         raise SizingError(
@@ -895,7 +908,8 @@ def plan_onnx(name: str, model: ModelSpec, sku: CpuSku | None, shape: ServingSha
             f"{where} on {sku.vm_size} ({sku.vcpus} vCPUs, {sku.ram_gib} GiB): needs "
             f"{fit.required_gib:.1f} GiB (weights {fit.weights_gib:.1f}, KV cache "
             f"{fit.kv_cache_gib:.1f} for {shape.max_num_seqs} x {shape.max_model_len} tokens "
-            f"in {kv_dtype}; runtime overhead not modelled), {fit.allocatable_gib:.1f} GiB "
+            f"in {kv_dtype}, server {fit.server_gib:.2f}; ONNX Runtime's own memory not "
+            f"modelled), {fit.allocatable_gib:.1f} GiB "
             "allocatable after AKS's reservations; fits with " + nearest_cpu_fits(model, sku, shape)
         )
     return EnginePlan(
@@ -904,8 +918,8 @@ def plan_onnx(name: str, model: ModelSpec, sku: CpuSku | None, shape: ServingSha
         shape=shape,
         fit=None,
         dtype=None,
-        max_num_seqs_at_context=cpu_max_num_seqs_that_fit(model, sku, shape) if sku else None,
-        max_model_len_at_num_seqs=cpu_max_model_len_that_fits(model, sku, shape) if sku else None,
+        max_num_seqs_at_context=cpu_max_num_seqs_that_fit(model, sku, shape),
+        max_model_len_at_num_seqs=cpu_max_model_len_that_fits(model, sku, shape),
         engine_args=onnx_engine_args(shape, fit),
         startup_budget_seconds=startup_budget_seconds(model),
         cpu=fit,

@@ -68,19 +68,20 @@ def test_every_cpu_sku_has_a_cpu_reservation_and_a_replica_takes_its_whole_vcpus
 def test_phi4_mini_fits_a_d4s_v5_at_4096_tokens_x_4_with_its_headroom() -> None:
     plan = sizing.plan_onnx("phi", PHI, D4S, ServingShape(max_model_len=4096, max_num_seqs=4))
     fit = plan.cpu
-    assert fit.required_gib == pytest.approx(WEIGHTS + 4.0)
-    assert round(fit.required_gib, 2) == 8.57
+    # The files, 4 x 4,096 tokens x 0.25 MiB of KV cache, and the server process (87 MiB).
+    assert fit.required_gib == pytest.approx(WEIGHTS + 4.0 + 87 / 1024)
+    assert round(fit.required_gib, 2) == 8.66
     assert fit.allocatable_gib == 12188 / 1024
-    assert round(fit.headroom_gib, 2) == 3.33
+    assert round(fit.headroom_gib, 2) == 3.24
     assert fit.fits and fit.requested_vcpus == 3
     assert plan.engine_args == ("--max-concurrent=4", "--max-model-len=4096", "--threads=3")
-    # What else the node holds: (12,188 MiB - weights) / (4,096 tokens x 0.25 MiB) = 7.x
-    # generators at 4,096 tokens; at 4 generators, 7,503 MiB / 1 MiB a token in 256-token steps.
-    free_mib = 12188 - WEIGHTS * 1024
+    # What else the node holds: (12,188 MiB - weights - server) / (4,096 tokens x 0.25 MiB) =
+    # 7.x generators at 4,096 tokens; at 4, 7,417 MiB / 1 MiB a token in 256-token steps.
+    free_mib = 12188 - WEIGHTS * 1024 - 87
     assert plan.max_num_seqs_at_context == int(free_mib // 1024) == 7
     # 4 generators x 0.25 MiB = 1 MiB per token of context.
     assert plan.max_model_len_at_num_seqs == int(free_mib / (4 * 0.25)) // 256 * 256
-    assert plan.max_model_len_at_num_seqs == 7424
+    assert plan.max_model_len_at_num_seqs == 7168
     # Not modelled for CPU: no capacity figures, no GPU fit; the startup floor applies.
     assert plan.capacity is None and plan.fit is None and plan.sku is None
     assert plan.startup_budget_seconds == 600
@@ -89,44 +90,36 @@ def test_phi4_mini_fits_a_d4s_v5_at_4096_tokens_x_4_with_its_headroom() -> None:
 def test_too_much_for_the_node_is_one_line_with_the_nearest_fits() -> None:
     with pytest.raises(SizingError) as raised:
         sizing.plan_onnx("phi", PHI, D4S, ServingShape(max_model_len=8192, max_num_seqs=8))
-    # KV: 8 x 8,192 tokens x 0.25 MiB = 16 GiB; with the weights, 20.6 GiB > 11.9.
-    # maxModelLen: 7,503 MiB free / 8 sequences / 0.25 MiB = 3,751 tokens -> 3,584 (14 x 256);
-    # maxNumSeqs: 7,503 / 2,048 MiB = 3; the smallest size holding 20.6 GiB is a 32 GiB one
+    # KV: 8 x 8,192 tokens x 0.25 MiB = 16 GiB; with the weights and server, 20.7 GiB > 11.9.
+    # maxModelLen: 7,417 MiB free / 8 sequences / 0.25 MiB = 3,708 tokens -> 3,584 (14 x 256);
+    # maxNumSeqs: 7,417 / 2,048 MiB = 3; the smallest size holding 20.7 GiB is a 32 GiB one
     # (26.97 allocatable), the Esv5 with 4 vCPUs before the Dsv5s with 8.
     assert str(raised.value) == (
         "phi (microsoft/Phi-4-mini-instruct-onnx) on Standard_D4s_v5 (4 vCPUs, 16 GiB): needs "
-        "20.6 GiB (weights 4.6, KV cache 16.0 for 8 x 8192 tokens in float32; runtime overhead "
-        "not modelled), 11.9 GiB allocatable after AKS's reservations; fits with "
+        "20.7 GiB (weights 4.6, KV cache 16.0 for 8 x 8192 tokens in float32, server 0.08; ONNX "
+        "Runtime's own memory not modelled), 11.9 GiB allocatable after AKS's reservations; "
+        "fits with "
         "maxModelLen <= 3584, or maxNumSeqs <= 3, or vmSize Standard_E4s_v5"
     )
-    assert int((12188 - WEIGHTS * 1024) / 8 / 0.25) // 256 * 256 == 3584
+    assert int((12188 - WEIGHTS * 1024 - 87) / 8 / 0.25) // 256 * 256 == 3584
 
 
 def test_a_context_no_single_sequence_fits_offers_no_concurrency_and_a_larger_node() -> None:
     with pytest.raises(SizingError) as raised:
         sizing.plan_onnx("phi", PHI, D4S, ServingShape(max_model_len=131072, max_num_seqs=1))
-    # One sequence of 131,072 tokens: 32 GiB of KV cache, 36.6 GiB in all: a 64 GiB node
+    # One sequence of 131,072 tokens: 32 GiB of KV cache, 36.7 GiB in all: a 64 GiB node
     # (58.97 allocatable), the Esv5 with 8 vCPUs first.
     assert str(raised.value).endswith(
-        "needs 36.6 GiB (weights 4.6, KV cache 32.0 for 1 x 131072 tokens in float32; runtime "
-        "overhead not modelled), 11.9 GiB allocatable after AKS's reservations; fits with "
-        "maxModelLen <= 29952, or vmSize Standard_E8s_v5"
+        "needs 36.7 GiB (weights 4.6, KV cache 32.0 for 1 x 131072 tokens in float32, server "
+        "0.08; ONNX Runtime's own memory not modelled), 11.9 GiB allocatable after AKS's "
+        "reservations; fits with maxModelLen <= 29440, or vmSize Standard_E8s_v5"
     )
-    assert int((12188 - WEIGHTS * 1024) / 0.25) // 256 * 256 == 29952
-
-
-def test_on_an_existing_cluster_the_plan_reports_what_the_container_needs() -> None:
-    plan = sizing.plan_onnx("phi", PHI, None, ServingShape(max_model_len=4096, max_num_seqs=4))
-    assert plan.cpu.sku is None and plan.cpu.allocatable_gib is None
-    assert plan.cpu.requested_vcpus is None and plan.cpu.headroom_gib is None
-    assert plan.cpu.fits and round(plan.cpu.required_gib, 2) == 8.57
-    assert (plan.max_num_seqs_at_context, plan.max_model_len_at_num_seqs) == (None, None)
-    assert plan.engine_args == ("--max-concurrent=4", "--max-model-len=4096")
+    assert int((12188 - WEIGHTS * 1024 - 87) / 0.25) // 256 * 256 == 29440
 
 
 def test_a_context_past_the_models_and_unrecorded_files_are_refused() -> None:
     with pytest.raises(SizingError) as longer:
-        sizing.plan_onnx("phi", PHI, None, ServingShape(max_model_len=131328, max_num_seqs=1))
+        sizing.plan_onnx("phi", PHI, D4S, ServingShape(max_model_len=131328, max_num_seqs=1))
     assert str(longer.value) == (
         "phi (microsoft/Phi-4-mini-instruct-onnx): maxModelLen 131328 exceeds the model's "
         "context of 131072 tokens"

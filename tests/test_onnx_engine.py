@@ -120,7 +120,7 @@ def test_the_server_runs_the_cached_variant_with_the_sized_arguments(plan) -> No
     assert fit.requested_vcpus == 3
     # Weights 52.1 MB + 4.86 GB (the recorded files) = 4,684.4 MiB; the float32 KV cache of
     # 4,096 tokens: 32 layers x 8 KV heads x 128 x 2 (K, V) x 4 bytes x 4,096 = 1,024 MiB;
-    # plus the server process, 87 MiB: 5,795.4, rounded up.
+    # plus the server process, 87 MiB: 5,795.4, rounded up (the fit check's own figure).
     assert server["resources"]["requests"] == {"cpu": "3", "memory": "5796Mi"}
     # The node's allocatable memory: 16 GiB less kube-reserved (the lesser of 20 MiB x 250
     # pods + 50 and 25% of 16 GiB: 4,096 MiB) and the 100 MiB eviction threshold.
@@ -271,12 +271,31 @@ def test_a_configuration_that_cannot_work_gets_one_line(
 
 
 def test_a_model_that_outgrows_the_cpu_node_names_the_nearest_fits(config_root: Path) -> None:
-    # 65,536 tokens of float32 KV cache are 16 GiB: with 4.6 GiB of weights, more than the
-    # 11.9 GiB a D4s_v5 leaves to pods. 7.3 GiB of cache hold 29,952 tokens (in the fit
-    # check's 256-token steps); an E4s_v5 (32 GiB) holds the whole.
+    # 65,536 tokens of float32 KV cache are 16 GiB: with 4.6 GiB of weights and the server,
+    # more than the 11.9 GiB a D4s_v5 leaves to pods. The 7,417 MiB left for the cache hold
+    # 29,440 tokens (in the fit check's 256-token steps); an E4s_v5 (32 GiB) holds the whole.
     assert refusal(config_root, model={"maxModelLen": 65536}) == (
         "slm-deploy:models[1]: phi4-mini-cpu (microsoft/Phi-4-mini-instruct-onnx) on "
-        "Standard_D4s_v5 (4 vCPUs, 16 GiB): needs 20.6 GiB (weights 4.6, KV cache 16.0 for 1 x "
-        "65536 tokens in float32; runtime overhead not modelled), 11.9 GiB allocatable after "
-        "AKS's reservations; fits with maxModelLen <= 29952, or vmSize Standard_E4s_v5"
+        "Standard_D4s_v5 (4 vCPUs, 16 GiB): needs 20.7 GiB (weights 4.6, KV cache 16.0 for 1 x "
+        "65536 tokens in float32, server 0.08; ONNX Runtime's own memory not modelled), 11.9 GiB "
+        "allocatable after AKS's reservations; fits with maxModelLen <= 29440, or vmSize "
+        "Standard_E4s_v5"
     )
+
+
+def test_the_largest_context_the_refusal_offers_is_one_a_pod_can_be_scheduled_with(
+    config_root: Path,
+) -> None:
+    """The refusal's maxModelLen plans, and its pod asks for no more than its limit (the
+    server process used to be added to the request after the fit check, so this request
+    came out above the node-sized limit and the API server refused every pod)."""
+    plan = build_plan(
+        onnx_stack(config_root, model={"maxModelLen": 29440}), config_root=config_root
+    )
+    (server,) = manifest(plan, "Deployment", "phi4-mini-cpu")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    resources = server["resources"]
+    request = int(resources["requests"]["memory"].removesuffix("Mi"))
+    limit = int(resources["limits"]["memory"].removesuffix("Mi"))
+    assert request <= limit == 12188

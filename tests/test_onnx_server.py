@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from components import access
+from components import access, sizing
 from tests.onnx_fixtures import CONTEXT_LENGTH, EXPECTED, MESSAGES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +83,7 @@ def _free_port() -> int:
 class Server:
     base_url: str
     expected_prompt_tokens: int
+    pid: int
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ def serving(
     try:
         _wait_until_healthy(base_url, process, log)
         expected = json.loads((model_dir / EXPECTED).read_text())["prompt_tokens"]
-        yield Server(base_url, expected)
+        yield Server(base_url, expected, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -511,6 +512,15 @@ def test_max_model_len_caps_what_a_request_may_ask(full_server: Server) -> None:
     error = refused.json()["error"]
     assert error["code"] == "context_length_exceeded" and error["param"] == "max_tokens"
     assert f"context is {FULL_SERVER_CONTEXT} tokens" in error["message"]
+
+
+def test_the_server_process_is_what_sizing_counts_for_it(full_server: Server) -> None:
+    """sizing.SERVER_PROCESS_MIB is this process's peak resident set with the tiny model:
+    re-measured here after a chat, it must not be understated by more than a tenth."""
+    assert chat(full_server, max_tokens=8).status == 200
+    status = Path(f"/proc/{full_server.pid}/status").read_text()
+    peak_kib = int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1))
+    assert peak_kib / 1024 <= sizing.SERVER_PROCESS_MIB * 1.1, peak_kib
 
 
 # -- the environments ---------------------------------------------------------------------
