@@ -10,6 +10,7 @@ switch "onnx"), which runs the contract checks over it.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -287,10 +288,16 @@ def test_the_largest_context_the_refusal_offers_is_one_a_pod_can_be_scheduled_wi
     config_root: Path,
 ) -> None:
     """The refusal's maxModelLen plans, and its pod asks for no more than its limit (the
-    server process used to be added to the request after the fit check, so this request
-    came out above the node-sized limit and the API server refused every pod)."""
+    server process used to be added to the request after the fit check, so the context the
+    refusal offered came out above the node-sized limit and the API server refused every
+    pod)."""
+    offered = int(
+        re.search(
+            r"maxModelLen <= (\d+)", refusal(config_root, model={"maxModelLen": 65536})
+        ).group(1)
+    )
     plan = build_plan(
-        onnx_stack(config_root, model={"maxModelLen": 29440}), config_root=config_root
+        onnx_stack(config_root, model={"maxModelLen": offered}), config_root=config_root
     )
     (server,) = manifest(plan, "Deployment", "phi4-mini-cpu")["spec"]["template"]["spec"][
         "containers"
