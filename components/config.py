@@ -1199,17 +1199,21 @@ class StackConfig(_Strict):
 
     def check_cpu_pool_capacity(self) -> None:
         """A CPU replica takes every whole CPU its node leaves to pods (sizing.cpu_fit): a
-        CPU pool needs a node for each replica its models may scale to."""
+        CPU pool needs a node for each replica its models may scale to, and one more for a
+        rollout, whose new replica starts before an old one stops (onnx_runtime.py,
+        maxSurge 1): without it the new pod stays pending and `pulumi up` times out."""
         for index, pool in enumerate(self.cpu_pools):
             models = [m for m in self.models if m.pool == pool.name]
-            nodes_needed = sum(m.replicas.max for m in models)
+            if not models:
+                continue
+            nodes_needed = sum(m.replicas.max for m in models) + 1
             if nodes_needed > pool.max_count:
                 raise _FieldError(
                     f"cpuPools[{index}].maxCount",
                     pool.max_count,
                     f"at least {nodes_needed}: its models may scale to "
                     + ", ".join(f"{m.replicas.max} x {m.name}" for m in models)
-                    + f", one replica per {pool.vm_size} node",
+                    + f", one replica per {pool.vm_size} node, and a rollout starts one more",
                 )
 
     def check_gated_models_have_a_token(self) -> None:

@@ -33,7 +33,8 @@ WARMER_IMAGE = (
     "registry.example.com/model-cache-warmer:1.0.0"
     "@sha256:0000000000000000000000000000000000000000000000000000000000000000"
 )
-CPU_POOL = {"name": "cpu", "vmSize": "Standard_D4s_v5", "minCount": 1, "maxCount": 2}
+# Two replicas at most, and a node for a rollout's new replica.
+CPU_POOL = {"name": "cpu", "vmSize": "Standard_D4s_v5", "minCount": 1, "maxCount": 3}
 ONNX_MODEL = {
     "name": "phi4-mini-cpu",
     "engine": "onnxruntime",
@@ -93,7 +94,7 @@ def test_the_cpu_pool_is_a_tainted_autoscaled_agent_pool(plan) -> None:
         if r["inputs"]["agentPoolName"] == "cpu"
     ]
     assert pool["vmSize"] == "Standard_D4s_v5"
-    assert (pool["minCount"], pool["maxCount"], pool["count"]) == (1, 2, 1)
+    assert (pool["minCount"], pool["maxCount"], pool["count"]) == (1, 3, 1)
     assert pool["enableAutoScaling"] is True and pool["mode"] == "User"
     assert pool["nodeLabels"] == {"slm-deploy/pool": "cpu"}
     assert pool["nodeTaints"] == ["slm-deploy/cpu-inference=true:NoSchedule"]
@@ -171,7 +172,7 @@ def test_the_outputs_show_the_pool_and_the_models_cpu_fit(plan) -> None:
         "Standard_D4s_v5",
         "4 vCPU, 16 GiB",
         1,
-        2,
+        3,
     )
     model = outputs["models"]["phi4-mini-cpu"]
     assert (model["engine"], model["pool"], model["maxModelLen"], model["maxNumSeqs"]) == (
@@ -243,8 +244,9 @@ def refusal(root: Path, **changes: Any) -> str:
         ),
         (
             {"model": {"replicas": {"min": 1, "max": 3}}},
-            "slm-deploy:cpuPools[0].maxCount: 2 is not allowed; expected at least 3: its models "
-            "may scale to 3 x phi4-mini-cpu, one replica per Standard_D4s_v5 node",
+            "slm-deploy:cpuPools[0].maxCount: 3 is not allowed; expected at least 4: its models "
+            "may scale to 3 x phi4-mini-cpu, one replica per Standard_D4s_v5 node, and a "
+            "rollout starts one more",
         ),
         (
             {"model": {"revision": None}},
@@ -306,3 +308,18 @@ def test_the_largest_context_the_refusal_offers_is_one_a_pod_can_be_scheduled_wi
     request = int(resources["requests"]["memory"].removesuffix("Mi"))
     limit = int(resources["limits"]["memory"].removesuffix("Mi"))
     assert request <= limit == 12188
+
+
+def test_a_pool_with_no_node_for_a_rollout_is_refused(config_root: Path) -> None:
+    """One replica on a one-node pool: a rollout's new replica (maxSurge 1) could never be
+    scheduled, and `pulumi up` would wait for it until it timed out."""
+    line = refusal(
+        config_root,
+        cpuPools=[dict(CPU_POOL, maxCount=1)],
+        model={"replicas": {"min": 1, "max": 1}},
+    )
+    assert line == (
+        "slm-deploy:cpuPools[0].maxCount: 1 is not allowed; expected at least 2: its models may "
+        "scale to 1 x phi4-mini-cpu, one replica per Standard_D4s_v5 node, and a rollout starts "
+        "one more"
+    )
