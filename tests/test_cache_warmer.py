@@ -190,10 +190,31 @@ def test_an_adapter_that_vllm_would_refuse_is_not_marked(tmp_path: Path, config,
     assert not request.marker.exists()
 
 
+def test_an_adapter_without_safetensors_weights_is_not_marked(tmp_path: Path) -> None:
+    files = {"adapter_config.json": json.dumps(ADAPTER).encode(), "adapter_model.bin": b"w"}
+    request, lines = _request(tmp_path, lora_rank=16), []
+    assert _fill(request, Recorder(files), lines) == 1
+    assert lines[-1].startswith("failed: RuntimeError: no adapter_model.safetensors in ")
+    assert not request.marker.exists()
+
+
+def test_a_cached_adapter_is_checked_again_at_a_changed_rank(tmp_path: Path) -> None:
+    """The marker names the revision only: a stack that changes an adapter's rank finds it
+    marked, and the rank is checked again instead of vLLM refusing it at start-up."""
+    files = {"adapter_config.json": json.dumps(ADAPTER).encode(), "adapter_model.safetensors": b"w"}
+    assert _fill(_request(tmp_path, lora_rank=16), Recorder(files), []) == 0
+    again, lines = _request(tmp_path, lora_rank=8), []
+    backend = Recorder(files)
+    assert _fill(again, backend, lines) == 1
+    assert backend.calls == 0
+    assert lines[-1] == "failed: RuntimeError: adapter_config.json has r 16, the stack says 8"
+
+
 def test_the_command_line_checks_an_adapter_at_its_rank_then_marks_it(tmp_path: Path) -> None:
     dest = tmp_path / "huggingface"
     argv = ["fill", f"--repo={REPO}", f"--revision={REVISION}", f"--dest={dest}", "--lora-rank=16"]
-    backend = Recorder({"adapter_config.json": json.dumps(ADAPTER).encode()})
+    files = {"adapter_config.json": json.dumps(ADAPTER).encode(), "adapter_model.safetensors": b"w"}
+    backend = Recorder(files)
     assert warm_cache.main(argv, {"huggingface": backend}) == 0
     assert warm_cache.main([*argv[:-1], "--lora-rank=0"], {"huggingface": backend}) == 2
     assert (tmp_path / ".slm-warm" / f"microsoft--Phi-4-mini-instruct@{REVISION}").exists()

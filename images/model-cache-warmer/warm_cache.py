@@ -136,7 +136,9 @@ def fill(
     backends = backends or {"huggingface": download_from_hub, "azure-blob": download_from_blob}
     if request.marker.exists():
         say(f"{request.repo}@{request.revision} is already in the cache")
-        return EXIT_OK
+        # The marker names the revision, not the rank a stack declares for an adapter: a
+        # changed rank is checked against the cached adapter again (one small file).
+        return checked_adapter(request, say)
     request.marker.parent.mkdir(parents=True, exist_ok=True)
     lock = request.marker.with_name(request.marker.name + ".lock")
     try:
@@ -197,6 +199,18 @@ def check_snapshot(request: FillRequest) -> None:
         raise RuntimeError(f"no file of {request.repo}@{request.revision} matches {patterns}")
 
 
+def checked_adapter(request: FillRequest, say: Log) -> int:
+    """EXIT_OK where the request is no adapter or its cached adapter passes check_adapter."""
+    if request.lora_rank is None:
+        return EXIT_OK
+    try:
+        check_adapter(request.snapshot, request.lora_rank)
+    except RuntimeError as err:
+        say(f"failed: {type(err).__name__}: {err}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def check_adapter(snapshot: Path, rank: int) -> None:
     """A PEFT LoRA adapter that vLLM 0.31.0 loads at the declared rank: its PEFTHelper
     refuses a bias other than "none" and DoRA, and an r above --max-lora-rank, which the
@@ -204,6 +218,13 @@ def check_adapter(snapshot: Path, rank: int) -> None:
     path = snapshot / "adapter_config.json"
     if not path.is_file():
         raise RuntimeError(f"no adapter_config.json in {snapshot}: not a PEFT adapter")
+    # vLLM reads adapter_model.safetensors, .bin or .pt; the warmer fetches safetensors only
+    # (HUB_PATTERNS), so an adapter without them would be marked with no weights to load.
+    if not (snapshot / "adapter_model.safetensors").is_file():
+        raise RuntimeError(
+            f"no adapter_model.safetensors in {snapshot}: publish the adapter's weights as "
+            "safetensors"
+        )
     config = json.loads(path.read_text())
     if config.get("r") != rank:
         raise RuntimeError(f"adapter_config.json has r {config.get('r')!r}, the stack says {rank}")
