@@ -165,7 +165,10 @@ def lora_bytes(model: ModelSpec, slots: LoraSlots, tp: int = 1) -> float:
     max_loras x max_lora_rank for every wrapped module (lora/layers/base_linear.py
     create_lora_weights; vocab_parallel_embedding.py; logits_processor.py). Per linear
     slice lora_a is rank x input and lora_b output x rank, the input or output divided by
-    tp where the layer is sharded (column-parallel: output; row-parallel: input)."""
+    tp where the layer is sharded (column-parallel: output; row-parallel: input).
+    The adapter weight slots only: the second set of CUDA graphs vLLM 0.31.0 captures with
+    LoRA (cudagraph_specialize_lora, on by default) and the punica kernels' buffers are not
+    counted, for want of a GPU measurement; the fit's headroom has to cover them."""
     arch = model.architecture
     layout = LORA_LAYOUTS[model.family]
     h, i, vocab = arch.hidden, arch.intermediate, arch.vocab

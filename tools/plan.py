@@ -329,7 +329,8 @@ def _logs_lines(logs: dict[str, Any] | None) -> list[str]:
             f"- {where['store']}, through {where['through']}: kept {where['retentionDays']}"
             f" days{price}"
         )
-    prompts = "on: prompts are in the logs" if logs["requestLogging"] else "off"
+    # vLLM's --enable-log-requests; the ONNX Runtime server and Ollama log no prompts.
+    prompts = "on: vLLM models' prompts are in the logs" if logs["requestLogging"] else "off"
     return lines + ["", f"Request logging (monitoring.logs.requestLogging): {prompts}."]
 
 
