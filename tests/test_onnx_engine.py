@@ -10,14 +10,18 @@ switch "onnx"), which runs the contract checks over it.
 from __future__ import annotations
 
 import copy
+import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from components import access as access_module
 from components import cache_warmer, catalog, sizing
 from tests.conftest import read_stack, resources_of, write_stack
+from tests.test_onnx_server import ROOT, model_dir, onnx_python  # noqa: F401
 from tools.plan import PlanConfigError, build_plan, kubernetes_manifests
 
 P = "slm-deploy:"
@@ -323,3 +327,87 @@ def test_a_pool_with_no_node_for_a_rollout_is_refused(config_root: Path) -> None
         "scale to 1 x phi4-mini-cpu, one replica per Standard_D4s_v5 node, and a rollout starts "
         "one more"
     )
+
+
+# -- the rendered container against the server it runs ------------------------------------------
+
+SERVER_SETTINGS = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import server
+argv, environ = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+settings = server.parse_settings(argv, environ)
+print(json.dumps({
+    "model_dir": str(settings.model_dir), "name": settings.served_model_name,
+    "host": settings.host, "port": settings.port, "max_concurrent": settings.max_concurrent,
+    "max_waiting": settings.max_waiting, "max_model_len": settings.max_model_len,
+    "threads": settings.threads, "keys": list(settings.api_keys),
+}))
+"""
+SERVER_DIR = ROOT / "images" / "onnxruntime-genai-server"
+
+
+def _parsed_by_the_server(container: dict[str, Any], folder: Path, keys_file: Path) -> Any:
+    """The container's command line and environment as the pinned server parses them. Only
+    what exists in the cluster alone is swapped for a local stand-in: the model folder (the
+    warmer's cache) and the keys file (a CSI mount); a Secret's value becomes `from-secret`."""
+    argv = []
+    for arg in container["args"]:
+        flag, _, value = arg.partition("=")
+        stand_in = {"--model-dir": folder, "--api-keys-file": keys_file}.get(flag)
+        argv.append(f"{flag}={stand_in}" if stand_in else arg)
+    environ = {e["name"]: e.get("value", "from-secret") for e in container["env"]}
+    result = subprocess.run(
+        [str(onnx_python()), "-c", SERVER_SETTINGS, str(SERVER_DIR), json.dumps(argv), json.dumps(environ)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def test_the_image_runs_the_command_the_deployment_gives(plan) -> None:
+    (server,) = manifest(plan, "Deployment", "phi4-mini-cpu")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    dockerfile = (SERVER_DIR / "Dockerfile").read_text()
+    assert f"ENTRYPOINT {json.dumps(server['command'])}" in dockerfile
+
+
+def test_the_server_parses_the_rendered_arguments_and_key_as_sized(
+    plan,
+    model_dir: Path,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    (server,) = manifest(plan, "Deployment", "phi4-mini-cpu")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    settings = _parsed_by_the_server(server, model_dir / "onnx", tmp_path / "unused.yaml")
+    assert settings == {
+        "model_dir": str(model_dir / "onnx"),
+        "name": "phi4-mini-cpu",
+        "host": "0.0.0.0",
+        "port": 8000,
+        "max_concurrent": 1,
+        "max_waiting": None,
+        "max_model_len": 4096,
+        "threads": 3,
+        # The one shared key, from the variable the Deployment sets from its Secret.
+        "keys": ["from-secret"],
+    }
+
+
+def test_with_consumers_and_a_queue_depth_the_server_reads_the_keys_file_and_bounds_its_queue(
+    config_root: Path,
+    model_dir: Path,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    access = {"consumers": [{"name": "search-team"}], "queueDepthPerReplica": 4}
+    plan = build_plan(onnx_stack(config_root, access=access), config_root=config_root)
+    (server,) = manifest(plan, "Deployment", "phi4-mini-cpu")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(access_module.keys_file(["sk-a", "sk-b"]))  # the file the pods mount
+    settings = _parsed_by_the_server(server, model_dir / "onnx", keys_file)
+    assert (settings["max_waiting"], settings["keys"]) == (4, ["sk-a", "sk-b"])
+    assert server["env"] == []
