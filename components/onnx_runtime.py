@@ -148,30 +148,25 @@ def deployment_spec(args: OnnxRuntimeArgs, selector: dict[str, str]) -> dict[str
 
 def pod_spec(args: OnnxRuntimeArgs, selector: dict[str, str]) -> dict[str, Any]:
     model, plan = args.model, args.plan
-    spec: dict[str, Any] = {
-        "serviceAccountName": args.secrets.service_account,
-        # The server calls no Kubernetes API.
-        "automountServiceAccountToken": False,
-        "securityContext": workload.pod_security_context(),
-        "terminationGracePeriodSeconds": PRESTOP_SECONDS + args.max_request_seconds + EXIT_SECONDS,
-        "initContainers": [
-            cache_warmer.wait_for_cache_container(
-                args.warmer.image, model, plan.startup_budget_seconds
-            )
-        ],
-        "containers": [container(args)],
-        "volumes": [
+    spec = workload.server_pod_spec(
+        args.secrets.service_account,
+        # On an existing cluster the pool's nodes carry the label, and maybe not the taint:
+        # tolerating a taint a node lacks changes nothing.
+        {POOL_LABEL: args.pool.name},
+        cpu_pool_tolerations(args.pool.spot),
+        PRESTOP_SECONDS + args.max_request_seconds + EXIT_SECONDS,
+        [container(args)],
+        [
             workload.model_cache_volume(model.name, args.cache),
             workload.empty_dir("tmp", "1Gi"),
             *args.secrets.volumes,
         ],
-    }
-    # On an existing cluster the pool's nodes carry the label, and maybe not the taint:
-    # tolerating a taint a node lacks changes nothing.
-    spec["nodeSelector"] = {POOL_LABEL: args.pool.name}
-    spec["tolerations"] = cpu_pool_tolerations(args.pool.spot)
-    if model.replicas.max > 1:
-        spec["topologySpreadConstraints"] = workload.spread_over_nodes_and_zones(selector)
+        selector,
+        spread=model.replicas.max > 1,
+    )
+    spec["initContainers"] = cache_warmer.wait_for_cache_containers(
+        args.warmer.image, model, plan.startup_budget_seconds
+    )
     return spec
 
 

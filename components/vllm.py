@@ -150,19 +150,16 @@ def deployment_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
 
 def pod_spec(args: VllmArgs, selector: dict[str, str]) -> dict[str, Any]:
     model, plan = args.model, args.plan
-    spec: dict[str, Any] = {
-        "serviceAccountName": args.secrets.service_account,
-        # The server calls no Kubernetes API.
-        "automountServiceAccountToken": False,
-        "securityContext": workload.pod_security_context(),
-        "nodeSelector": {POOL_LABEL: args.pool.name},
-        "tolerations": gpu_tolerations(args.pool.spot),
-        "terminationGracePeriodSeconds": PRESTOP_SECONDS + args.max_request_seconds + EXIT_SECONDS,
-        "containers": [container(args)],
-        "volumes": volumes(args),
-    }
-    if model.replicas.max > 1:
-        spec["topologySpreadConstraints"] = workload.spread_over_nodes_and_zones(selector)
+    spec = workload.server_pod_spec(
+        args.secrets.service_account,
+        {POOL_LABEL: args.pool.name},
+        gpu_tolerations(args.pool.spot),
+        PRESTOP_SECONDS + args.max_request_seconds + EXIT_SECONDS,
+        [container(args)],
+        volumes(args),
+        selector,
+        spread=model.replicas.max > 1,
+    )
     if args.warmer:
         spec["initContainers"] = cache_warmer.wait_for_cache_containers(
             args.warmer.image, model, plan.startup_budget_seconds

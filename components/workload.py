@@ -258,3 +258,31 @@ def rolling_deployment_spec(
         "strategy": {"type": "RollingUpdate", "rollingUpdate": rolling_update},
         "template": {"metadata": metadata, "spec": pod},
     }
+
+
+def server_pod_spec(
+    service_account: str,
+    node_selector: dict[str, str],
+    tolerations: list[dict[str, str]],
+    grace_seconds: int,
+    containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+    selector: dict[str, str],
+    spread: bool,
+) -> dict[str, Any]:
+    """A model server's pod: its Secrets' service account without a token (the servers call
+    no Kubernetes API), the hardened pod context, its pool, time for streams to finish, and
+    spreading over nodes and zones when it may run more than one replica."""
+    spec: dict[str, Any] = {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "nodeSelector": node_selector,
+        "tolerations": tolerations,
+        "terminationGracePeriodSeconds": grace_seconds,
+        "containers": containers,
+        "volumes": volumes,
+    }
+    if spread:
+        spec["topologySpreadConstraints"] = spread_over_nodes_and_zones(selector)
+    return spec
