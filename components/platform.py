@@ -786,10 +786,20 @@ EXISTING_POOL_COST_NOTE = "existing nodes: not created by this template, no cost
 def pool_summary(pool: GpuPool, existing: bool = False) -> dict[str, Any]:
     """A GPU pool as the stack outputs and the plan summary show it. Nodes of an existing
     cluster show their GPU and count, and no Azure cost: the template does not create them."""
+    summary = _node_pool_summary(pool, {"gpu": gpu_description(pool)}, existing)
+    if not existing:
+        summary["osDisk"] = f"{pool.os_disk.size_gib} GiB {pool.os_disk.kind.lower()}"
+    return summary
+
+
+def _node_pool_summary(
+    pool: GpuPool | CpuPool, machine: dict[str, str], existing: bool
+) -> dict[str, Any]:
+    """What GPU and CPU pools show alike; `machine` describes their nodes."""
     if existing:
         return {
             "vmSize": pool.vm_size,
-            "gpu": gpu_description(pool),
+            **machine,
             "existingNodes": True,
             "maxCount": pool.max_count,
             "spot": pool.spot,
@@ -798,11 +808,10 @@ def pool_summary(pool: GpuPool, existing: bool = False) -> dict[str, Any]:
         }
     return {
         "vmSize": pool.vm_size,
-        "gpu": gpu_description(pool),
+        **machine,
         "minCount": pool.min_count,
         "maxCount": pool.max_count,
         "spot": pool.spot,
-        "osDisk": f"{pool.os_disk.size_gib} GiB {pool.os_disk.kind.lower()}",
         # As the pool is billed, and priced the other way for comparison.
         "monthlyCostUsd": cost_summary(pool.monthly_cost()),
         "monthlyCostUsdIfSpot" if not pool.spot else "monthlyCostUsdIfOnDemand": cost_summary(
@@ -822,29 +831,8 @@ def logs_summary(config: StackConfig) -> dict[str, Any]:
 
 def cpu_pool_summary(pool: CpuPool, existing: bool = False) -> dict[str, Any]:
     """A CPU pool as the stack outputs and the plan summary show it (as pool_summary)."""
-    sku = pool.sku
-    machine = f"{sku.vcpus} vCPU, {sku.ram_gib} GiB"
-    if existing:
-        return {
-            "vmSize": pool.vm_size,
-            "machine": machine,
-            "existingNodes": True,
-            "maxCount": pool.max_count,
-            "spot": pool.spot,
-            "monthlyCostUsd": None,
-            "costNote": EXISTING_POOL_COST_NOTE,
-        }
-    return {
-        "vmSize": pool.vm_size,
-        "machine": machine,
-        "minCount": pool.min_count,
-        "maxCount": pool.max_count,
-        "spot": pool.spot,
-        "monthlyCostUsd": cost_summary(pool.monthly_cost()),
-        "monthlyCostUsdIfSpot" if not pool.spot else "monthlyCostUsdIfOnDemand": cost_summary(
-            pool.monthly_cost(spot=not pool.spot)
-        ),
-    }
+    machine = f"{pool.sku.vcpus} vCPU, {pool.sku.ram_gib} GiB"
+    return _node_pool_summary(pool, {"machine": machine}, existing)
 
 
 def gpu_description(pool: GpuPool) -> str:
