@@ -41,7 +41,8 @@ cache runs out vLLM preempts and recomputes a sequence rather than failing it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from components.catalog import CPU_SKUS, CpuSku, GpuSku, HourlyPrice, ModelSpec
@@ -330,31 +331,37 @@ def memory_fit(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> MemoryFit:
 
 def max_num_seqs_that_fit(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> int:
     """How many sequences of the tokens they hold fit at once (0: not even one)."""
-    return _largest(
-        lambda seqs: ServingShape(**{**shape.__dict__, "max_num_seqs": seqs}),
-        model,
-        sku,
-        upper=MAX_NUM_SEQS_LIMIT,
-    )
+    return most_seqs_that_fit(shape, lambda s: memory_fit(model, sku, s).fits)
 
 
 def max_model_len_that_fits(model: ModelSpec, sku: GpuSku, shape: ServingShape) -> int:
     """The longest context, in steps of 256 tokens, that fits `max_num_seqs` (0: none)."""
+    return longest_context_that_fits(model, shape, lambda s: memory_fit(model, sku, s).fits)
+
+
+def most_seqs_that_fit(shape: ServingShape, fits: Callable[[ServingShape], bool]) -> int:
+    """The most sequences (generators) of `shape`'s context that `fits` accepts (0: none)."""
+    return _largest(lambda seqs: fits(replace(shape, max_num_seqs=seqs)), MAX_NUM_SEQS_LIMIT)
+
+
+def longest_context_that_fits(
+    model: ModelSpec, shape: ServingShape, fits: Callable[[ServingShape], bool]
+) -> int:
+    """The longest context, in 256-token steps, at `shape`'s concurrency that `fits`
+    accepts (0: none)."""
     steps = _largest(
-        lambda step: ServingShape(**{**shape.__dict__, "max_model_len": step * CONTEXT_STEP}),
-        model,
-        sku,
-        upper=model.max_context // CONTEXT_STEP,
+        lambda step: fits(replace(shape, max_model_len=step * CONTEXT_STEP)),
+        model.max_context // CONTEXT_STEP,
     )
     return steps * CONTEXT_STEP
 
 
-def _largest(shape_for, model: ModelSpec, sku: GpuSku, upper: int) -> int:
-    """The largest n in [0, upper] whose shape fits (memory grows with n: binary search)."""
+def _largest(fits_at: Callable[[int], bool], upper: int) -> int:
+    """The largest n in [0, upper] that fits (memory grows with n: binary search)."""
     low, high = 0, upper
     while low < high:
         mid = (low + high + 1) // 2
-        if memory_fit(model, sku, shape_for(mid)).fits:
+        if fits_at(mid):
             low = mid
         else:
             high = mid - 1
@@ -830,35 +837,12 @@ def cpu_fit(model: ModelSpec, sku: CpuSku, shape: ServingShape) -> CpuFit:
     )
 
 
-def _largest_cpu(shape_for, model: ModelSpec, sku: CpuSku, upper: int) -> int:
-    """The largest n in [0, upper] whose shape fits (memory grows with n: binary search)."""
-    low, high = 0, upper
-    while low < high:
-        mid = (low + high + 1) // 2
-        if cpu_fit(model, sku, shape_for(mid)).fits:
-            low = mid
-        else:
-            high = mid - 1
-    return low
-
-
 def cpu_max_num_seqs_that_fit(model: ModelSpec, sku: CpuSku, shape: ServingShape) -> int:
-    return _largest_cpu(
-        lambda seqs: ServingShape(**{**shape.__dict__, "max_num_seqs": seqs}),
-        model,
-        sku,
-        upper=MAX_NUM_SEQS_LIMIT,
-    )
+    return most_seqs_that_fit(shape, lambda s: cpu_fit(model, sku, s).fits)
 
 
 def cpu_max_model_len_that_fits(model: ModelSpec, sku: CpuSku, shape: ServingShape) -> int:
-    steps = _largest_cpu(
-        lambda step: ServingShape(**{**shape.__dict__, "max_model_len": step * CONTEXT_STEP}),
-        model,
-        sku,
-        upper=model.max_context // CONTEXT_STEP,
-    )
-    return steps * CONTEXT_STEP
+    return longest_context_that_fits(model, shape, lambda s: cpu_fit(model, sku, s).fits)
 
 
 def nearest_cpu_fits(model: ModelSpec, sku: CpuSku, shape: ServingShape) -> str:
